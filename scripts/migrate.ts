@@ -1,0 +1,15 @@
+/** `npm run migrate`: creates the database if missing and applies pending migrations (no Prisma engine needed). */
+import { applyMigrations, ensureDatabase } from '../src/db/migrate';
+import { loadConfig } from '../src/config';
+
+async function main(): Promise<void> {
+  const { databaseUrl } = loadConfig();
+  await ensureDatabase(databaseUrl);
+  const applied = await applyMigrations(databaseUrl);
+  console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,271 @@
+/**
+ * What the HTTP routes ask of the system: decisions go to the order's workflow, reads come
+ * from the database (the read model). Every answer is a decided outcome, never a guess.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  WithStartWorkflowOperation,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import type { Order, OrderItem, PrismaClient, Product } from '../../prisma/generated/client';
+import {
+  awaitClosedUpdate,
+  awaitPaymentDecisionUpdate,
+  awaitReservationUpdate,
+  cancelOrderSignal,
+  customerIdKey,
+  LATE_PAYMENT_WORKFLOW_TYPE,
+  latePaymentWorkflowId,
+  ORDER_WORKFLOW_TYPE,
+  orderStatusKey,
+  orderWorkflowId,
+  paymentReceivedSignal,
+  UpdateFailureType,
+  type OrderView,
+  type OrderWorkflowInput,
+  type PaymentDecisionOfClosedOrder,
+  type PaymentOutcome,
+  type Shortage,
+} from '../../workflows/messages';
+import { orderSummary } from '../../workflows/summaries';
+import { ApiError } from './errors';
+import type { CreateOrderBody, PaymentBody } from './schemas';
+
+/** The contract's `order`. */
+export interface OrderResponse {
+  orderId: string;
+  customerId: string;
+  status: OrderView['status'];
+  items: { sku: string; quantity: number; unitPriceCents: number }[];
+  totalCents: number;
+  createdAt: string;
+  expiresAt: string;
+  paidAt?: string;
+  closedAt?: string;
+  paymentId?: string;
+}
+
+export interface ProductResponse {
+  sku: string;
+  name: string;
+  priceCents: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+export interface PlacedOrder {
+  /** 201 when the stock was held (whatever happened since), 409 when it was rejected. */
+  httpStatus: 201 | 409;
+  order: OrderResponse;
+  shortages?: Shortage[];
+}
+
+export interface CheckoutDependencies {
+  prisma: PrismaClient;
+  temporal: Client;
+  taskQueue: string;
+  defaultPaymentTimeoutSeconds: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class CheckoutService {
+  constructor(private readonly deps: CheckoutDependencies) {}
+
+  async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
+    await this.assertSkusExist(body.items.map((i) => i.sku));
+    const requestHash = idempotencyKey === undefined ? undefined : hashRequest(body);
+    const orderId = idempotencyKey === undefined ? randomUUID() : orderIdFor(body.customerId, idempotencyKey);
+    const input: OrderWorkflowInput = {
+      orderId,
+      customerId: body.customerId,
+      items: body.items,
+      paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds,
+      ...(idempotencyKey !== undefined && { idempotencyKey, requestHash }),
+    };
+    const startOrder = new WithStartWorkflowOperation(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(orderId),
+      taskQueue: this.deps.taskQueue,
+      args: [input],
+      // A racing request with the same Idempotency-Key joins the running workflow.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      staticSummary: orderSummary(orderId, body.customerId, body.items),
+      typedSearchAttributes: [
+        { key: customerIdKey, value: body.customerId },
+        { key: orderStatusKey, value: 'PENDING' },
+      ],
+    });
+    try {
+      const view = await this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
+        args: [requestHash === undefined ? {} : { requestHash }],
+        startWorkflowOperation: startOrder,
+      });
+      return placedFromView(view);
+    } catch (error) {
+      if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      // The order with this key has finished its workflow: answer from the record.
+      return this.placedFromRecord(orderId, requestHash);
+    }
+  }
+
+  async getOrder(orderId: string): Promise<OrderResponse> {
+    return toOrderResponse(await this.findOrder(orderId));
+  }
+
+  async pay(orderId: string, payment: PaymentBody): Promise<{ outcome: PaymentOutcome; refund?: { paymentId: string; status: string }; order: OrderResponse }> {
+    await this.findOrder(orderId);
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
+    let decision: PaymentDecisionOfClosedOrder;
+    try {
+      await handle.signal(paymentReceivedSignal, payment);
+      decision = await handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] });
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+      decision = await this.decideLatePayment(orderId, payment);
+    }
+    const order = await this.getOrder(orderId);
+    return { outcome: decision.outcome, ...(decision.refund && { refund: decision.refund }), order };
+  }
+
+  async cancel(orderId: string): Promise<OrderResponse> {
+    await this.findOrder(orderId);
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
+    try {
+      await handle.signal(cancelOrderSignal);
+      await handle.executeUpdate(awaitClosedUpdate);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+    const order = await this.getOrder(orderId);
+    const refusal = cancelRefusal(order.status);
+    if (refusal) throw refusal;
+    return order;
+  }
+
+  async listProducts(): Promise<ProductResponse[]> {
+    const products = await this.deps.prisma.product.findMany({ orderBy: { sku: 'asc' } });
+    return products.map(toProductResponse);
+  }
+
+  async getProduct(sku: string): Promise<ProductResponse> {
+    const product = await this.deps.prisma.product.findUnique({ where: { sku } });
+    if (!product) throw new ApiError('PRODUCT_NOT_FOUND', `no product ${sku}`);
+    return toProductResponse(product);
+  }
+
+  private async decideLatePayment(orderId: string, payment: PaymentBody): Promise<PaymentDecisionOfClosedOrder> {
+    return this.deps.temporal.workflow.execute(LATE_PAYMENT_WORKFLOW_TYPE, {
+      workflowId: latePaymentWorkflowId(orderId, payment.paymentId),
+      taskQueue: this.deps.taskQueue,
+      args: [{ orderId, ...payment }],
+      // Redeliveries join the running decision, or decide again (idempotently) after it closed.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    });
+  }
+
+  private async placedFromRecord(orderId: string, requestHash: string | undefined): Promise<PlacedOrder> {
+    const order = await this.findOrder(orderId);
+    if (order.requestHash !== (requestHash ?? null)) throw keyReused();
+    if (order.status !== 'REJECTED') return { httpStatus: 201, order: toOrderResponse(order) };
+    return { httpStatus: 409, order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
+  }
+
+  private async findOrder(orderId: string): Promise<Order & { items: OrderItem[] }> {
+    const order = UUID.test(orderId)
+      ? await this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } })
+      : null;
+    if (!order) throw new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
+    return order;
+  }
+
+  private async assertSkusExist(skus: string[]): Promise<void> {
+    const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true } });
+    const known = new Set(found.map((p) => p.sku));
+    const unknown = skus.filter((sku) => !known.has(sku));
+    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', unknown);
+  }
+}
+
+export function paymentRefusalError(outcome: Exclude<PaymentOutcome, 'APPLIED'>, refund: unknown): ApiError {
+  const messages: Record<typeof outcome, string> = {
+    AMOUNT_MISMATCH: 'the amount does not match the order total; the payment was refunded',
+    ORDER_EXPIRED: 'the order expired before the payment; the payment was refunded',
+    ORDER_CANCELLED: 'the order was cancelled; the payment was refunded',
+    ORDER_REJECTED: 'the order was rejected; the payment was refunded',
+    ORDER_ALREADY_PAID: 'the order was paid by another payment; this payment was refunded',
+  };
+  return new ApiError(outcome, messages[outcome], { refund });
+}
+
+function cancelRefusal(status: OrderResponse['status']): ApiError | undefined {
+  switch (status) {
+    case 'PAID':
+      return new ApiError('ORDER_ALREADY_PAID', 'the order is paid and cannot be cancelled');
+    case 'EXPIRED':
+      return new ApiError('ORDER_EXPIRED', 'the order has expired');
+    case 'REJECTED':
+      return new ApiError('ORDER_REJECTED', 'the order was rejected');
+    default:
+      return undefined;
+  }
+}
+
+function placedFromView(view: OrderView): PlacedOrder {
+  const { shortages, ...order } = view;
+  if (view.status === 'REJECTED') return { httpStatus: 409, order, shortages: shortages ?? [] };
+  return { httpStatus: 201, order };
+}
+
+function keyReused(): ApiError {
+  return new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
+}
+
+function updateFailureType(error: unknown): string | undefined {
+  if (!(error instanceof WorkflowUpdateFailedError)) return undefined;
+  return error.cause instanceof ApplicationFailure ? error.cause.type ?? undefined : undefined;
+}
+
+/** The same customer and key always name the same order (a name-based UUID). */
+export function orderIdFor(customerId: string, idempotencyKey: string): string {
+  const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
+  // Shape it as an RFC 9562 version-8 (custom) UUID.
+  const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** Two requests are "the same body" when their validated content is the same. */
+export function hashRequest(body: CreateOrderBody): string {
+  const canonical = {
+    customerId: body.customerId,
+    items: [...body.items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)).map((i) => [i.sku, i.quantity]),
+    paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? null,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+export function toOrderResponse(order: Order & { items: OrderItem[] }): OrderResponse {
+  return {
+    orderId: order.id,
+    customerId: order.customerId,
+    status: order.status,
+    items: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
+    totalCents: order.totalCents,
+    createdAt: order.createdAt.toISOString(),
+    expiresAt: order.expiresAt.toISOString(),
+    ...(order.paidAt && { paidAt: order.paidAt.toISOString() }),
+    ...(order.closedAt && { closedAt: order.closedAt.toISOString() }),
+    ...(order.paymentId && { paymentId: order.paymentId }),
+  };
+}
+
+export function toProductResponse(product: Product): ProductResponse {
+  const { sku, name, priceCents, available, reserved, sold } = product;
+  return { sku, name, priceCents, available, reserved, sold };
+}
+

@@ -1,0 +1,74 @@
+/**
+ * The worker: runs orderWorkflow and the stock activities for one task queue.
+ * `createOrderWorker` is what tests use too, so the worker under test is the real one.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
+import type { PrismaClient } from '../prisma/generated/client';
+import { loadConfig, type Config } from './config';
+import { createPrismaClient } from './db/client';
+import { createLogger } from './logger';
+import { temporalConnectionOptions } from './temporal';
+
+export interface OrderWorkerDependencies {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  prisma: PrismaClient;
+  payments?: PaymentProvider;
+  tuning?: Config['worker'];
+  /** A prebuilt bundle (tests bundle once); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export function workflowsPath(): string {
+  return require.resolve('../workflows');
+}
+
+export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<Worker> {
+  const payments = deps.payments ?? createLocalPaymentProvider(deps.prisma);
+  const tuning = deps.tuning;
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: deps.taskQueue,
+    activities: createActivities({ prisma: deps.prisma, payments }),
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
+    ...(tuning && {
+      maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
+      maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
+      maxCachedWorkflows: tuning.maxCachedWorkflows,
+    }),
+  });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('worker', config.logLevel);
+  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  try {
+    const worker = await createOrderWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      prisma,
+      tuning: config.worker,
+    });
+    // The Temporal runtime shuts the worker down on SIGINT/SIGTERM, letting tasks in flight finish.
+    logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
+    await worker.run();
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+    await prisma.$disconnect();
+  }
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    createLogger('worker', 'error').fatal({ err: error }, 'worker failed');
+    process.exit(1);
+  });
+}

@@ -1,0 +1,53 @@
+/** Each test file gets its own freshly migrated database, dropped at the end. */
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { putProduct } from '../../activities/inventory';
+import type { PrismaClient } from '../../prisma/generated/client';
+import { createPrismaClient } from '../../src/db/client';
+import { applyMigrations } from '../../src/db/migrate';
+
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  prisma: PrismaClient;
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTestDatabase(poolSize = 20): Promise<TestDatabase> {
+  const name = `checkout_test_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  await applyMigrations(url.toString());
+  const prisma = createPrismaClient(url.toString(), poolSize);
+  return {
+    name,
+    url: url.toString(),
+    prisma,
+    async drop() {
+      await prisma.$disconnect();
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    },
+  };
+}
+
+export async function addProduct(prisma: PrismaClient, sku: string, available: number, priceCents = 1000): Promise<void> {
+  await putProduct(prisma, { sku, name: `Product ${sku}`, priceCents, available });
+}
+
+export async function stockOf(prisma: PrismaClient, sku: string): Promise<{ available: number; reserved: number; sold: number }> {
+  const { available, reserved, sold } = await prisma.product.findUniqueOrThrow({ where: { sku } });
+  return { available, reserved, sold };
+}

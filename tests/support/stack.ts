@@ -1,0 +1,113 @@
+/**
+ * The real system for tests: a Temporal dev server (the pinned CLI), a migrated PostgreSQL
+ * database of its own, the real worker, and the API's service and Express app.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type express from 'express';
+import { createApp } from '../../src/api/app';
+import { CheckoutService } from '../../src/api/checkout';
+import { createLogger } from '../../src/logger';
+import { createOrderWorker } from '../../src/worker';
+import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
+import { createTestDatabase, type TestDatabase } from './database';
+
+export const TEST_WEBHOOK_SECRET = 'test-webhook-secret';
+
+export function temporalCliPath(): string {
+  const cli = process.env.TEMPORAL_CLI_PATH;
+  if (!cli) throw new Error('TEMPORAL_CLI_PATH is not set: the jest global setup provides it');
+  return cli;
+}
+
+export function workflowBundle(): { codePath: string } {
+  const codePath = process.env.CHECKOUT_TEST_WORKFLOW_BUNDLE;
+  if (!codePath) throw new Error('CHECKOUT_TEST_WORKFLOW_BUNDLE is not set: the jest global setup provides it');
+  return { codePath };
+}
+
+export async function startDevServer(options: { dbFilename?: string; port?: number } = {}): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCliPath() },
+      searchAttributes: [orderStatusKey, customerIdKey, paymentDeadlineKey],
+      ...(options.dbFilename && { dbFilename: options.dbFilename }),
+      ...(options.port && { port: options.port }),
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(env: TestWorkflowEnvironment, db: TestDatabase, taskQueue: string): Promise<RunningWorker> {
+  const worker = await createOrderWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    prisma: db.prisma,
+    workflowBundle: workflowBundle(),
+  });
+  const running = worker.run();
+  return {
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}
+
+export interface TestStack {
+  env: TestWorkflowEnvironment;
+  client: Client;
+  db: TestDatabase;
+  taskQueue: string;
+  worker: RunningWorker;
+  checkout: CheckoutService;
+  app: express.Express;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: { paymentTimeoutSeconds?: number } = {}): Promise<TestStack> {
+  const [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
+  const taskQueue = `checkout-test-${randomUUID()}`;
+  const worker = await startWorker(env, db, taskQueue);
+  const checkout = new CheckoutService({
+    prisma: db.prisma,
+    temporal: env.client,
+    taskQueue,
+    defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
+  });
+  const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+  return {
+    env,
+    client: env.client,
+    db,
+    taskQueue,
+    worker,
+    checkout,
+    app,
+    async stop() {
+      await worker.stop();
+      await env.teardown();
+      await db.drop();
+    },
+  };
+}
+
+/** Polls until `read` returns a value `done` accepts; for outcomes that happen on their own (expiry). */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * A payment delivered after its order's workflow has closed cannot reach that workflow.
+ * This short workflow decides it from the recorded state and refunds it exactly once
+ * (the refund is keyed by order + payment).
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { PaymentDecisionOfClosedOrder, PaymentReceived } from './messages';
+
+const { decideLatePayment, refundPayment } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds' },
+});
+
+export async function latePaymentWorkflow(
+  input: PaymentReceived & { orderId: string },
+): Promise<PaymentDecisionOfClosedOrder> {
+  const outcome = await decideLatePayment({ orderId: input.orderId, paymentId: input.paymentId });
+  if (outcome === 'APPLIED') return { paymentId: input.paymentId, outcome };
+  const refund = await refundPayment({ ...input, reason: outcome });
+  return { paymentId: input.paymentId, outcome, refund };
+}

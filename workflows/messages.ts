@@ -1,0 +1,112 @@
+/**
+ * Everything the outside world (API, Web UI, other clients) needs to talk to an order's
+ * workflow: its id, messages, view and search attributes. The API imports only this module
+ * from workflows/.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type {
+  Cents,
+  IsoTime,
+  OrderId,
+  OrderLine,
+  PaymentOutcome,
+  RefundResult,
+  RequestedItem,
+  Shortage,
+} from '../activities/types';
+
+export type {
+  Cents,
+  IsoTime,
+  OrderId,
+  OrderLine,
+  PaymentOutcome,
+  PaymentRefusal,
+  RefundResult,
+  RequestedItem,
+  Shortage,
+} from '../activities/types';
+
+export const ORDER_WORKFLOW_TYPE = 'orderWorkflow';
+export const LATE_PAYMENT_WORKFLOW_TYPE = 'latePaymentWorkflow';
+
+export const orderWorkflowId = (orderId: OrderId): string => `order-${orderId}`;
+export const latePaymentWorkflowId = (orderId: OrderId, paymentId: string): string =>
+  `late-payment-${orderId}-${paymentId}`;
+
+export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'EXPIRED' | 'CANCELLED' | 'REJECTED';
+export const FINAL_STATUSES: readonly OrderStatus[] = ['PAID', 'EXPIRED', 'CANCELLED', 'REJECTED'];
+
+export interface OrderWorkflowInput {
+  orderId: OrderId;
+  customerId: string;
+  items: RequestedItem[];
+  paymentTimeoutSeconds: number;
+  /** Present when the order was placed with an Idempotency-Key. */
+  idempotencyKey?: string;
+  requestHash?: string;
+}
+
+/** The order as the workflow knows it; mirrors the contract's `order`. */
+export interface OrderView {
+  orderId: OrderId;
+  customerId: string;
+  status: OrderStatus;
+  items: OrderLine[];
+  totalCents: Cents;
+  createdAt: IsoTime;
+  expiresAt: IsoTime;
+  paidAt?: IsoTime;
+  closedAt?: IsoTime;
+  paymentId?: string;
+  /** Only for REJECTED orders: what was missing. */
+  shortages?: Shortage[];
+}
+
+export interface PaymentReceived {
+  paymentId: string;
+  amountCents: Cents;
+}
+
+export interface PaymentDecision {
+  paymentId: string;
+  outcome: PaymentOutcome;
+  /** Present for every refused payment once its refund is done. */
+  refund?: RefundResult;
+  order: OrderView;
+}
+
+/** The decision on a payment for an order whose workflow has already closed. */
+export type PaymentDecisionOfClosedOrder = Omit<PaymentDecision, 'order'>;
+
+export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
+export const cancelOrderSignal = defineSignal('cancelOrder');
+export const getOrderQuery = defineQuery<OrderView>('getOrder');
+
+/**
+ * Updates that let a caller wait for a decision the workflow makes. They change nothing
+ * themselves: the signals above stay the way to deliver payments and cancellations.
+ */
+export const awaitReservationUpdate = defineUpdate<OrderView, [{ requestHash?: string }]>('awaitReservation');
+export const awaitPaymentDecisionUpdate = defineUpdate<PaymentDecision, [{ paymentId: string }]>(
+  'awaitPaymentDecision',
+);
+export const awaitClosedUpdate = defineUpdate<OrderView>('awaitClosed');
+
+/** Failure types the workflow raises to callers of its updates. */
+export const UpdateFailureType = {
+  IdempotencyKeyReused: 'IdempotencyKeyReused',
+  UnknownPayment: 'UnknownPayment',
+} as const;
+
+export const orderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);
+export const customerIdKey = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
+export const paymentDeadlineKey = defineSearchAttributeKey('PaymentDeadline', SearchAttributeType.DATETIME);
+
+/** Registration for dev servers: `name=Type` as the Temporal CLI takes them. */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Datetime'> = {
+  OrderStatus: 'Keyword',
+  CustomerId: 'Keyword',
+  PaymentDeadline: 'Datetime',
+};
