@@ -1,7 +1,7 @@
 /** The reservation activity against real PostgreSQL under real concurrency. */
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ApplicationFailure } from '@temporalio/common';
+import { type ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { checkInventory } from '../src/db/inventory-check';
