@@ -53,6 +53,9 @@ const EnvSchema = DatabaseEnvSchema.extend({
 
 export type Env = Record<string, string | undefined>;
 
+/** Every variable this module reads; deploy files are checked against it (tests/compose.test.ts). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
 /** PEM material comes from a file or, as many platforms inject secrets, from the variable itself. */
 export type PemSource = { path: string } | { pem: string };
 
