@@ -1,6 +1,6 @@
 /** Sample products for local use. Products that already exist are left as they are. */
 import { putProduct } from '../activities/inventory';
-import { loadConfig } from '../src/config';
+import { loadDatabaseConfig } from '../src/config';
 import { createPrismaClient } from '../src/db/client';
 
 export const SAMPLE_PRODUCTS = [
@@ -27,7 +27,7 @@ export async function seed(databaseUrl: string): Promise<string[]> {
 }
 
 if (require.main === module) {
-  seed(loadConfig().databaseUrl)
+  seed(loadDatabaseConfig().databaseUrl)
     .then((added) => console.log(added.length ? `seeded ${added.join(', ')}` : 'sample products already present'))
     .catch((error: unknown) => {
       console.error(error);

@@ -2,23 +2,30 @@
  * The one place the environment is read. Every setting has a default that works on a
  * developer machine, except secrets in production, which must be given.
  */
+import v8 from 'node:v8';
 import { z } from 'zod';
 
 const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
 const DEV_ADMIN_TOKEN = 'dev-admin-token';
+const DEV_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/checkout';
 
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+const optionalInt = (min: number, max: number) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), intFromEnv(min, max).optional());
 
-const EnvSchema = z.object({
+const DatabaseEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  DATABASE_URL: optionalString.pipe(z.string().url().optional()),
+  DATABASE_POOL_SIZE: intFromEnv(1, 500).default(10),
+});
+
+const EnvSchema = DatabaseEnvSchema.extend({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: intFromEnv(0, 65535).default(3000),
-  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/checkout'),
-  DATABASE_POOL_SIZE: intFromEnv(1, 500).default(10),
   TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('checkout'),
@@ -27,21 +34,35 @@ const EnvSchema = z.object({
   TEMPORAL_TLS_CERT_PATH: optionalString,
   TEMPORAL_TLS_KEY_PATH: optionalString,
   TEMPORAL_TLS_CA_PATH: optionalString,
+  TEMPORAL_TLS_CERT: optionalString,
+  TEMPORAL_TLS_KEY: optionalString,
+  TEMPORAL_TLS_CA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   ADMIN_TOKEN: optionalString,
-  WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(100),
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: intFromEnv(1, 10_000).default(100),
-  WORKER_MAX_CACHED_WORKFLOWS: intFromEnv(0, 1_000_000).default(2_000),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(40),
+  // The SDK refuses fewer than 2 workflow task slots while the cache is on.
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: intFromEnv(2, 10_000).default(40),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS: optionalInt(2, 1_000),
+  WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS: optionalInt(1, 1_000),
+  WORKER_MAX_CACHED_WORKFLOWS: optionalInt(0, 1_000_000),
+  WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(20),
+  WORKER_WORKFLOW_BUNDLE_PATH: optionalString,
 });
 
 export type Env = Record<string, string | undefined>;
 
+/** Every variable this module reads; deploy files are checked against it (tests/compose.test.ts). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** PEM material comes from a file or, as many platforms inject secrets, from the variable itself. */
+export type PemSource = { path: string } | { pem: string };
+
 export interface TemporalTlsConfig {
-  clientCertPath?: string;
-  clientKeyPath?: string;
-  serverRootCaPath?: string;
+  clientCert?: PemSource;
+  clientKey?: PemSource;
+  serverRootCa?: PemSource;
   serverName?: string;
 }
 
@@ -50,80 +71,119 @@ export interface TemporalConfig {
   namespace: string;
   taskQueue: string;
   apiKey?: string;
-  /** Undefined means plain TCP (the local dev server). */
+  /** Undefined means plain TCP (the local dev server, or a cluster inside a private network). */
   tls?: TemporalTlsConfig;
 }
 
-export interface Config {
+export interface WorkerTuning {
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  /** Undefined: the SDK's default, min(10, slots). */
+  maxConcurrentWorkflowTaskPolls?: number;
+  maxConcurrentActivityTaskPolls?: number;
+  maxCachedWorkflows: number;
+  shutdownGraceSeconds: number;
+  /** A bundle made at build time (`scripts/build-workflow-bundle.ts`); otherwise bundled at start. */
+  workflowBundlePath?: string;
+}
+
+export interface DatabaseConfig {
+  databaseUrl: string;
+  databasePoolSize: number;
+}
+
+export interface Config extends DatabaseConfig {
   env: 'development' | 'test' | 'production';
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   port: number;
-  databaseUrl: string;
-  databasePoolSize: number;
   temporal: TemporalConfig;
   paymentTimeoutSeconds: number;
   paymentWebhookSecret: string;
   adminToken: string;
-  worker: {
-    maxConcurrentActivities: number;
-    maxConcurrentWorkflowTasks: number;
-    maxCachedWorkflows: number;
-  };
+  worker: WorkerTuning;
+}
+
+/** What the process itself contributes to the config: its V8 heap limit bounds the workflow cache. */
+export interface RuntimeFacts {
+  heapSizeLimitMiB: number;
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export function loadConfig(env: Env = process.env): Config {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid environment: ${problems}`);
-  }
-  const e = parsed.data;
+export function currentRuntimeFacts(): RuntimeFacts {
+  return { heapSizeLimitMiB: Math.floor(v8.getHeapStatistics().heap_size_limit / 2 ** 20) };
+}
+
+export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = currentRuntimeFacts()): Config {
+  const e = parseEnv(EnvSchema, env);
   const production = e.NODE_ENV === 'production';
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
     port: e.PORT,
-    databaseUrl: e.DATABASE_URL,
-    databasePoolSize: e.DATABASE_POOL_SIZE,
+    ...databaseConfig(e),
     temporal: temporalConfig(e),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET', e.PAYMENT_WEBHOOK_SECRET, DEV_WEBHOOK_SECRET, production),
     adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
-    worker: {
-      maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
-      maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-      maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
-    },
+    worker: workerTuning(e, runtime),
   };
 }
 
-function secret(name: string, value: string | undefined, devDefault: string, production: boolean): string {
-  if (value !== undefined) return value;
-  if (production) throw new ConfigError(`${name} must be set when NODE_ENV=production`);
-  return devDefault;
+/** Only the database settings: what migrations and the seed need, without the app's secrets. */
+export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
+  return databaseConfig(parseEnv(DatabaseEnvSchema, env));
 }
 
-function temporalConfig(e: z.infer<typeof EnvSchema>): TemporalConfig {
-  const hasClientCert = e.TEMPORAL_TLS_CERT_PATH !== undefined || e.TEMPORAL_TLS_KEY_PATH !== undefined;
-  if (hasClientCert && (e.TEMPORAL_TLS_CERT_PATH === undefined || e.TEMPORAL_TLS_KEY_PATH === undefined)) {
-    throw new ConfigError('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
+function parseEnv<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid environment: ${problems}`);
   }
-  // An API key (Temporal Cloud) or a client certificate implies TLS unless explicitly turned off.
-  const tlsWanted =
-    e.TEMPORAL_TLS === 'true' ||
-    (e.TEMPORAL_TLS !== 'false' && (hasClientCert || e.TEMPORAL_API_KEY !== undefined || e.TEMPORAL_TLS_CA_PATH !== undefined));
-  const tls: TemporalTlsConfig | undefined = tlsWanted
-    ? dropUndefined({
-        clientCertPath: e.TEMPORAL_TLS_CERT_PATH,
-        clientKeyPath: e.TEMPORAL_TLS_KEY_PATH,
-        serverRootCaPath: e.TEMPORAL_TLS_CA_PATH,
-        serverName: e.TEMPORAL_TLS_SERVER_NAME,
-      })
-    : undefined;
+  return parsed.data;
+}
+
+function databaseConfig(e: z.infer<typeof DatabaseEnvSchema>): DatabaseConfig {
+  // The URL carries the database password, so production never falls back to the local default.
+  const databaseUrl = secret('DATABASE_URL', e.DATABASE_URL, DEV_DATABASE_URL, e.NODE_ENV === 'production');
+  return { databaseUrl, databasePoolSize: e.DATABASE_POOL_SIZE };
+}
+
+function secret(name: string, value: string | undefined, devDefault: string, production: boolean): string {
+  if (production && (value === undefined || value === devDefault)) {
+    throw new ConfigError(`${name} must be set (and not to the development default) when NODE_ENV=production`);
+  }
+  return value ?? devDefault;
+}
+
+type ParsedEnv = z.infer<typeof EnvSchema>;
+
+function temporalConfig(e: ParsedEnv): TemporalConfig {
+  const clientCert = pemSource('TEMPORAL_TLS_CERT', e.TEMPORAL_TLS_CERT_PATH, e.TEMPORAL_TLS_CERT);
+  const clientKey = pemSource('TEMPORAL_TLS_KEY', e.TEMPORAL_TLS_KEY_PATH, e.TEMPORAL_TLS_KEY);
+  const serverRootCa = pemSource('TEMPORAL_TLS_CA', e.TEMPORAL_TLS_CA_PATH, e.TEMPORAL_TLS_CA);
+  if ((clientCert === undefined) !== (clientKey === undefined)) {
+    throw new ConfigError(
+      'a client certificate needs its key: set TEMPORAL_TLS_CERT(_PATH) and TEMPORAL_TLS_KEY(_PATH) together',
+    );
+  }
+  const tlsSettings = dropUndefined({ clientCert, clientKey, serverRootCa, serverName: e.TEMPORAL_TLS_SERVER_NAME });
+  const needsTls = Object.keys(tlsSettings).length > 0 || e.TEMPORAL_API_KEY !== undefined;
+  // An API key or a certificate sent over plain TCP would leak it: refuse rather than quietly send it.
+  if (e.TEMPORAL_TLS === 'false' && needsTls) {
+    throw new ConfigError(
+      'TEMPORAL_TLS=false contradicts TEMPORAL_API_KEY / TEMPORAL_TLS_* settings, which only work over TLS',
+    );
+  }
+  if (isTemporalCloud(e.TEMPORAL_ADDRESS) && e.TEMPORAL_API_KEY === undefined && clientCert === undefined) {
+    throw new ConfigError(
+      `${e.TEMPORAL_ADDRESS} is Temporal Cloud: set TEMPORAL_API_KEY or a client certificate (TEMPORAL_TLS_CERT/KEY)`,
+    );
+  }
+  const tls = e.TEMPORAL_TLS === 'true' || needsTls ? tlsSettings : undefined;
   return dropUndefined({
     address: e.TEMPORAL_ADDRESS,
     namespace: e.TEMPORAL_NAMESPACE,
@@ -131,6 +191,57 @@ function temporalConfig(e: z.infer<typeof EnvSchema>): TemporalConfig {
     apiKey: e.TEMPORAL_API_KEY,
     tls,
   });
+}
+
+function pemSource(name: string, path: string | undefined, inline: string | undefined): PemSource | undefined {
+  if (path !== undefined && inline !== undefined) {
+    throw new ConfigError(`set either ${name}_PATH or ${name}, not both`);
+  }
+  if (path !== undefined) return { path };
+  if (inline === undefined) return undefined;
+  // Some platforms flatten multi-line secrets into one line with literal "\n".
+  const pem = inline.includes('\n') ? inline : inline.replace(/\\n/g, '\n');
+  if (!pem.includes('-----BEGIN ')) {
+    throw new ConfigError(`${name} must hold PEM text (-----BEGIN ...); use ${name}_PATH for a file`);
+  }
+  return { pem };
+}
+
+function isTemporalCloud(address: string): boolean {
+  const host = address.replace(/:\d+$/, '').toLowerCase();
+  return host.endsWith('.tmprl.cloud');
+}
+
+/**
+ * Workflow cache size when not set: what fits the V8 heap, the SDK's own estimate for reused
+ * V8 contexts (about 600 cached workflows per GiB once 200 MiB are left for the runtime,
+ * activities and the Prisma pool). The image caps the heap with --max-old-space-size, so the
+ * cache follows the container's memory rather than the host's.
+ */
+export function workflowCacheSizeFor(heapSizeLimitMiB: number): number {
+  const RUNTIME_BASELINE_MIB = 200;
+  const CACHED_WORKFLOWS_PER_GIB = 600;
+  return Math.max(Math.floor((Math.max(heapSizeLimitMiB - RUNTIME_BASELINE_MIB, 0) * CACHED_WORKFLOWS_PER_GIB) / 1024), 10);
+}
+
+function workerTuning(e: ParsedEnv, runtime: RuntimeFacts): WorkerTuning {
+  const tuning: WorkerTuning = dropUndefined({
+    maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxConcurrentWorkflowTaskPolls: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS,
+    maxConcurrentActivityTaskPolls: e.WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS,
+    maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS ?? workflowCacheSizeFor(runtime.heapSizeLimitMiB),
+    shutdownGraceSeconds: e.WORKER_SHUTDOWN_GRACE_SECONDS,
+    workflowBundlePath: e.WORKER_WORKFLOW_BUNDLE_PATH,
+  });
+  // A poller holds a slot open, so more pollers than slots would never be used.
+  if ((tuning.maxConcurrentWorkflowTaskPolls ?? 0) > tuning.maxConcurrentWorkflowTasks) {
+    throw new ConfigError('WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS cannot exceed WORKER_MAX_CONCURRENT_WORKFLOW_TASKS');
+  }
+  if ((tuning.maxConcurrentActivityTaskPolls ?? 0) > tuning.maxConcurrentActivities) {
+    throw new ConfigError('WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS cannot exceed WORKER_MAX_CONCURRENT_ACTIVITIES');
+  }
+  return tuning;
 }
 
 function dropUndefined<T extends object>(value: T): T {

@@ -2,32 +2,44 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
-import type { TemporalConfig } from './config';
+import { ConfigError, type PemSource, type TemporalConfig } from './config';
 
 export interface TemporalConnectionOptions {
   address: string;
+  /** Absent: plain TCP. */
   tls?: TLSConfig;
   apiKey?: string;
 }
 
+export type ReadFile = (path: string) => Buffer;
+
 /** Reads certificate files once; both the client and the worker connect with the result. */
 export function temporalConnectionOptions(
   config: TemporalConfig,
-  readFile: (path: string) => Buffer = readFileSync,
+  readFile: ReadFile = readFileSync,
 ): TemporalConnectionOptions {
   const options: TemporalConnectionOptions = { address: config.address };
   if (config.apiKey !== undefined) options.apiKey = config.apiKey;
   if (config.tls) {
     const tls: TLSConfig = {};
-    const { clientCertPath, clientKeyPath, serverRootCaPath, serverName } = config.tls;
-    if (clientCertPath !== undefined && clientKeyPath !== undefined) {
-      tls.clientCertPair = { crt: readFile(clientCertPath), key: readFile(clientKeyPath) };
+    const { clientCert, clientKey, serverRootCa, serverName } = config.tls;
+    if (clientCert !== undefined && clientKey !== undefined) {
+      tls.clientCertPair = { crt: pemBytes(clientCert, readFile), key: pemBytes(clientKey, readFile) };
     }
-    if (serverRootCaPath !== undefined) tls.serverRootCACertificate = readFile(serverRootCaPath);
+    if (serverRootCa !== undefined) tls.serverRootCACertificate = pemBytes(serverRootCa, readFile);
     if (serverName !== undefined) tls.serverNameOverride = serverName;
     options.tls = tls;
   }
   return options;
+}
+
+function pemBytes(source: PemSource, readFile: ReadFile): Buffer {
+  if ('pem' in source) return Buffer.from(source.pem, 'utf8');
+  try {
+    return readFile(source.path);
+  } catch (error) {
+    throw new ConfigError(`cannot read Temporal TLS file ${source.path}: ${(error as Error).message}`);
+  }
 }
 
 export async function connectTemporalClient(config: TemporalConfig): Promise<Client> {

@@ -6,7 +6,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import type { PrismaClient } from '../prisma/generated/client';
-import { loadConfig, type Config } from './config';
+import { loadConfig, type WorkerTuning } from './config';
 import { createPrismaClient } from './db/client';
 import { createLogger } from './logger';
 import { temporalConnectionOptions } from './temporal';
@@ -17,7 +17,7 @@ export interface OrderWorkerDependencies {
   taskQueue: string;
   prisma: PrismaClient;
   payments?: PaymentProvider;
-  tuning?: Config['worker'];
+  tuning?: WorkerTuning;
   /** A prebuilt bundle (tests bundle once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -35,12 +35,25 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
     taskQueue: deps.taskQueue,
     activities: createActivities({ prisma: deps.prisma, payments }),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
-    ...(tuning && {
-      maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
-      maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
-      maxCachedWorkflows: tuning.maxCachedWorkflows,
-    }),
+    ...(tuning && workerTuningOptions(tuning)),
   });
+}
+
+/** Config → SDK options. V8 context reuse and one workflow thread stay at the SDK's defaults. */
+export function workerTuningOptions(tuning: WorkerTuning): Partial<WorkerOptions> {
+  return {
+    maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
+    ...(tuning.maxConcurrentWorkflowTaskPolls !== undefined && {
+      maxConcurrentWorkflowTaskPolls: tuning.maxConcurrentWorkflowTaskPolls,
+    }),
+    ...(tuning.maxConcurrentActivityTaskPolls !== undefined && {
+      maxConcurrentActivityTaskPolls: tuning.maxConcurrentActivityTaskPolls,
+    }),
+    maxCachedWorkflows: tuning.maxCachedWorkflows,
+    // On SIGTERM (scale-in, deploy) activities in flight get this long to finish before they are cancelled.
+    shutdownGraceTime: tuning.shutdownGraceSeconds * 1000,
+  };
 }
 
 async function main(): Promise<void> {
@@ -55,9 +68,15 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       prisma,
       tuning: config.worker,
+      ...(config.worker.workflowBundlePath !== undefined && {
+        workflowBundle: { codePath: config.worker.workflowBundlePath },
+      }),
     });
     // The Temporal runtime shuts the worker down on SIGINT/SIGTERM, letting tasks in flight finish.
-    logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
+    logger.info(
+      { taskQueue: config.temporal.taskQueue, address: config.temporal.address, tuning: config.worker },
+      'worker started',
+    );
     await worker.run();
     logger.info('worker stopped');
   } finally {

@@ -1,0 +1,213 @@
+/**
+ * What the image runs, run here without Docker: the Dockerfile's build steps (tsc → dist/,
+ * migrations beside the compiled runner, the prebuilt workflow bundle), then the compose
+ * services' commands with NODE_ENV=production: migrate, seed, the worker and the API as plain
+ * `node dist/...` processes against a real Temporal dev server and a database of their own.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { promisify } from 'node:util';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Client } from 'pg';
+import { workflowCacheSizeFor } from '../src/config';
+import { eventually, startDevServer } from './support/stack';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..');
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const WEBHOOK_SECRET = `whsec-${randomBytes(8).toString('hex')}`;
+const WORKER_HEAP_MIB = 256;
+
+interface RunningProcess {
+  child: ChildProcess;
+  lines: string[];
+  exited: Promise<number | null>;
+}
+
+let buildDir: string;
+let server: TestWorkflowEnvironment;
+let databaseName: string;
+let databaseUrl: string;
+const processes: RunningProcess[] = [];
+
+async function admin<T>(query: (client: Client) => Promise<T>): Promise<T> {
+  return connected(ADMIN_URL, query);
+}
+
+async function withDatabase<T>(query: (client: Client) => Promise<T>): Promise<T> {
+  return connected(databaseUrl, query);
+}
+
+async function connected<T>(connectionString: string, query: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString });
+  await client.connect();
+  try {
+    return await query(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment compose gives the app services, pointed at this test's server and database. */
+function productionEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    ...extra,
+  };
+}
+
+async function runToCompletion(entry: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const { stdout } = await run(process.execPath, [entry], { cwd: buildDir, env });
+  return stdout;
+}
+
+function startProcess(entry: string, env: NodeJS.ProcessEnv): RunningProcess {
+  const child = spawn(process.execPath, [entry], { cwd: buildDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream }).on('line', (line) => lines.push(line));
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const running = { child, lines, exited };
+  processes.push(running);
+  return running;
+}
+
+function logged(process: RunningProcess, message: string): Record<string, unknown> | undefined {
+  for (const line of process.lines) {
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === message) return entry;
+    } catch {
+      // Not a pino line (e.g. the Temporal runtime's own output).
+    }
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  buildDir = mkdtempSync(path.join(os.tmpdir(), 'checkout-image-'));
+  // What the Dockerfile's build stage does, into a scratch directory.
+  await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(buildDir, 'dist')], {
+    cwd: ROOT,
+  });
+  cpSync(path.join(ROOT, 'prisma/migrations'), path.join(buildDir, 'dist/prisma/migrations'), { recursive: true });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
+  await run(process.execPath, ['dist/scripts/build-workflow-bundle.js', 'dist/workflow-bundle.js'], { cwd: buildDir });
+
+  databaseName = `checkout_image_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE "${databaseName}"`));
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${databaseName}`;
+  databaseUrl = url.toString();
+  server = await startDevServer();
+}, 300_000);
+
+afterAll(async () => {
+  for (const { child, exited } of processes) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+  await server?.teardown();
+  if (databaseName) await admin((c) => c.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`));
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+});
+
+test('the compiled migrate and seed jobs set up the database, and running them again changes nothing', async () => {
+  const migrated = await runToCompletion('dist/scripts/migrate.js', productionEnv({}));
+  const seeded = await runToCompletion('dist/prisma/seed.js', productionEnv({}));
+  const migratedAgain = await runToCompletion('dist/scripts/migrate.js', productionEnv({}));
+  const seededAgain = await runToCompletion('dist/prisma/seed.js', productionEnv({}));
+
+  expect(migrated).toMatch(/^applied \d+_init/);
+  expect(seeded).toMatch(/^seeded SKU-1/);
+  expect(migratedAgain.trim()).toBe('database is up to date');
+  expect(seededAgain.trim()).toBe('sample products already present');
+}, 120_000);
+
+test('the compiled worker (prebuilt bundle, capped heap) and API take an order to PAID, then stop cleanly on SIGTERM', async () => {
+  const taskQueue = `checkout-image-${randomUUID()}`;
+  const port = await freePort();
+  const common = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    ADMIN_TOKEN: `admin-${randomBytes(8).toString('hex')}`,
+    LOG_LEVEL: 'info',
+  };
+  const worker = startProcess(
+    'dist/src/worker.js',
+    productionEnv({
+      ...common,
+      WORKER_WORKFLOW_BUNDLE_PATH: path.join(buildDir, 'dist/workflow-bundle.js'),
+      WORKER_SHUTDOWN_GRACE_SECONDS: '5',
+      NODE_OPTIONS: `--max-old-space-size=${WORKER_HEAP_MIB}`,
+    }),
+  );
+  const api = startProcess('dist/src/api/server.js', productionEnv({ ...common, PORT: String(port) }));
+  const base = `http://127.0.0.1:${port}`;
+  await eventually(
+    () => fetch(`${base}/healthz`).then((r) => r.ok, () => false),
+    (ok) => ok,
+    60_000,
+  );
+  await eventually(async () => logged(worker, 'worker started'), (entry) => entry !== undefined, 60_000);
+
+  const placed = await fetch(`${base}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ customerId: 'image-test', items: [{ sku: 'SKU-1', quantity: 2 }] }),
+  });
+  const order = (await placed.json()) as { orderId: string; status: string; totalCents: number };
+  const paymentBody = JSON.stringify({ paymentId: 'pay-image-1', amountCents: order.totalCents });
+  const signature = `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(paymentBody).digest('hex')}`;
+  const paid = await fetch(`${base}/orders/${order.orderId}/payment`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-signature': signature },
+    body: paymentBody,
+  });
+  const paidOrder = (await paid.json()) as { status: string };
+
+  expect(placed.status).toBe(201);
+  expect(order.status).toBe('AWAITING_PAYMENT');
+  expect(paid.status).toBe(200);
+  expect(paidOrder.status).toBe('PAID');
+  const stock = await withDatabase(async (db) => {
+    const { rows } = await db.query('SELECT available, reserved, sold FROM products WHERE sku = $1', ['SKU-1']);
+    return rows[0] as { available: number; reserved: number; sold: number };
+  });
+  expect(stock).toEqual({ available: 98, reserved: 0, sold: 2 });
+
+  // The worker's workflow cache followed its capped heap, not the host's memory.
+  const started = logged(worker, 'worker started') as { tuning: { maxCachedWorkflows: number; workflowBundlePath: string } };
+  expect(started.tuning.workflowBundlePath).toBe(path.join(buildDir, 'dist/workflow-bundle.js'));
+  expect(started.tuning.maxCachedWorkflows).toBeLessThan(workflowCacheSizeFor(2 * WORKER_HEAP_MIB));
+  expect(started.tuning.maxCachedWorkflows).toBeGreaterThanOrEqual(workflowCacheSizeFor(WORKER_HEAP_MIB));
+
+  worker.child.kill('SIGTERM');
+  api.child.kill('SIGTERM');
+  expect(await worker.exited).toBe(0);
+  expect(await api.exited).toBe(0);
+  expect(logged(worker, 'worker stopped')).toBeDefined();
+}, 180_000);

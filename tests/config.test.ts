@@ -1,0 +1,273 @@
+/**
+ * Environment → Config → connection and worker options, as pure functions: the settings a
+ * hosted Temporal namespace (Cloud or a TLS cluster) and a production deploy need.
+ */
+import { ConfigError, loadConfig, loadDatabaseConfig, workflowCacheSizeFor, type Env } from '../src/config';
+import { temporalConnectionOptions } from '../src/temporal';
+import { workerTuningOptions } from '../src/worker';
+
+const HEAP_1_GIB = { heapSizeLimitMiB: 1024 };
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIBclientcert\n-----END CERTIFICATE-----\n';
+const KEY = '-----BEGIN PRIVATE KEY-----\nMIIBclientkey\n-----END PRIVATE KEY-----\n';
+const CA = '-----BEGIN CERTIFICATE-----\nMIIBrootca\n-----END CERTIFICATE-----\n';
+
+const PRODUCTION: Env = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgresql://checkout:s3cret@db.internal:5432/checkout',
+  PAYMENT_WEBHOOK_SECRET: 'whsec-prod',
+  ADMIN_TOKEN: 'admin-prod',
+};
+
+const load = (env: Env) => loadConfig(env, HEAP_1_GIB);
+
+/** A file system of the given files; any other path does not exist. */
+function filesOf(files: Record<string, string>): (path: string) => Buffer {
+  return (path) => {
+    const content = files[path];
+    if (content === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+    return Buffer.from(content);
+  };
+}
+
+const noFiles = filesOf({});
+
+describe('local defaults', () => {
+  test('an empty environment gives the local dev server over plain TCP and the local database', () => {
+    const config = load({});
+
+    expect(config.env).toBe('development');
+    expect(config.port).toBe(3000);
+    expect(config.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/checkout');
+    expect(config.temporal).toEqual({ address: 'localhost:7233', namespace: 'default', taskQueue: 'checkout' });
+    expect(temporalConnectionOptions(config.temporal, noFiles)).toEqual({ address: 'localhost:7233' });
+  });
+
+  test('blank values count as unset', () => {
+    const config = load({ TEMPORAL_API_KEY: '  ', WORKER_MAX_CACHED_WORKFLOWS: '', DATABASE_URL: '' });
+
+    expect(config.temporal.apiKey).toBeUndefined();
+    expect(config.temporal.tls).toBeUndefined();
+    expect(config.worker.maxCachedWorkflows).toBe(workflowCacheSizeFor(1024));
+    expect(config.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/checkout');
+  });
+
+  test('malformed numbers and enums are refused with the variable named', () => {
+    expect(() => load({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => load({ TEMPORAL_TLS: 'yes' })).toThrow(/TEMPORAL_TLS/);
+    expect(() => load({ WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1' })).toThrow(/WORKER_MAX_CONCURRENT_WORKFLOW_TASKS/);
+    expect(() => load({ DATABASE_URL: 'not a url' })).toThrow(ConfigError);
+  });
+});
+
+describe('Temporal Cloud and TLS clusters', () => {
+  test('an API key turns TLS on and is passed to the connection', () => {
+    const config = load({
+      TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233',
+      TEMPORAL_NAMESPACE: 'checkout-prod.a1b2c',
+      TEMPORAL_API_KEY: 'key-123',
+    });
+
+    expect(config.temporal).toEqual({
+      address: 'eu-west-1.aws.api.temporal.io:7233',
+      namespace: 'checkout-prod.a1b2c',
+      taskQueue: 'checkout',
+      apiKey: 'key-123',
+      tls: {},
+    });
+    expect(temporalConnectionOptions(config.temporal, noFiles)).toEqual({
+      address: 'eu-west-1.aws.api.temporal.io:7233',
+      apiKey: 'key-123',
+      tls: {},
+    });
+  });
+
+  test('an API key with TEMPORAL_TLS=false is refused rather than sent in clear text', () => {
+    expect(() => load({ TEMPORAL_API_KEY: 'key-123', TEMPORAL_TLS: 'false' })).toThrow(/TEMPORAL_TLS=false/);
+  });
+
+  test('client certificate files become the mTLS pair, read through the given file reader', () => {
+    const config = load({
+      TEMPORAL_ADDRESS: 'checkout-prod.a1b2c.tmprl.cloud:7233',
+      TEMPORAL_TLS_CERT_PATH: '/run/secrets/client.pem',
+      TEMPORAL_TLS_KEY_PATH: '/run/secrets/client.key',
+      TEMPORAL_TLS_CA_PATH: '/run/secrets/ca.pem',
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+    });
+    const files = filesOf({ '/run/secrets/client.pem': CERT, '/run/secrets/client.key': KEY, '/run/secrets/ca.pem': CA });
+
+    const options = temporalConnectionOptions(config.temporal, files);
+
+    expect(options.apiKey).toBeUndefined();
+    expect(options.tls).toEqual({
+      clientCertPair: { crt: Buffer.from(CERT), key: Buffer.from(KEY) },
+      serverRootCACertificate: Buffer.from(CA),
+      serverNameOverride: 'temporal.internal',
+    });
+  });
+
+  test('certificate and key given inline as PEM text are used as they are', () => {
+    const config = load({ TEMPORAL_TLS_CERT: CERT, TEMPORAL_TLS_KEY: KEY, TEMPORAL_TLS_CA: CA });
+
+    const options = temporalConnectionOptions(config.temporal, noFiles);
+
+    expect(options.tls).toEqual({
+      clientCertPair: { crt: Buffer.from(CERT), key: Buffer.from(KEY) },
+      serverRootCACertificate: Buffer.from(CA),
+    });
+  });
+
+  test('inline PEM flattened to one line with literal \\n is restored', () => {
+    const flattened = KEY.replace(/\n/g, '\\n');
+
+    const config = load({ TEMPORAL_TLS_CERT: CERT, TEMPORAL_TLS_KEY: flattened });
+
+    expect(temporalConnectionOptions(config.temporal, noFiles).tls?.clientCertPair?.key).toEqual(Buffer.from(KEY));
+  });
+
+  test('a certificate and a key may come one from a file and one inline', () => {
+    const config = load({ TEMPORAL_TLS_CERT_PATH: '/certs/client.pem', TEMPORAL_TLS_KEY: KEY });
+
+    const options = temporalConnectionOptions(config.temporal, filesOf({ '/certs/client.pem': CERT }));
+
+    expect(options.tls?.clientCertPair).toEqual({ crt: Buffer.from(CERT), key: Buffer.from(KEY) });
+  });
+
+  test.each([
+    ['a certificate file without a key', { TEMPORAL_TLS_CERT_PATH: '/certs/client.pem' }],
+    ['a key file without a certificate', { TEMPORAL_TLS_KEY_PATH: '/certs/client.key' }],
+    ['an inline certificate without a key', { TEMPORAL_TLS_CERT: CERT }],
+    ['an inline key without a certificate', { TEMPORAL_TLS_KEY: KEY }],
+  ])('%s is an error', (_case, env) => {
+    expect(() => load(env)).toThrow(/TEMPORAL_TLS_CERT\(_PATH\) and TEMPORAL_TLS_KEY\(_PATH\) together/);
+  });
+
+  test('the same certificate given both as a file and inline is an error', () => {
+    expect(() =>
+      load({ TEMPORAL_TLS_CERT_PATH: '/certs/client.pem', TEMPORAL_TLS_CERT: CERT, TEMPORAL_TLS_KEY: KEY }),
+    ).toThrow(/either TEMPORAL_TLS_CERT_PATH or TEMPORAL_TLS_CERT/);
+  });
+
+  test('inline certificate text that is not PEM is refused', () => {
+    expect(() => load({ TEMPORAL_TLS_CERT: '/certs/client.pem', TEMPORAL_TLS_KEY: KEY })).toThrow(/PEM/);
+  });
+
+  test('a client certificate with TEMPORAL_TLS=false is an error', () => {
+    expect(() => load({ TEMPORAL_TLS_CERT: CERT, TEMPORAL_TLS_KEY: KEY, TEMPORAL_TLS: 'false' })).toThrow(
+      /TEMPORAL_TLS=false/,
+    );
+  });
+
+  test('TEMPORAL_TLS=true alone gives server-verified TLS with the system trust store', () => {
+    const config = load({ TEMPORAL_ADDRESS: 'temporal.example.com:443', TEMPORAL_TLS: 'true' });
+
+    expect(temporalConnectionOptions(config.temporal, noFiles)).toEqual({ address: 'temporal.example.com:443', tls: {} });
+  });
+
+  test('a Temporal Cloud address without an API key or client certificate is an error', () => {
+    expect(() => load({ TEMPORAL_ADDRESS: 'checkout-prod.a1b2c.tmprl.cloud:7233' })).toThrow(/Temporal Cloud/);
+  });
+
+  test('a certificate file that cannot be read fails with its path named', () => {
+    const config = load({ TEMPORAL_TLS_CERT_PATH: '/missing/client.pem', TEMPORAL_TLS_KEY_PATH: '/missing/client.key' });
+
+    expect(() => temporalConnectionOptions(config.temporal, noFiles)).toThrow(/\/missing\/client\.pem/);
+  });
+});
+
+describe('production', () => {
+  test('a complete production environment loads', () => {
+    const config = load(PRODUCTION);
+
+    expect(config.env).toBe('production');
+    expect(config.databaseUrl).toBe(PRODUCTION.DATABASE_URL);
+    expect(config.paymentWebhookSecret).toBe('whsec-prod');
+    expect(config.adminToken).toBe('admin-prod');
+  });
+
+  test.each(['DATABASE_URL', 'PAYMENT_WEBHOOK_SECRET', 'ADMIN_TOKEN'])('production without %s is an error', (name) => {
+    const env = { ...PRODUCTION, [name]: undefined };
+
+    expect(() => load(env)).toThrow(new RegExp(`${name} must be set`));
+  });
+
+  test.each([
+    ['PAYMENT_WEBHOOK_SECRET', 'dev-webhook-secret'],
+    ['ADMIN_TOKEN', 'dev-admin-token'],
+    ['DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/checkout'],
+  ])('production with the development default for %s is an error', (name, devValue) => {
+    expect(() => load({ ...PRODUCTION, [name]: devValue })).toThrow(new RegExp(name));
+  });
+
+  test('migrations need only the database settings, not the app secrets', () => {
+    const env: Env = { NODE_ENV: 'production', DATABASE_URL: PRODUCTION.DATABASE_URL };
+
+    expect(loadDatabaseConfig(env)).toEqual({ databaseUrl: PRODUCTION.DATABASE_URL, databasePoolSize: 10 });
+    expect(() => loadDatabaseConfig({ NODE_ENV: 'production' })).toThrow(/DATABASE_URL must be set/);
+    expect(() => load(env)).toThrow(/PAYMENT_WEBHOOK_SECRET/);
+  });
+});
+
+describe('worker tuning', () => {
+  test('defaults: 40 activity and 40 workflow task slots, the cache sized to the heap, 20 s to drain on shutdown', () => {
+    const { worker } = load({});
+
+    expect(worker).toEqual({
+      maxConcurrentActivities: 40,
+      maxConcurrentWorkflowTasks: 40,
+      maxCachedWorkflows: workflowCacheSizeFor(1024),
+      shutdownGraceSeconds: 20,
+    });
+  });
+
+  test('the workflow cache follows the heap limit: about 600 workflows per GiB above 200 MiB, at least 10', () => {
+    expect(workflowCacheSizeFor(1024)).toBe(482);
+    expect(workflowCacheSizeFor(768)).toBe(332);
+    expect(workflowCacheSizeFor(4096)).toBe(2282);
+    expect(workflowCacheSizeFor(150)).toBe(10);
+    expect(load({}).worker.maxCachedWorkflows).toBe(482);
+    expect(loadConfig({}, { heapSizeLimitMiB: 768 }).worker.maxCachedWorkflows).toBe(332);
+  });
+
+  test('every knob is read from the environment and reaches the SDK options', () => {
+    const { worker } = load({
+      WORKER_MAX_CONCURRENT_ACTIVITIES: '16',
+      WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '24',
+      WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS: '12',
+      WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS: '4',
+      WORKER_MAX_CACHED_WORKFLOWS: '250',
+      WORKER_SHUTDOWN_GRACE_SECONDS: '45',
+      WORKER_WORKFLOW_BUNDLE_PATH: '/app/dist/workflow-bundle.js',
+    });
+
+    expect(worker.workflowBundlePath).toBe('/app/dist/workflow-bundle.js');
+    expect(workerTuningOptions(worker)).toEqual({
+      maxConcurrentActivityTaskExecutions: 16,
+      maxConcurrentWorkflowTaskExecutions: 24,
+      maxConcurrentWorkflowTaskPolls: 12,
+      maxConcurrentActivityTaskPolls: 4,
+      maxCachedWorkflows: 250,
+      shutdownGraceTime: 45_000,
+    });
+  });
+
+  test('pollers left unset keep the SDK default (min(10, slots)) rather than a number of ours', () => {
+    const options = workerTuningOptions(load({}).worker);
+
+    expect(options).not.toHaveProperty('maxConcurrentWorkflowTaskPolls');
+    expect(options).not.toHaveProperty('maxConcurrentActivityTaskPolls');
+  });
+
+  test('more pollers than slots is an error', () => {
+    expect(() =>
+      load({ WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '8', WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS: '9' }),
+    ).toThrow(/WORKFLOW_TASK_POLLS cannot exceed/);
+    expect(() =>
+      load({ WORKER_MAX_CONCURRENT_ACTIVITIES: '2', WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS: '3' }),
+    ).toThrow(/ACTIVITY_TASK_POLLS cannot exceed/);
+  });
+
+  test('a cache of 0 (no sticky execution) is allowed, a negative one is not', () => {
+    expect(load({ WORKER_MAX_CACHED_WORKFLOWS: '0' }).worker.maxCachedWorkflows).toBe(0);
+    expect(() => load({ WORKER_MAX_CACHED_WORKFLOWS: '-1' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS/);
+  });
+});
