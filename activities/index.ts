@@ -60,46 +60,55 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
       }
     },
 
-    /** Moves the order's held stock to sold and records the payment that paid it. */
+    /**
+     * Moves the order's held stock to sold and records the payment that paid it. The order row
+     * is claimed first (checked and locked), so a commit never moves the stock of an order that
+     * was closed otherwise or paid by another payment.
+     */
     async commitStock({ orderId, paymentId, amountCents }: CommitStockInput): Promise<{ paidAt: IsoTime }> {
       return prisma.$transaction(async (tx) => {
+        const [row] = await tx.$queryRaw<{ paid_at: Date }[]>`
+          UPDATE orders
+             SET status = 'PAID', payment_id = ${paymentId},
+                 paid_at = COALESCE(paid_at, now()), closed_at = COALESCE(closed_at, now())
+           WHERE id = ${orderId}::uuid
+             AND (status = 'AWAITING_PAYMENT' OR (status = 'PAID' AND payment_id = ${paymentId}))
+           RETURNING paid_at`;
+        if (!row) throw new Error(`order ${orderId} cannot be paid by ${paymentId}: it is no longer awaiting payment`);
         await tx.payment.createMany({
           data: [{ orderId, paymentId, amountCents, outcome: 'APPLIED' }],
           skipDuplicates: true,
         });
         await moveHeldStock(tx, orderId, 'COMMIT');
-        const [row] = await tx.$queryRaw<{ paid_at: Date }[]>`
-          UPDATE orders
-             SET status = 'PAID', payment_id = ${paymentId},
-                 paid_at = COALESCE(paid_at, now()), closed_at = COALESCE(closed_at, now())
-           WHERE id = ${orderId}::uuid AND status IN ('AWAITING_PAYMENT', 'PAID')
-           RETURNING paid_at`;
-        if (!row) throw new Error(`order ${orderId} cannot be paid: it is no longer awaiting payment`);
         return { paidAt: row.paid_at.toISOString() };
       });
     },
 
-    /** Puts the order's held stock back on sale; `closedAt` is when the stock was back. */
+    /** Puts the order's held stock back on sale; `closedAt` is when the stock was back. Claims the order row first, as commitStock does. */
     async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<{ closedAt: IsoTime }> {
       return prisma.$transaction(async (tx) => {
-        await moveHeldStock(tx, orderId, 'RELEASE');
         const [row] = await tx.$queryRaw<{ closed_at: Date }[]>`
           UPDATE orders
              SET status = ${reason}::"OrderStatus", closed_at = COALESCE(closed_at, now())
            WHERE id = ${orderId}::uuid AND status IN ('AWAITING_PAYMENT', ${reason}::"OrderStatus")
            RETURNING closed_at`;
         if (!row) throw new Error(`order ${orderId} cannot be closed as ${reason}: it is in another final state`);
+        await moveHeldStock(tx, orderId, 'RELEASE');
         return { closedAt: row.closed_at.toISOString() };
       });
     },
 
-    /** Records a payment that was not applied and refunds it, once per (order, payment). */
+    /**
+     * Records a payment that was not applied and refunds it, once per (order, payment). The
+     * refund is of the payment as first recorded, whatever a redelivery says.
+     */
     async refundPayment({ orderId, paymentId, amountCents, reason }: RefundPaymentInput): Promise<RefundResult> {
       await prisma.payment.createMany({
         data: [{ orderId, paymentId, amountCents, outcome: reason }],
         skipDuplicates: true,
       });
-      return payments.refund({ orderId, paymentId, amountCents });
+      const recorded = await prisma.payment.findUniqueOrThrow({ where: { orderId_paymentId: { orderId, paymentId } } });
+      return payments.refund({ orderId, paymentId, amountCents: recorded.amountCents });
     },
 
     /**

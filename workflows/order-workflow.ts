@@ -2,6 +2,10 @@
  * One workflow per order. It holds the stock, races the payment window against payments
  * and cancellation, and settles the outcome through activities that retry until they
  * succeed. Decisions are made here, once; the database follows them.
+ *
+ * Nothing here may be cut short by a Temporal cancellation request (Web UI, CLI): the main
+ * path and every handler run in non-cancellable scopes, and such a request is taken as a
+ * cancelOrder, so the order still ends in a final state holding no stock.
  */
 import {
   ActivityFailure,
@@ -62,6 +66,7 @@ const activitiesWith = (options: ActivityOptions, summary: string) =>
 type Decision = { kind: 'PAID'; payment: PaymentReceived } | { kind: 'EXPIRED' } | { kind: 'CANCELLED' };
 
 interface PaymentRecord {
+  paymentId: string;
   amountCents: number;
   outcome?: PaymentOutcome;
   refund?: RefundResult;
@@ -70,7 +75,13 @@ interface PaymentRecord {
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderView> {
   const order = new OrderProcess(input);
   order.registerHandlers();
-  return order.run();
+  void CancellationScope.current().cancelRequested.catch(() => order.requestCancel());
+  return CancellationScope.nonCancellable(() => order.run());
+}
+
+/** Runs a handler shielded from workflow cancellation, which would otherwise fail it half-way. */
+function shielded<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return (...args) => CancellationScope.nonCancellable(() => handler(...args));
 }
 
 class OrderProcess {
@@ -78,8 +89,9 @@ class OrderProcess {
   private decision: Decision | undefined;
   private settled = false;
   private readonly view: OrderView;
-  // Plain object, not a Map: workflow state stays JSON.
-  private readonly payments: Record<string, PaymentRecord> = {};
+  // A list, not a Map (state stays JSON) nor an object keyed by paymentId (which would mistake
+  // ids such as "constructor" or "__proto__" for payments already received).
+  private readonly payments: PaymentRecord[] = [];
 
   constructor(private readonly input: OrderWorkflowInput) {
     const createdAt = workflowInfo().startTime;
@@ -96,14 +108,14 @@ class OrderProcess {
 
   registerHandlers(): void {
     setHandler(getOrderQuery, () => this.snapshot());
-    setHandler(paymentReceivedSignal, (payment) => this.receivePayment(payment));
+    setHandler(paymentReceivedSignal, shielded((payment) => this.receivePayment(payment)));
     setHandler(cancelOrderSignal, () => this.requestCancel());
     setHandler(
       awaitReservationUpdate,
-      async () => {
+      shielded(async () => {
         await condition(() => this.status !== 'PENDING');
         return this.snapshot();
-      },
+      }),
       {
         validator: ({ requestHash }) => {
           if (requestHash !== this.input.requestHash) {
@@ -117,22 +129,25 @@ class OrderProcess {
     );
     setHandler(
       awaitPaymentDecisionUpdate,
-      async ({ paymentId }) => {
+      shielded(async ({ paymentId }) => {
         await condition(() => this.isPaymentSettled(paymentId));
         return this.paymentDecision(paymentId);
-      },
+      }),
       {
         validator: ({ paymentId }) => {
-          if (!(paymentId in this.payments)) {
+          if (!this.findPayment(paymentId)) {
             throw ApplicationFailure.nonRetryable(`no payment ${paymentId} was received`, UpdateFailureType.UnknownPayment);
           }
         },
       },
     );
-    setHandler(awaitClosedUpdate, async () => {
-      await condition(() => this.settled);
-      return this.snapshot();
-    });
+    setHandler(
+      awaitClosedUpdate,
+      shielded(async () => {
+        await condition(() => this.settled);
+        return this.snapshot();
+      }),
+    );
   }
 
   async run(): Promise<OrderView> {
@@ -178,27 +193,25 @@ class OrderProcess {
     }
   }
 
-  /** Carries out the decision; runs to the end even if the workflow is cancelled. */
+  /** Carries out the decision (in the non-cancellable scope `run` is called in). */
   private async settle(): Promise<void> {
     const decision = this.decision;
     if (!decision) throw new Error('settle called before a decision');
     this.transition(decision.kind);
     const items = describeItems(this.view.items);
-    await CancellationScope.nonCancellable(async () => {
-      if (decision.kind === 'PAID') {
-        const { paymentId, amountCents } = decision.payment;
-        const { commitStock } = activitiesWith(settleOptions, `commit ${items} (payment ${paymentId})`);
-        const { paidAt } = await commitStock({ orderId: this.input.orderId, paymentId, amountCents });
-        this.view.paidAt = paidAt;
-        this.view.paymentId = paymentId;
-        this.view.closedAt = paidAt;
-      } else {
-        const reason = decision.kind;
-        const { releaseStock } = activitiesWith(settleOptions, `release ${items} (${reason.toLowerCase()})`);
-        const { closedAt } = await releaseStock({ orderId: this.input.orderId, reason });
-        this.view.closedAt = closedAt;
-      }
-    });
+    if (decision.kind === 'PAID') {
+      const { paymentId, amountCents } = decision.payment;
+      const { commitStock } = activitiesWith(settleOptions, `commit ${items} (payment ${paymentId})`);
+      const { paidAt } = await commitStock({ orderId: this.input.orderId, paymentId, amountCents });
+      this.view.paidAt = paidAt;
+      this.view.paymentId = paymentId;
+      this.view.closedAt = paidAt;
+    } else {
+      const reason = decision.kind;
+      const { releaseStock } = activitiesWith(settleOptions, `release ${items} (${reason.toLowerCase()})`);
+      const { closedAt } = await releaseStock({ orderId: this.input.orderId, reason });
+      this.view.closedAt = closedAt;
+    }
     this.updateDetails();
   }
 
@@ -208,9 +221,9 @@ class OrderProcess {
       log.warn('ignoring malformed paymentReceived signal', { payment });
       return;
     }
-    if (payment.paymentId in this.payments) return; // redelivery: the first decision stands
-    const record: PaymentRecord = { amountCents: payment.amountCents };
-    this.payments[payment.paymentId] = record;
+    if (this.findPayment(payment.paymentId)) return; // redelivery: the first decision stands
+    const record: PaymentRecord = { paymentId: payment.paymentId, amountCents: payment.amountCents };
+    this.payments.push(record);
     await condition(() => this.status !== 'PENDING');
     const refusal = this.refusalFor(payment);
     if (!refusal) {
@@ -219,14 +232,12 @@ class OrderProcess {
       return;
     }
     record.outcome = refusal;
-    record.refund = await CancellationScope.nonCancellable(() =>
-      activitiesWith(settleOptions, `refund payment ${payment.paymentId} (${refusal})`).refundPayment({
-        orderId: this.input.orderId,
-        paymentId: payment.paymentId,
-        amountCents: payment.amountCents,
-        reason: refusal,
-      }),
-    );
+    record.refund = await activitiesWith(settleOptions, `refund payment ${payment.paymentId} (${refusal})`).refundPayment({
+      orderId: this.input.orderId,
+      paymentId: payment.paymentId,
+      amountCents: payment.amountCents,
+      reason: refusal,
+    });
   }
 
   private refusalFor(payment: PaymentReceived): PaymentRefusal | undefined {
@@ -243,20 +254,25 @@ class OrderProcess {
     }
   }
 
-  private requestCancel(): void {
+  /** cancelOrder, or a Temporal cancellation request: only an order not yet decided is cancelled. */
+  requestCancel(): void {
     if (this.decision === undefined && (this.status === 'PENDING' || this.status === 'AWAITING_PAYMENT')) {
       this.decision = { kind: 'CANCELLED' };
     }
   }
 
+  private findPayment(paymentId: string): PaymentRecord | undefined {
+    return this.payments.find((p) => p.paymentId === paymentId);
+  }
+
   private isPaymentSettled(paymentId: string): boolean {
-    const record = this.payments[paymentId];
+    const record = this.findPayment(paymentId);
     if (!record?.outcome) return false;
     return record.outcome === 'APPLIED' ? this.settled : record.refund !== undefined;
   }
 
   private paymentDecision(paymentId: string): PaymentDecision {
-    const record = this.payments[paymentId];
+    const record = this.findPayment(paymentId);
     if (!record?.outcome) throw new Error(`payment ${paymentId} is not decided`);
     return {
       paymentId,

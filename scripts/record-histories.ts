@@ -1,0 +1,280 @@
+/**
+ * `npm run record-histories`: runs every path of an order on a fresh dev server, with the
+ * real worker and a database of its own, and saves each workflow's history as JSON under
+ * tests/histories/<scenario>.json. tests/replay.test.ts replays them all against the
+ * current workflow code. Re-record only after a change that is meant to be compatible
+ * (see README, "Changing the workflow safely"), and keep the older fixtures beside them.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
+import { createApp } from '../src/api/app';
+import { CheckoutService } from '../src/api/checkout';
+import { createLogger } from '../src/logger';
+import { createOrderWorker } from '../src/worker';
+import globalSetup from '../tests/support/global-setup';
+import '../tests/support/quiet-runtime';
+import { addProduct, createTestDatabase, type TestDatabase } from '../tests/support/database';
+import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../tests/support/lifecycle';
+import { eventually, startDevServer, TEST_WEBHOOK_SECRET, workflowBundle } from '../tests/support/stack';
+import {
+  cancelOrderSignal,
+  getOrderQuery,
+  latePaymentWorkflowId,
+  ORDER_WORKFLOW_TYPE,
+  orderWorkflowId,
+  paymentReceivedSignal,
+  type OrderView,
+  type OrderWorkflowInput,
+} from '../workflows/messages';
+
+export const HISTORIES_DIR = path.resolve(__dirname, '../tests/histories');
+
+/** Every recorded path; each names one workflow history. */
+export const SCENARIOS = [
+  'paid',
+  'expired',
+  'cancelled',
+  'rejected',
+  'wrong-amount',
+  'duplicate-payment',
+  'duplicate-payment-after-close',
+  'second-payment',
+  'late-payment',
+  'late-payment-after-close',
+  'payment-at-deadline-won',
+  'payment-at-deadline-lost',
+  'payment-while-pending',
+  'cancel-while-pending',
+  'cancel-requested',
+] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+const SKU = 'REPLAY-1';
+const SCARCE_SKU = 'REPLAY-SCARCE';
+const PRICE_CENTS = 1500;
+/** Refunds of payments whose id starts with this wait until the gate opens, to keep a workflow open. */
+const HELD_REFUND_PREFIX = 'held-';
+
+interface Recorder {
+  db: TestDatabase;
+  app: ReturnType<typeof createApp>;
+  temporal: Client;
+  taskQueue: string;
+  openRefundGate(): void;
+  /** Scenario → the workflow id whose history is saved for it at the end. */
+  recorded: Map<Scenario, string>;
+}
+
+async function main(): Promise<void> {
+  await globalSetup();
+  const [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
+  const taskQueue = `record-histories-${randomUUID()}`;
+  let openRefundGate!: () => void;
+  const refundGate = new Promise<void>((resolve) => (openRefundGate = resolve));
+  const local = createLocalPaymentProvider(db.prisma);
+  const payments: PaymentProvider = {
+    async refund(request) {
+      if (request.paymentId.startsWith(HELD_REFUND_PREFIX)) await refundGate;
+      return local.refund(request);
+    },
+  };
+  const worker = await createOrderWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    prisma: db.prisma,
+    payments,
+    workflowBundle: workflowBundle(),
+  });
+  const running = worker.run();
+  try {
+    await addProduct(db.prisma, SKU, 1000, PRICE_CENTS);
+    await addProduct(db.prisma, SCARCE_SKU, 1, PRICE_CENTS);
+    const checkout = new CheckoutService({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
+    const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+    const recorder: Recorder = { db, app, temporal: env.client, taskQueue, openRefundGate, recorded: new Map() };
+
+    for (const run of [recordSimplePaths, recordPaymentRedeliveries, recordLatePayments, recordDeadlineRaces, recordEarlySignals]) {
+      await run(recorder);
+    }
+    mkdirSync(HISTORIES_DIR, { recursive: true });
+    for (const scenario of SCENARIOS) {
+      const workflowId = recorder.recorded.get(scenario);
+      if (!workflowId) throw new Error(`scenario ${scenario} was not recorded`);
+      const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+      writeFileSync(path.join(HISTORIES_DIR, `${scenario}.json`), `${historyToJSON(history)}\n`);
+      console.log(`recorded ${scenario} (${history.events?.length ?? 0} events)`);
+    }
+  } finally {
+    openRefundGate();
+    worker.shutdown();
+    await running;
+    await env.teardown();
+    await db.drop();
+  }
+}
+
+const items = (quantity = 1) => [{ sku: SKU, quantity }];
+
+async function place(r: Recorder, paymentTimeoutSeconds = 900, quantity = 1): Promise<string> {
+  const placed = await placeOverHttp(r.app, { customerId: 'recorder', items: items(quantity), paymentTimeoutSeconds });
+  return placed.orderId;
+}
+
+async function pay(r: Recorder, orderId: string, paymentId: string, amountCents = PRICE_CENTS): Promise<HttpAnswer> {
+  return payOverHttp(r.app, orderId, { paymentId, amountCents });
+}
+
+async function finalView(r: Recorder, workflowId: string): Promise<OrderView> {
+  return (await r.temporal.workflow.getHandle(workflowId).result()) as OrderView;
+}
+
+/** Records the order's workflow once it has closed in the expected state. */
+async function record(r: Recorder, scenario: Scenario, orderId: string, expected: OrderView['status']): Promise<void> {
+  const view = await finalView(r, orderWorkflowId(orderId));
+  if (view.status !== expected) throw new Error(`${scenario}: the order ended ${view.status}, not ${expected}`);
+  r.recorded.set(scenario, orderWorkflowId(orderId));
+}
+
+function expectAnswer(scenario: string, answer: HttpAnswer, status: number, code?: string): void {
+  if (answer.status !== status || (code !== undefined && errorCode(answer) !== code)) {
+    throw new Error(`${scenario}: expected ${status} ${code ?? ''}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+  }
+}
+
+async function recordSimplePaths(r: Recorder): Promise<void> {
+  const paid = await place(r);
+  expectAnswer('paid', await pay(r, paid, 'pay-paid'), 200);
+  await record(r, 'paid', paid, 'PAID');
+
+  await record(r, 'expired', await place(r, 1), 'EXPIRED');
+
+  const cancelled = await place(r);
+  expectAnswer('cancelled', await cancelOverHttp(r.app, cancelled), 200);
+  await record(r, 'cancelled', cancelled, 'CANCELLED');
+
+  const rejected = await placeOverHttp(r.app, { customerId: 'recorder', items: [...items(), { sku: SCARCE_SKU, quantity: 2 }] });
+  expectAnswer('rejected', rejected, 409, 'OUT_OF_STOCK');
+  await record(r, 'rejected', rejected.orderId, 'REJECTED');
+
+  const wrongAmount = await place(r);
+  expectAnswer('wrong-amount', await pay(r, wrongAmount, 'pay-short', PRICE_CENTS - 1), 422, 'AMOUNT_MISMATCH');
+  expectAnswer('wrong-amount', await pay(r, wrongAmount, 'pay-right'), 200);
+  await record(r, 'wrong-amount', wrongAmount, 'PAID');
+
+  const requested = await place(r);
+  await r.temporal.workflow.getHandle(orderWorkflowId(requested)).cancel();
+  await record(r, 'cancel-requested', requested, 'CANCELLED');
+}
+
+async function recordPaymentRedeliveries(r: Recorder): Promise<void> {
+  const duplicated = await place(r);
+  const answers = await Promise.all([1, 2, 3].map(() => pay(r, duplicated, 'pay-dup')));
+  for (const answer of answers) expectAnswer('duplicate-payment', answer, 200);
+  await record(r, 'duplicate-payment', duplicated, 'PAID');
+  // After the order's workflow closed, a redelivery is decided by latePaymentWorkflow (APPLIED, no refund).
+  expectAnswer('duplicate-payment-after-close', await pay(r, duplicated, 'pay-dup'), 200);
+  r.recorded.set('duplicate-payment-after-close', latePaymentWorkflowId(duplicated, 'pay-dup'));
+
+  // Two payments sent together: the second reaches the open workflow and is refunded there.
+  for (let attempt = 1; ; attempt++) {
+    const orderId = await place(r);
+    const [first, second] = await Promise.all([pay(r, orderId, 'pay-first'), pay(r, orderId, 'pay-second')]);
+    expectAnswer('second-payment', first, 200);
+    expectAnswer('second-payment', second, 409, 'ORDER_ALREADY_PAID');
+    await finalView(r, orderWorkflowId(orderId));
+    if ((await signalCount(r, orderWorkflowId(orderId))) === 2) {
+      await record(r, 'second-payment', orderId, 'PAID');
+      return;
+    }
+    if (attempt === 5) throw new Error('second-payment: the second payment never reached the open workflow');
+  }
+}
+
+async function recordLatePayments(r: Recorder): Promise<void> {
+  // A wrong amount whose refund is held keeps the workflow open past its deadline; the payment
+  // that then arrives is refused by the order's own workflow.
+  const orderId = await place(r, 3);
+  const held = pay(r, orderId, `${HELD_REFUND_PREFIX}short`, PRICE_CENTS - 1);
+  const handle = r.temporal.workflow.getHandle(orderWorkflowId(orderId));
+  await eventually(() => handle.query(getOrderQuery), (view) => view.status === 'EXPIRED' && view.closedAt !== undefined);
+  const late = pay(r, orderId, 'pay-late');
+  await eventually(() => r.db.prisma.refund.count({ where: { orderId, paymentId: 'pay-late' } }), (count) => count === 1);
+  r.openRefundGate();
+  expectAnswer('late-payment', await late, 409, 'ORDER_EXPIRED');
+  expectAnswer('late-payment', await held, 422, 'AMOUNT_MISMATCH');
+  await record(r, 'late-payment', orderId, 'EXPIRED');
+
+  const closed = await place(r, 1);
+  await finalView(r, orderWorkflowId(closed));
+  expectAnswer('late-payment-after-close', await pay(r, closed, 'pay-after-close'), 409, 'ORDER_EXPIRED');
+  r.recorded.set('late-payment-after-close', latePaymentWorkflowId(closed, 'pay-after-close'));
+}
+
+/** Payments sent around expiresAt; the won and the lost race whose signal came nearest the deadline are kept. */
+async function recordDeadlineRaces(r: Recorder): Promise<void> {
+  let won: { orderId: string; gapMs: number } | undefined;
+  let lost: { orderId: string; gapMs: number } | undefined;
+  for (let batch = 1; !(won && lost); batch++) {
+    if (batch > 5) throw new Error('payment-at-deadline: no race was both won and lost');
+    const races = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const placed = await placeOverHttp(r.app, { customerId: 'recorder', items: items(), paymentTimeoutSeconds: 2 });
+        const expiresAt = Date.parse(placed.body.expiresAt as string);
+        // From 800 ms before to 300 ms after the deadline: a payment takes a while to reach the workflow.
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - 800 + i * 100 - Date.now())));
+        const answer = await pay(r, placed.orderId, `pay-deadline-${i}`);
+        const workflowId = orderWorkflowId(placed.orderId);
+        const view = await finalView(r, workflowId);
+        const history = await r.temporal.workflow.getHandle(workflowId).fetchHistory();
+        return { orderId: placed.orderId, status: view.status, answer, gapMs: Math.abs(signalTimeMs(history) - expiresAt) };
+      }),
+    );
+    console.log(`deadline races, batch ${batch}: ${races.filter((race) => race.status === 'PAID').length} of ${races.length} won`);
+    for (const race of races) {
+      if (race.status === 'PAID' && (!won || race.gapMs < won.gapMs)) won = race;
+      if (race.status === 'EXPIRED' && (!lost || race.gapMs < lost.gapMs)) lost = race;
+    }
+  }
+  await record(r, 'payment-at-deadline-won', won.orderId, 'PAID');
+  await record(r, 'payment-at-deadline-lost', lost.orderId, 'EXPIRED');
+}
+
+/** Signals that reach the workflow before its reservation is done. */
+async function recordEarlySignals(r: Recorder): Promise<void> {
+  const start = (input: OrderWorkflowInput) => ({ workflowId: orderWorkflowId(input.orderId), taskQueue: r.taskQueue, args: [input] });
+  const paying: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'recorder', items: items(), paymentTimeoutSeconds: 900 };
+  await r.temporal.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
+    ...start(paying),
+    signal: paymentReceivedSignal,
+    signalArgs: [{ paymentId: 'pay-early', amountCents: PRICE_CENTS }],
+  });
+  await record(r, 'payment-while-pending', paying.orderId, 'PAID');
+
+  const cancelling: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'recorder', items: items(), paymentTimeoutSeconds: 900 };
+  await r.temporal.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start(cancelling), signal: cancelOrderSignal, signalArgs: [] });
+  await record(r, 'cancel-while-pending', cancelling.orderId, 'CANCELLED');
+}
+
+async function signalCount(r: Recorder, workflowId: string): Promise<number> {
+  const history = await r.temporal.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+}
+
+function signalTimeMs(history: History): number {
+  const signal = (history.events ?? []).find((e) => e.workflowExecutionSignaledEventAttributes);
+  if (!signal) throw new Error('no payment signal in the history');
+  return tsToMs(signal.eventTime);
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

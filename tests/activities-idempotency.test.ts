@@ -1,0 +1,164 @@
+/**
+ * Settlement activities against real PostgreSQL: each one, retried after a crash or run
+ * twice at once, finds its own earlier work and changes nothing a second time.
+ */
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../activities';
+import { createLocalPaymentProvider, type PaymentProvider, type RefundRequest } from '../activities/payment-provider';
+import { checkInventory } from '../src/db/inventory-check';
+import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
+import { tracesOf } from './support/lifecycle';
+
+let db: TestDatabase;
+let activities: ReturnType<typeof createActivities>;
+/** Every call the activities make to the provider, to tell a repeated request from a repeated refund. */
+const refundRequests: RefundRequest[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase(40);
+  const local = createLocalPaymentProvider(db.prisma);
+  const recording: PaymentProvider = {
+    refund(request) {
+      refundRequests.push(request);
+      return local.refund(request);
+    },
+  };
+  activities = createActivities({ prisma: db.prisma, payments: recording });
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+/** One attempt of an activity, as a worker runs it. */
+function attempt<P, R>(fn: (input: P) => Promise<R>, input: P): Promise<R> {
+  return new MockActivityEnvironment().run(fn, input);
+}
+
+/** Runs the same activity `times` times at once, then once more after they are all done (a late retry). */
+async function concurrentlyThenAgain<P, R>(fn: (input: P) => Promise<R>, input: P, times = 6): Promise<R[]> {
+  const together = await Promise.all(Array.from({ length: times }, () => attempt(fn, input)));
+  return [...together, await attempt(fn, input)];
+}
+
+async function reservedOrder(items: { sku: string; quantity: number }[]): Promise<string> {
+  const orderId = randomUUID();
+  const now = new Date();
+  await attempt(activities.reserveStock, {
+    orderId,
+    customerId: 'idempotent',
+    items,
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + 60_000).toISOString(),
+  });
+  return orderId;
+}
+
+test('commitStock run repeatedly and concurrently moves the stock once, records the payment once and answers the same paidAt', async () => {
+  await addProduct(db.prisma, 'COMMIT-A', 5);
+  await addProduct(db.prisma, 'COMMIT-B', 5);
+  const orderId = await reservedOrder([
+    { sku: 'COMMIT-B', quantity: 2 },
+    { sku: 'COMMIT-A', quantity: 1 },
+  ]);
+
+  const results = await concurrentlyThenAgain(activities.commitStock, { orderId, paymentId: 'pay-1', amountCents: 3000 });
+
+  expect(new Set(results.map((r) => r.paidAt)).size).toBe(1);
+  expect(await stockOf(db.prisma, 'COMMIT-A')).toEqual({ available: 4, reserved: 0, sold: 1 });
+  expect(await stockOf(db.prisma, 'COMMIT-B')).toEqual({ available: 3, reserved: 0, sold: 2 });
+  expect(await tracesOf(db.prisma, orderId)).toEqual({
+    status: 'PAID',
+    movements: ['RESERVE', 'RESERVE', 'COMMIT', 'COMMIT'],
+    payments: [{ paymentId: 'pay-1', amountCents: 3000, outcome: 'APPLIED' }],
+    refunds: [],
+  });
+});
+
+test('releaseStock run repeatedly and concurrently returns the stock once and answers the same closedAt', async () => {
+  await addProduct(db.prisma, 'RELEASE-A', 5);
+  await addProduct(db.prisma, 'RELEASE-B', 5);
+  const orderId = await reservedOrder([
+    { sku: 'RELEASE-A', quantity: 3 },
+    { sku: 'RELEASE-B', quantity: 5 },
+  ]);
+
+  const results = await concurrentlyThenAgain(activities.releaseStock, { orderId, reason: 'EXPIRED' });
+
+  expect(new Set(results.map((r) => r.closedAt)).size).toBe(1);
+  expect(await stockOf(db.prisma, 'RELEASE-A')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  expect(await stockOf(db.prisma, 'RELEASE-B')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  expect(await tracesOf(db.prisma, orderId)).toEqual({
+    status: 'EXPIRED',
+    movements: ['RESERVE', 'RESERVE', 'RELEASE', 'RELEASE'],
+    payments: [],
+    refunds: [],
+  });
+});
+
+test('refundPayment run repeatedly and concurrently records one payment and one refund, always of the amount first recorded', async () => {
+  await addProduct(db.prisma, 'REFUND-A', 5);
+  const orderId = await reservedOrder([{ sku: 'REFUND-A', quantity: 1 }]);
+  refundRequests.length = 0;
+
+  const results = await concurrentlyThenAgain(activities.refundPayment, { orderId, paymentId: 'pay-short', amountCents: 700, reason: 'AMOUNT_MISMATCH' });
+  // A redelivery that carries another amount does not change what is refunded.
+  const redelivered = await attempt(activities.refundPayment, { orderId, paymentId: 'pay-short', amountCents: 999, reason: 'AMOUNT_MISMATCH' });
+
+  for (const result of [...results, redelivered]) expect(result).toEqual({ paymentId: 'pay-short', status: 'REFUNDED' });
+  expect(refundRequests.map((r) => r.amountCents)).toEqual(Array.from({ length: 8 }, () => 700));
+  expect(await tracesOf(db.prisma, orderId)).toEqual({
+    status: 'AWAITING_PAYMENT',
+    movements: ['RESERVE'],
+    payments: [{ paymentId: 'pay-short', amountCents: 700, outcome: 'AMOUNT_MISMATCH' }],
+    refunds: [{ paymentId: 'pay-short', amountCents: 700, status: 'REFUNDED' }],
+  });
+  expect(await stockOf(db.prisma, 'REFUND-A')).toEqual({ available: 4, reserved: 1, sold: 0 });
+});
+
+test('a release of a paid order, a commit of a released one, or a commit by another payment fails and changes nothing', async () => {
+  await addProduct(db.prisma, 'GUARD-A', 4);
+  const paid = await reservedOrder([{ sku: 'GUARD-A', quantity: 1 }]);
+  const expired = await reservedOrder([{ sku: 'GUARD-A', quantity: 1 }]);
+  await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-guard', amountCents: 1000 });
+  await attempt(activities.releaseStock, { orderId: expired, reason: 'EXPIRED' });
+
+  await expect(attempt(activities.releaseStock, { orderId: paid, reason: 'CANCELLED' })).rejects.toThrow(/cannot be closed as CANCELLED/);
+  await expect(attempt(activities.commitStock, { orderId: expired, paymentId: 'pay-late', amountCents: 1000 })).rejects.toThrow(/cannot be paid/);
+  await expect(attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-other', amountCents: 1000 })).rejects.toThrow(/cannot be paid/);
+
+  expect(await tracesOf(db.prisma, paid)).toMatchObject({
+    status: 'PAID',
+    movements: ['RESERVE', 'COMMIT'],
+    payments: [{ paymentId: 'pay-guard', amountCents: 1000, outcome: 'APPLIED' }],
+  });
+  expect((await db.prisma.order.findUniqueOrThrow({ where: { id: paid } })).paymentId).toBe('pay-guard');
+  expect(await tracesOf(db.prisma, expired)).toMatchObject({ status: 'EXPIRED', movements: ['RESERVE', 'RELEASE'], payments: [] });
+  expect(await stockOf(db.prisma, 'GUARD-A')).toEqual({ available: 3, reserved: 0, sold: 1 });
+});
+
+test('decideLatePayment answers from the payment recorded earlier, else from the final state, and refuses to decide for an open order', async () => {
+  await addProduct(db.prisma, 'LATE-A', 5);
+  const paid = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
+  await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-applied', amountCents: 1000 });
+  await attempt(activities.refundPayment, { orderId: paid, paymentId: 'pay-second', amountCents: 1000, reason: 'ORDER_ALREADY_PAID' });
+  const cancelled = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
+  await attempt(activities.releaseStock, { orderId: cancelled, reason: 'CANCELLED' });
+  const open = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
+
+  const decide = (orderId: string, paymentId: string) => attempt(activities.decideLatePayment, { orderId, paymentId });
+
+  expect(await decide(paid, 'pay-applied')).toBe('APPLIED');
+  expect(await decide(paid, 'pay-second')).toBe('ORDER_ALREADY_PAID');
+  expect(await decide(paid, 'pay-third')).toBe('ORDER_ALREADY_PAID');
+  expect(await decide(cancelled, 'pay-any')).toBe('ORDER_CANCELLED');
+  // An open order is its own workflow's to decide: a plain (retryable) error, never a guess.
+  await expect(decide(open, 'pay-any')).rejects.toThrow(/is not closed/);
+  await attempt(activities.releaseStock, { orderId: open, reason: 'EXPIRED' });
+  expect(await decide(open, 'pay-any')).toBe('ORDER_EXPIRED');
+});

@@ -1,0 +1,444 @@
+/**
+ * Every path of an order's life, through the HTTP app and the real worker, dev server and
+ * PostgreSQL: what the caller is told, what the database holds, what the workflow shows.
+ */
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
+import { createApp } from '../src/api/app';
+import { CheckoutService } from '../src/api/checkout';
+import { checkInventory } from '../src/db/inventory-check';
+import { createLogger } from '../src/logger';
+import { createOrderWorker } from '../src/worker';
+import {
+  cancelOrderSignal,
+  customerIdKey,
+  getOrderQuery,
+  latePaymentWorkflowId,
+  ORDER_WORKFLOW_TYPE,
+  orderStatusKey,
+  orderWorkflowId,
+  paymentDeadlineKey,
+  paymentReceivedSignal,
+  type OrderView,
+  type OrderWorkflowInput,
+} from '../workflows/messages';
+import { addProduct, stockOf } from './support/database';
+import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
+import { eventually, startStack, TEST_WEBHOOK_SECRET, workflowBundle, type TestStack } from './support/stack';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+let skuCounter = 0;
+/** A product of its own for each test, so stock assertions see only that test's orders. */
+async function newProduct(available: number, priceCents = 1000): Promise<string> {
+  const sku = `LIFE-${++skuCounter}`;
+  await addProduct(stack.db.prisma, sku, available, priceCents);
+  return sku;
+}
+
+function orderHandle(orderId: string): WorkflowHandle {
+  return stack.client.workflow.getHandle(orderWorkflowId(orderId));
+}
+
+async function searchAttributesOf(orderId: string) {
+  const { typedSearchAttributes } = await orderHandle(orderId).describe();
+  return {
+    status: typedSearchAttributes.get(orderStatusKey),
+    customerId: typedSearchAttributes.get(customerIdKey),
+    deadline: typedSearchAttributes.get(paymentDeadlineKey)?.toISOString(),
+  };
+}
+
+function refundOf(answer: HttpAnswer): unknown {
+  return ((answer.body.error as { details?: { refund?: unknown } }).details ?? {}).refund;
+}
+
+describe('paid', () => {
+  test('the webhook answers 200 PAID, the stock moves reserved → sold, and the query and search attributes follow', async () => {
+    const sku = await newProduct(5, 1250);
+    const placed = await placeOverHttp(stack.app, { customerId: 'paid-1', items: [{ sku, quantity: 2 }] });
+    expect(placed.status).toBe(201);
+    const { orderId } = placed;
+    const expiresAt = placed.body.expiresAt as string;
+    expect(await searchAttributesOf(orderId)).toEqual({ status: 'AWAITING_PAYMENT', customerId: 'paid-1', deadline: expiresAt });
+    expect(await orderHandle(orderId).query(getOrderQuery)).toMatchObject({ status: 'AWAITING_PAYMENT', totalCents: 2500, expiresAt });
+
+    const paid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-paid-1', amountCents: 2500 });
+
+    expect(paid.status).toBe(200);
+    expect(paid.body).toMatchObject({ orderId, status: 'PAID', paymentId: 'pay-paid-1', totalCents: 2500 });
+    expect(paid.body).toEqual((await stack.checkout.getOrder(orderId)) as unknown as Record<string, unknown>);
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
+      status: 'PAID',
+      movements: ['RESERVE', 'COMMIT'],
+      payments: [{ paymentId: 'pay-paid-1', amountCents: 2500, outcome: 'APPLIED' }],
+      refunds: [],
+    });
+    const view = (await orderHandle(orderId).result()) as OrderView;
+    expect(view).toMatchObject({ status: 'PAID', paymentId: 'pay-paid-1' });
+    expect(await searchAttributesOf(orderId)).toEqual({ status: 'PAID', customerId: 'paid-1', deadline: expiresAt });
+  });
+
+  test('the same paymentId delivered again, at once or after the order closed, answers the same 200 and changes nothing', async () => {
+    const sku = await newProduct(5);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'paid-2', items: [{ sku, quantity: 1 }] });
+    const payment = { paymentId: 'pay-paid-2', amountCents: 1000 };
+
+    const together = await Promise.all(Array.from({ length: 6 }, () => payOverHttp(stack.app, orderId, payment)));
+    await orderHandle(orderId).result();
+    const afterClose = await payOverHttp(stack.app, orderId, payment);
+
+    for (const answer of [...together, afterClose]) {
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual(together[0]?.body);
+    }
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 1 });
+    expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({ movements: ['RESERVE', 'COMMIT'], refunds: [] });
+  });
+
+  test('a payment that arrives while the order is still PENDING waits for the price and then pays it', async () => {
+    const sku = await newProduct(3, 400);
+    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'early-payer', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 900 };
+
+    // The signal is in the history before the reservation has even been scheduled.
+    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(input.orderId),
+      taskQueue: stack.taskQueue,
+      args: [input],
+      signal: paymentReceivedSignal,
+      signalArgs: [{ paymentId: 'pay-early', amountCents: 1200 }],
+    });
+
+    expect((await handle.result()) as OrderView).toMatchObject({ status: 'PAID', paymentId: 'pay-early', totalCents: 1200 });
+    expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'] });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 0, reserved: 0, sold: 3 });
+  });
+
+  test('payment ids that are also names of object properties (constructor, __proto__, toString) are decided like any other', async () => {
+    const sku = await newProduct(5);
+    const first = await placeOverHttp(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
+    const second = await placeOverHttp(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
+
+    const paidByConstructor = await payOverHttp(stack.app, first.orderId, { paymentId: 'constructor', amountCents: 1000 });
+    const wrongByProto = await payOverHttp(stack.app, second.orderId, { paymentId: '__proto__', amountCents: 1 });
+    const paidByToString = await payOverHttp(stack.app, second.orderId, { paymentId: 'toString', amountCents: 1000 });
+
+    expect(paidByConstructor.body).toMatchObject({ status: 'PAID', paymentId: 'constructor' });
+    expect(errorCode(wrongByProto)).toBe('AMOUNT_MISMATCH');
+    expect(paidByToString.body).toMatchObject({ status: 'PAID', paymentId: 'toString' });
+    expect((await tracesOf(stack.db.prisma, second.orderId)).refunds).toEqual([{ paymentId: '__proto__', amountCents: 1, status: 'REFUNDED' }]);
+  });
+
+  test('a malformed paymentReceived signal is ignored and the order still takes a valid payment', async () => {
+    const sku = await newProduct(2);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'malformed', items: [{ sku, quantity: 1 }] });
+
+    // Sent straight to the workflow, past the API's validation, as another client could.
+    await orderHandle(orderId).signal(paymentReceivedSignal, { paymentId: 42, amountCents: 'lots' } as unknown as { paymentId: string; amountCents: number });
+    const paid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-valid', amountCents: 1000 });
+
+    expect(paid.body).toMatchObject({ status: 'PAID', paymentId: 'pay-valid' });
+    expect((await tracesOf(stack.db.prisma, orderId)).payments).toEqual([{ paymentId: 'pay-valid', amountCents: 1000, outcome: 'APPLIED' }]);
+  });
+});
+
+describe('refused payments', () => {
+  test('a wrong amount is refused with 422 AMOUNT_MISMATCH and refunded; the order still awaits payment and the right amount then pays it', async () => {
+    const sku = await newProduct(4, 900);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'wrong-amount', items: [{ sku, quantity: 2 }] });
+
+    const wrong = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
+
+    expect(wrong.status).toBe(422);
+    expect(wrong.body).toEqual({
+      error: { code: 'AMOUNT_MISMATCH', message: expect.any(String), details: { refund: { paymentId: 'pay-short', status: 'REFUNDED' } } },
+    });
+    expect(await stack.checkout.getOrder(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 2, sold: 0 });
+    expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+
+    const redelivered = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1800 });
+    const right = await payOverHttp(stack.app, orderId, { paymentId: 'pay-right', amountCents: 1800 });
+    const redeliveredAfterPaid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
+
+    // The first decision on a paymentId stands, whatever a redelivery carries.
+    expect(redelivered).toEqual(wrong);
+    expect(redeliveredAfterPaid).toEqual(wrong);
+    expect(right.body).toMatchObject({ status: 'PAID', paymentId: 'pay-right' });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
+      status: 'PAID',
+      movements: ['RESERVE', 'COMMIT'],
+      payments: [
+        { paymentId: 'pay-right', amountCents: 1800, outcome: 'APPLIED' },
+        { paymentId: 'pay-short', amountCents: 1700, outcome: 'AMOUNT_MISMATCH' },
+      ],
+      refunds: [{ paymentId: 'pay-short', amountCents: 1700, status: 'REFUNDED' }],
+    });
+  });
+
+  test('a second paymentId for a paid order answers 409 ORDER_ALREADY_PAID and, redelivered at once and after the order closed, is refunded exactly once', async () => {
+    const sku = await newProduct(3);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'double-payer', items: [{ sku, quantity: 1 }] });
+    await payOverHttp(stack.app, orderId, { paymentId: 'pay-first', amountCents: 1000 });
+
+    const together = await Promise.all(
+      Array.from({ length: 8 }, () => payOverHttp(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 })),
+    );
+    await orderHandle(orderId).result();
+    const afterClose = await payOverHttp(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 });
+
+    for (const answer of [...together, afterClose]) {
+      expect(answer.status).toBe(409);
+      expect(answer.body).toEqual(together[0]?.body);
+    }
+    expect(errorCode(afterClose)).toBe('ORDER_ALREADY_PAID');
+    expect(refundOf(afterClose)).toEqual({ paymentId: 'pay-second', status: 'REFUNDED' });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
+      status: 'PAID',
+      movements: ['RESERVE', 'COMMIT'],
+      payments: [
+        { paymentId: 'pay-first', amountCents: 1000, outcome: 'APPLIED' },
+        { paymentId: 'pay-second', amountCents: 1000, outcome: 'ORDER_ALREADY_PAID' },
+      ],
+      refunds: [{ paymentId: 'pay-second', amountCents: 1000, status: 'REFUNDED' }],
+    });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 1 });
+  });
+
+  test('two different payments racing for one order: exactly one is applied, the other refunded', async () => {
+    const sku = await newProduct(3);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'racing-payers', items: [{ sku, quantity: 1 }] });
+
+    const answers = await Promise.all(
+      ['pay-a', 'pay-b', 'pay-c'].map((paymentId) => payOverHttp(stack.app, orderId, { paymentId, amountCents: 1000 })),
+    );
+
+    const applied = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => errorCode(a) === 'ORDER_ALREADY_PAID');
+    expect(applied).toHaveLength(1);
+    expect(refused).toHaveLength(2);
+    const traces = await tracesOf(stack.db.prisma, orderId);
+    expect(traces.movements).toEqual(['RESERVE', 'COMMIT']);
+    expect(traces.payments.filter((p) => p.outcome === 'APPLIED').map((p) => p.paymentId)).toEqual([applied[0]?.body.paymentId]);
+    expect(traces.refunds.map((r) => r.paymentId).sort()).toEqual(refused.map((a) => (refundOf(a) as { paymentId: string }).paymentId).sort());
+  });
+
+  test('a payment after expiry answers 409 ORDER_EXPIRED and, redelivered ten times at once and again later, is refunded exactly once', async () => {
+    const sku = await newProduct(2);
+    const placed = await placeOverHttp(stack.app, { customerId: 'too-late', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 1 });
+    const { orderId } = placed;
+    const view = (await orderHandle(orderId).result()) as OrderView;
+    expect(view.status).toBe('EXPIRED');
+    expect(await searchAttributesOf(orderId)).toEqual({ status: 'EXPIRED', customerId: 'too-late', deadline: placed.body.expiresAt });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
+
+    const payment = { paymentId: 'pay-late', amountCents: 2000 };
+    const together = await Promise.all(Array.from({ length: 10 }, () => payOverHttp(stack.app, orderId, payment)));
+    const later = await payOverHttp(stack.app, orderId, payment);
+
+    for (const answer of [...together, later]) {
+      expect(answer.status).toBe(409);
+      expect(answer.body).toEqual({
+        error: { code: 'ORDER_EXPIRED', message: expect.any(String), details: { refund: { paymentId: 'pay-late', status: 'REFUNDED' } } },
+      });
+    }
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
+      status: 'EXPIRED',
+      movements: ['RESERVE', 'RELEASE'],
+      payments: [{ paymentId: 'pay-late', amountCents: 2000, outcome: 'ORDER_EXPIRED' }],
+      refunds: [{ paymentId: 'pay-late', amountCents: 2000, status: 'REFUNDED' }],
+    });
+    // The order's workflow had closed, so the late payment was decided by its own workflow.
+    const late = await stack.client.workflow.getHandle(latePaymentWorkflowId(orderId, 'pay-late')).describe();
+    expect(late.status.name).toBe('COMPLETED');
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
+  });
+});
+
+describe('cancelled', () => {
+  test('cancelling returns the stock at once; cancelling again, even concurrently, answers the same 200 and moves nothing', async () => {
+    const sku = await newProduct(4);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'canceller', items: [{ sku, quantity: 3 }] });
+
+    const cancelled = await cancelOverHttp(stack.app, orderId);
+
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ orderId, status: 'CANCELLED', closedAt: expect.any(String) });
+    // "At once": the answer comes only when the stock is back.
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 0 });
+    expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'CANCELLED' });
+
+    const again = await Promise.all(Array.from({ length: 4 }, () => cancelOverHttp(stack.app, orderId)));
+    for (const answer of again) expect(answer).toEqual(cancelled);
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'], payments: [], refunds: [] });
+  });
+
+  test('a payment after cancellation answers 409 ORDER_CANCELLED and is refunded once', async () => {
+    const sku = await newProduct(1);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'changed-mind', items: [{ sku, quantity: 1 }] });
+    await cancelOverHttp(stack.app, orderId);
+
+    const first = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
+    const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
+
+    expect(first.status).toBe(409);
+    expect(errorCode(first)).toBe('ORDER_CANCELLED');
+    expect(refundOf(first)).toEqual({ paymentId: 'pay-after-cancel', status: 'REFUNDED' });
+    expect(again).toEqual(first);
+    expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({
+      status: 'CANCELLED',
+      movements: ['RESERVE', 'RELEASE'],
+      refunds: [{ paymentId: 'pay-after-cancel', amountCents: 1000, status: 'REFUNDED' }],
+    });
+  });
+
+  test('a cancelOrder that arrives while the order is PENDING cancels it as soon as its stock is held', async () => {
+    const sku = await newProduct(2);
+    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'quick-cancel', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 900 };
+
+    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(input.orderId),
+      taskQueue: stack.taskQueue,
+      args: [input],
+      signal: cancelOrderSignal,
+      signalArgs: [],
+    });
+
+    expect(((await handle.result()) as OrderView).status).toBe('CANCELLED');
+    expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'] });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
+  });
+
+  test('a Temporal cancellation request (Web UI, CLI) cancels an unpaid order like cancelOrder, and its stock comes back', async () => {
+    const sku = await newProduct(3);
+    const { orderId } = await placeOverHttp(stack.app, { customerId: 'ui-cancel', items: [{ sku, quantity: 2 }] });
+
+    await orderHandle(orderId).cancel();
+
+    const view = (await orderHandle(orderId).result()) as OrderView;
+    expect(view.status).toBe('CANCELLED');
+    expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'] });
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 0 });
+    const late = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-ui-cancel', amountCents: 2000 });
+    expect(errorCode(late)).toBe('ORDER_CANCELLED');
+  });
+
+  test('cancelling a paid, an expired or a rejected order answers 409 with its state and changes nothing', async () => {
+    const sku = await newProduct(3);
+    const paid = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }] });
+    await payOverHttp(stack.app, paid.orderId, { paymentId: 'pay-no-cancel', amountCents: 1000 });
+    const expired = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }], paymentTimeoutSeconds: 1 });
+    await orderHandle(expired.orderId).result();
+    const rejected = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 5 }] });
+
+    expect(errorCode(await cancelOverHttp(stack.app, paid.orderId))).toBe('ORDER_ALREADY_PAID');
+    expect(errorCode(await cancelOverHttp(stack.app, expired.orderId))).toBe('ORDER_EXPIRED');
+    expect(errorCode(await cancelOverHttp(stack.app, rejected.orderId))).toBe('ORDER_REJECTED');
+    expect((await tracesOf(stack.db.prisma, paid.orderId)).status).toBe('PAID');
+    expect((await tracesOf(stack.db.prisma, expired.orderId)).status).toBe('EXPIRED');
+    expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 1 });
+  });
+});
+
+describe('rejected', () => {
+  test('an order short of one item holds none of them, shows REJECTED, and a payment for it is refused ORDER_REJECTED and refunded', async () => {
+    const plenty = await newProduct(10);
+    const scarce = await newProduct(1);
+    const rejected = await placeOverHttp(stack.app, {
+      customerId: 'greedy',
+      items: [
+        { sku: plenty, quantity: 2 },
+        { sku: scarce, quantity: 2 },
+      ],
+    });
+
+    expect(rejected.status).toBe(409);
+    expect((rejected.body.error as { details: unknown }).details).toEqual([{ sku: scarce, requested: 2, available: 1 }]);
+    expect(await stockOf(stack.db.prisma, plenty)).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect(await stockOf(stack.db.prisma, scarce)).toEqual({ available: 1, reserved: 0, sold: 0 });
+    expect(await searchAttributesOf(rejected.orderId)).toMatchObject({ status: 'REJECTED', customerId: 'greedy' });
+
+    const payment = await payOverHttp(stack.app, rejected.orderId, { paymentId: 'pay-rejected', amountCents: 4000 });
+
+    expect(payment.status).toBe(409);
+    expect(errorCode(payment)).toBe('ORDER_REJECTED');
+    expect(await tracesOf(stack.db.prisma, rejected.orderId)).toEqual({
+      status: 'REJECTED',
+      movements: [],
+      payments: [{ paymentId: 'pay-rejected', amountCents: 4000, outcome: 'ORDER_REJECTED' }],
+      refunds: [{ paymentId: 'pay-rejected', amountCents: 4000, status: 'REFUNDED' }],
+    });
+  });
+});
+
+describe('closing', () => {
+  /** A provider whose refunds wait until the test opens the gate, so a refund can be caught in flight. */
+  function gatedProvider(inner: PaymentProvider): { provider: PaymentProvider; open(): void } {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    return {
+      provider: {
+        async refund(refund) {
+          await gate;
+          return inner.refund(refund);
+        },
+      },
+      open,
+    };
+  }
+
+  test('the workflow does not close while a refund it started is still running, and answers the payment once it is done', async () => {
+    const gated = gatedProvider(createLocalPaymentProvider(stack.db.prisma));
+    const taskQueue = `gated-${randomUUID()}`;
+    const worker = await createOrderWorker({
+      connection: stack.env.nativeConnection,
+      namespace: stack.env.namespace ?? 'default',
+      taskQueue,
+      prisma: stack.db.prisma,
+      payments: gated.provider,
+      workflowBundle: workflowBundle(),
+    });
+    const running = worker.run();
+    try {
+      const checkout = new CheckoutService({ prisma: stack.db.prisma, temporal: stack.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
+      const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+      const sku = await newProduct(2);
+      const { orderId } = await placeOverHttp(app, { customerId: 'slow-refund', items: [{ sku, quantity: 1 }] });
+
+      const answer = payOverHttp(app, orderId, { paymentId: 'pay-wrong', amountCents: 1 });
+      // The refund has recorded the payment and now waits at the gate; meanwhile the order is cancelled.
+      await eventually(() => tracesOf(stack.db.prisma, orderId), (t) => t.payments.length === 1);
+      const cancelled = await cancelOverHttp(app, orderId);
+
+      expect(cancelled.body).toMatchObject({ status: 'CANCELLED' });
+      expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
+      expect((await orderHandle(orderId).describe()).status.name).toBe('RUNNING');
+      expect((await tracesOf(stack.db.prisma, orderId)).refunds).toEqual([]);
+
+      gated.open();
+      const refused = await answer;
+      expect(refused.status).toBe(422);
+      expect(refundOf(refused)).toEqual({ paymentId: 'pay-wrong', status: 'REFUNDED' });
+      expect(((await orderHandle(orderId).result()) as OrderView).status).toBe('CANCELLED');
+      expect((await tracesOf(stack.db.prisma, orderId)).refunds).toEqual([{ paymentId: 'pay-wrong', amountCents: 1, status: 'REFUNDED' }]);
+    } finally {
+      gated.open();
+      worker.shutdown();
+      await running;
+    }
+  });
+});
