@@ -44,7 +44,9 @@ test.each(ORDER_STATES)('filtering the workflow list by OrderStatus = %s shows e
 test('a query on OrderStatus and PaymentDeadline lists the unpaid orders whose window closes first', async () => {
   const between = new Date((Date.parse(orders.awaitingShort.expiresAt) + Date.parse(orders.awaitingLong.expiresAt)) / 2);
 
-  await ui.openWorkflowList(`OrderStatus = "AWAITING_PAYMENT" AND PaymentDeadline < "${between.toISOString()}"`);
+  await ui.openWorkflowList();
+
+  await ui.searchByQuery(`OrderStatus = "AWAITING_PAYMENT" AND PaymentDeadline < "${between.toISOString()}"`);
 
   const expected = workflowIds([orders.awaitingShort]);
   expect(await ui.waitForListedWorkflowIds(expected)).toEqual(expected);

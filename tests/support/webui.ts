@@ -80,11 +80,17 @@ export class TemporalWebUi {
     return new TemporalWebUi(page, baseUrl, namespace);
   }
 
-  /** The workflow list, optionally with a visibility query already applied (as a shared link has). */
-  async openWorkflowList(query?: string): Promise<void> {
-    const search = query === undefined ? '' : `?query=${encodeURIComponent(query)}`;
-    await this.page.goto(`${this.baseUrl}/namespaces/${this.namespace}/workflows${search}`);
+  async openWorkflowList(): Promise<void> {
+    await this.page.goto(`${this.baseUrl}/namespaces/${this.namespace}/workflows`);
     await this.page.getByTestId('add-filter-button').waitFor();
+  }
+
+  /** Filters the list by a whole visibility query, typed into the raw query box (the `</>` button). */
+  async searchByQuery(query: string): Promise<void> {
+    await this.page.getByTestId('toggle-manual-query').click();
+    await this.page.getByTestId('manual-search-input').fill(query);
+    await this.page.getByTestId('manual-search-input').press('Enter');
+    await this.page.waitForURL((url) => url.searchParams.get('query') === query);
   }
 
   /** Filters the list through the UI's "Add Filter" menu: attribute, equals, value, Apply. */
