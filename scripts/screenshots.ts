@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     // A tall window holds the whole page, so the picture is a clip of it from "Event History".
     await ui.page.setViewportSize({ width: WIDTH, height: 1600 });
     await ui.openWorkflow(orderWorkflowId(orders.expired.orderId), 'history');
-    await ui.timelineLabels();
+    await ui.timelineLabels('releaseStock');
     const top = (await ui.page.getByRole('heading', { name: 'Event History' }).boundingBox())?.y ?? 0;
     await save('order-timeline.png', (file) =>
       ui.page.screenshot({ path: file, clip: { x: 0, y: Math.max(0, top - 16), width: WIDTH, height: 370 } }),

@@ -87,14 +87,9 @@ test('an expired order’s timeline reads reserve, payment window, release', asy
 
   await ui.openWorkflow(orderWorkflowId(order.orderId), 'history');
 
-  const labels = await ui.timelineLabels();
-  expect(labels).toEqual(
-    expect.arrayContaining([
-      `reserveStock • reserve ${items}`,
-      `payment window ${window}`,
-      `releaseStock • release ${items} (expired)`,
-    ]),
-  );
+  const release = `releaseStock • release ${items} (expired)`;
+  const labels = await ui.timelineLabels(release);
+  expect(labels).toEqual(expect.arrayContaining([`reserveStock • reserve ${items}`, `payment window ${window}`, release]));
 });
 
 test('a rejected order says what was missing', async () => {

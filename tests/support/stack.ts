@@ -79,10 +79,7 @@ export interface TestStack {
 }
 
 export async function startStack(options: { paymentTimeoutSeconds?: number; uiPort?: number } = {}): Promise<TestStack> {
-  const [env, db] = await Promise.all([
-    startDevServer(options.uiPort ? { uiPort: options.uiPort } : {}),
-    createTestDatabase(),
-  ]);
+  const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue);
   const checkout = new CheckoutService({

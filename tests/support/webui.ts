@@ -118,7 +118,7 @@ export class TemporalWebUi {
     );
   }
 
-  /** An order's page on the given tab, e.g. "History" or "User Metadata". */
+  /** A workflow's page, on its History or User Metadata tab. */
   async openWorkflow(workflowId: string, tab: 'history' | 'user-metadata'): Promise<void> {
     await this.page.goto(`${this.baseUrl}/namespaces/${this.namespace}/workflows/${encodeURIComponent(workflowId)}`);
     await this.page.getByTestId('workflow-id-heading').filter({ hasText: workflowId }).waitFor();
@@ -143,10 +143,13 @@ export class TemporalWebUi {
     return list.innerText();
   }
 
-  /** The labels on the History tab's timeline: one per activity, timer and update, with its summary. */
-  async timelineLabels(): Promise<string[]> {
+  /**
+   * The texts on the History tab's timeline: one label per activity, timer and update (with
+   * its summary) among the axis' times. Read once `shownLabel` is drawn.
+   */
+  async timelineLabels(shownLabel: string): Promise<string[]> {
     const labels = this.page.locator('svg text');
-    await labels.first().waitFor();
+    await labels.filter({ hasText: shownLabel }).first().waitFor();
     return (await labels.allTextContents()).map((text) => text.trim()).filter(Boolean);
   }
 }
