@@ -1,8 +1,25 @@
-/** Human-readable text for the Temporal Web UI: summaries and details of an order. */
-import type { Cents, OrderView, RequestedItem } from './messages';
+/**
+ * Human-readable text for the Temporal Web UI: the one-line summary and static details the
+ * API sets at start, the current details the workflow keeps up to date, and the wording of
+ * activity and timer summaries. Pure functions of their input, so the workflow can use them.
+ */
+import type { Cents, IsoTime, OrderLine, OrderView, RequestedItem } from './messages';
 
+/**
+ * The Web UI (2.42) sizes the frame that shows markdown to the body's scrollHeight, which
+ * leaves out the last block's bottom margin: the last line shows cut in half. A closing rule
+ * takes that cut instead.
+ */
+const CLOSING_RULE = '---';
+
+/** One-line texts name this many items and count the rest, so they stay one line. */
+const ITEMS_IN_ONE_LINE = 3;
+
+/** "2 × SKU-1, 1 × SKU-3"; past three items, "… and 4 more items". */
 export function describeItems(items: readonly RequestedItem[]): string {
-  return items.map((i) => `${i.quantity} × ${i.sku}`).join(', ');
+  const named = items.slice(0, ITEMS_IN_ONE_LINE).map((i) => `${i.quantity} × ${i.sku}`);
+  const rest = items.length - named.length;
+  return rest > 0 ? `${named.join(', ')} and ${rest} more item${rest === 1 ? '' : 's'}` : named.join(', ');
 }
 
 export function formatCents(cents: Cents): string {
@@ -20,24 +37,80 @@ export function formatDuration(totalSeconds: number): string {
   return parts.length ? parts.join('') : '0s';
 }
 
-/** One line for the workflow list: who, what, how much. */
+/** "2026-11-25T09:51:40.341Z" → "2026-11-25 09:51:40 UTC", as the Web UI shows its own times. */
+export function formatTime(iso: IsoTime): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** The workflow's static summary: who and what, on one line. */
 export function orderSummary(orderId: string, customerId: string, items: readonly RequestedItem[]): string {
   return `Order ${orderId} for ${customerId}: ${describeItems(items)}`;
 }
 
-/** Markdown shown as the order's current details; changes with its state. */
+/** The workflow's static details (markdown): what was asked for, fixed for the order's life. */
+export function orderDetails(order: {
+  customerId: string;
+  items: readonly RequestedItem[];
+  paymentTimeoutSeconds: number;
+}): string {
+  return [
+    `**Customer:** ${escapeMarkdown(order.customerId)}`,
+    `**Payment window:** ${formatDuration(order.paymentTimeoutSeconds)} from placement`,
+    requestedTable(order.items),
+    CLOSING_RULE,
+  ].join('\n\n');
+}
+
+/** Markdown shown as the order's current details: where it stands now, then its lines. */
 export function describeOrder(view: OrderView): string {
-  const lines = [
-    `**Status:** ${view.status}`,
-    `**Customer:** ${view.customerId}`,
-    `**Items:** ${describeItems(view.items)}`,
-    `**Total:** ${view.status === 'PENDING' ? '(pricing at reservation)' : formatCents(view.totalCents)}`,
-    `**Payment deadline:** ${view.expiresAt}`,
-  ];
-  if (view.paymentId) lines.push(`**Paid by:** ${view.paymentId} at ${view.paidAt ?? ''}`);
-  if (view.closedAt) lines.push(`**Closed at:** ${view.closedAt}`);
+  const sections = [`**${view.status}**: ${headline(view)}`, `**Customer:** ${escapeMarkdown(view.customerId)}`];
+  sections.push(view.status === 'PENDING' || view.status === 'REJECTED' ? requestedTable(view.items) : pricedTable(view));
   if (view.shortages?.length) {
-    lines.push(`**Missing:** ${view.shortages.map((s) => `${s.sku} (${s.available} of ${s.requested})`).join(', ')}`);
+    const missing = view.shortages.map((s) => `${escapeMarkdown(s.sku)} (${s.requested} asked, ${s.available} available)`);
+    sections.push(`**Missing:** ${missing.join(', ')}`);
   }
-  return lines.join('\n\n');
+  sections.push(CLOSING_RULE);
+  return sections.join('\n\n');
+}
+
+/** What the order is waiting for or how it ended, in a few words after its status. */
+function headline(view: OrderView): string {
+  const total = formatCents(view.totalCents);
+  const released = view.closedAt ? `stock released at ${formatTime(view.closedAt)}` : 'releasing the stock';
+  switch (view.status) {
+    case 'PENDING':
+      return 'reserving the stock';
+    case 'AWAITING_PAYMENT':
+      return `${total} due by ${formatTime(view.expiresAt)}`;
+    case 'PAID':
+      return view.paymentId && view.paidAt
+        ? `${total} paid by payment ${escapeMarkdown(view.paymentId)} at ${formatTime(view.paidAt)}; stock sold`
+        : `${total} paid; moving the stock to sold`;
+    case 'EXPIRED':
+      return `unpaid at ${formatTime(view.expiresAt)}; ${released}`;
+    case 'CANCELLED':
+      return released;
+    case 'REJECTED':
+      return 'not enough stock; nothing held';
+  }
+}
+
+function requestedTable(items: readonly RequestedItem[]): string {
+  return ['| SKU | Quantity |', '|:--|--:|', ...items.map((i) => `| ${escapeMarkdown(i.sku)} | ${i.quantity} |`)].join('\n');
+}
+
+function pricedTable(view: OrderView): string {
+  const row = (i: OrderLine) =>
+    `| ${escapeMarkdown(i.sku)} | ${i.quantity} | ${formatCents(i.unitPriceCents)} | ${formatCents(i.quantity * i.unitPriceCents)} |`;
+  return [
+    '| SKU | Quantity | Unit price | Amount |',
+    '|:--|--:|--:|--:|',
+    ...view.items.map(row),
+    `| **Total** | | | **${formatCents(view.totalCents)}** |`,
+  ].join('\n');
+}
+
+/** Customer ids, skus and payment ids are caller input: shown as literal text, never as markup. */
+export function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, '\\$&');
 }

@@ -29,7 +29,7 @@ import {
   type PaymentOutcome,
   type Shortage,
 } from '../../workflows/messages';
-import { orderSummary } from '../../workflows/summaries';
+import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { ApiError } from './errors';
 import type { CreateOrderBody, PaymentBody } from './schemas';
 
@@ -94,6 +94,7 @@ export class CheckoutService {
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       staticSummary: orderSummary(orderId, body.customerId, body.items),
+      staticDetails: orderDetails(input),
       typedSearchAttributes: [
         { key: customerIdKey, value: body.customerId },
         { key: orderStatusKey, value: 'PENDING' },

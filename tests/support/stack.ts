@@ -28,13 +28,17 @@ export function workflowBundle(): { codePath: string } {
   return { codePath };
 }
 
-export async function startDevServer(options: { dbFilename?: string; port?: number } = {}): Promise<TestWorkflowEnvironment> {
+export async function startDevServer(
+  options: { dbFilename?: string; port?: number; uiPort?: number } = {},
+): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalCliPath() },
       searchAttributes: [orderStatusKey, customerIdKey, paymentDeadlineKey],
       ...(options.dbFilename && { dbFilename: options.dbFilename }),
       ...(options.port && { port: options.port }),
+      // The Web UI is off unless a test asks for it on a port of its own.
+      ...(options.uiPort && { ui: true, uiPort: options.uiPort }),
       extraArgs: ['--log-level', 'error'],
     },
   });
@@ -74,8 +78,8 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { paymentTimeoutSeconds?: number } = {}): Promise<TestStack> {
-  const [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
+export async function startStack(options: { paymentTimeoutSeconds?: number; uiPort?: number } = {}): Promise<TestStack> {
+  const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue);
   const checkout = new CheckoutService({
