@@ -19,8 +19,10 @@ export interface LoadResult {
   sent: number;
   /** 201: the stock is held. */
   held: number;
-  /** Any other status, plus connection errors and timeouts. */
+  /** Sent but not answered 201: other statuses, errors, timeouts, and requests still in flight when the run ended. */
   notHeld: number;
+  /** Responses of any status. */
+  answered: number;
   statuses: Record<string, number>;
   errors: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
@@ -68,7 +70,8 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
       seconds: result.duration,
       sent: result.requests.sent,
       held: created,
-      notHeld: Object.values(statuses).reduce((a, b) => a + b, 0) - created + result.errors,
+      answered: Object.values(statuses).reduce((a, b) => a + b, 0),
+      notHeld: Math.max(0, result.requests.sent - created),
       statuses,
       errors: result.errors,
       latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },

@@ -41,7 +41,7 @@ export const FIGURES = {
   },
   notHeld: {
     scenario: 'throughput',
-    label: () => 'POST /orders answered other than 201 (errors, timeouts, other statuses)',
+    label: () => 'POST /orders sent but not answered 201 in the run (errors, other statuses, still in flight at the end)',
     goal: '0',
     format: whole,
     meets: (v) => v === 0,
@@ -156,15 +156,16 @@ export class Results {
       const values = this.runs[id];
       if (!values?.length) continue;
       const s: Spread = spread(values);
+      const shown = (v: number) => (Number.isFinite(v) ? figure.format(v) : 'n/a');
       const loads = spread(this.loads[figure.scenario] ?? []);
       rows.push([
         figure.label(o),
         figure.goal,
-        figure.format(s.median),
-        figure.format(s.min),
-        figure.format(s.max),
-        String(s.runs),
-        figure.meets ? (figure.meets(s.median, o) ? 'yes' : 'NO') : '',
+        shown(s.median),
+        shown(s.min),
+        shown(s.max),
+        `${s.runs}/${values.length}`,
+        figure.meets ? (s.runs > 0 && figure.meets(s.median, o) ? 'yes' : 'NO') : '',
         loads.runs ? `${loads.min.toFixed(1)}–${loads.max.toFixed(1)}` : '',
       ]);
     }
