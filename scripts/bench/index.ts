@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: throughput, latency, expiry precision and scale of the checkout service,
+ * measured over real HTTP against a real stack, with the bare-SQL ceiling beside them. Prints
+ * one table of figures (median, min, max of repeated runs) and a profile of where the CPU and
+ * memory went. Exits non-zero when a stock invariant is violated or a run goes wrong.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Client } from 'pg';
+import { createPrismaClient } from '../../src/db/client';
+import { checkInventory } from '../../src/db/inventory-check';
+import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
+import { parseOptions, type BenchOptions, type Scenario } from './options';
+import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { ProcessMonitor } from './proc-stats';
+import { Results } from './report';
+import { expiry, scale, throughput, warmUp, type ScenarioContext } from './scenarios';
+import { startOwnStack, targetStack, type Stack } from './stack';
+
+const started = Date.now();
+
+function log(line: string): void {
+  const seconds = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+  process.stderr.write(`[bench ${seconds} s] ${line}\n`);
+}
+
+let current: Stack | undefined;
+
+async function stopCurrent(): Promise<void> {
+  const stack = current;
+  current = undefined;
+  await stack?.stop();
+}
+
+async function openStack(o: BenchOptions): Promise<Stack> {
+  if (o.target) return targetStack(o.target);
+  log('starting a stack: Temporal dev server, database, worker, API');
+  return startOwnStack({
+    databaseAdminUrl: o.databaseAdminUrl,
+    env: o.stackEnv,
+    log,
+    onPartDied: (name, lastLines) => {
+      log(`the ${name} process died; its last lines:\n${lastLines.map((l) => `  ${l}`).join('\n')}`);
+      void stopCurrent().finally(() => process.exit(1));
+    },
+  });
+}
+
+/** One order through the whole path before anything is measured (the worker may still be starting). */
+async function waitForFirstOrder(stack: Stack, skus: string[]): Promise<void> {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${stack.apiUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: orderBody('bench-first-order', skus, 86_400),
+        signal: AbortSignal.timeout(60_000),
+      });
+      if (response.status === 201) return;
+      throw new Error(`POST /orders answered ${response.status}: ${await response.text()}`);
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`the stack never held a first order: ${(error as Error).message}`, { cause: error });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+async function checkInvariants(stack: Stack, after: Scenario, results: Results): Promise<void> {
+  const prisma = createPrismaClient(stack.databaseUrl, 2);
+  try {
+    const report = await checkInventory(prisma);
+    if (report.ok) {
+      log(`inventory invariants after ${after}: ok`);
+      return;
+    }
+    const shown = report.violations.slice(0, 5).map((v) => JSON.stringify(v));
+    results.fail(`inventory invariants violated after ${after}: ${report.violations.length} violations, e.g.\n  ${shown.join('\n  ')}`);
+  } finally {
+    await prisma.$disconnect();
+  }
+}
+
+async function describeMachine(stack: Stack): Promise<string[]> {
+  const db = new Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+  const { rows } = await db.query<{ version: string }>('SELECT version()').finally(() => db.end());
+  const cpu = os.cpus();
+  return [
+    `machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
+    `software: Node ${process.version}, ${rows[0]?.version.split(',')[0] ?? 'PostgreSQL'}, ${temporalCliVersion(ensureTemporalCli().path)}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const results = new Results();
+  const runTag = randomBytes(3).toString('hex');
+  const skus = benchSkus(o.skus);
+  const header: string[] = [];
+  const stop = () => {
+    log('interrupted: stopping the stack');
+    void stopCurrent().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  try {
+    for (const scenario of o.scenarios) {
+      if (!current || o.stackPerScenario) {
+        await stopCurrent();
+        current = await openStack(o);
+        await addBenchProducts(current.databaseUrl, skus);
+        await waitForFirstOrder(current, skus);
+        if (header.length === 0) header.push(...(await describeMachine(current)));
+      }
+      const c: ScenarioContext = {
+        stack: current,
+        options: o,
+        results,
+        monitor: new ProcessMonitor(current.parts),
+        skus,
+        runTag,
+        log,
+      };
+      if (scenario === 'throughput') {
+        await warmUp(c);
+        for (let run = 1; run <= o.repeat; run++) await throughput(c, run);
+      } else if (scenario === 'expiry') {
+        for (let run = 1; run <= o.repeat; run++) await expiry(c, run);
+      } else {
+        await scale(c);
+      }
+      await checkInvariants(current, scenario, results);
+    }
+  } finally {
+    await stopCurrent();
+  }
+
+  const settings = Object.entries(current?.settings ?? o.stackEnv).map(([k, v]) => `${k}=${v}`);
+  const out = [
+    '',
+    `# checkout-service bench (${o.smoke ? 'smoke' : 'full'}), ${new Date().toISOString()}`,
+    ...header,
+    `stack: ${o.target ? `targeted at ${o.target.apiUrl}` : `started by the bench (${o.stackPerScenario ? 'fresh per scenario' : 'shared'})`}` +
+      (settings.length ? `; worker/API env: ${settings.join(' ')}` : ''),
+    `load: ${o.connections} clients, ${o.skus} skus, orders of 1–3 items; ${o.repeat} run(s) per scenario (scale: 1)`,
+    '',
+    results.figuresTable(o),
+    '',
+    'Where the CPU and memory went (CPU in % of one core, median over runs; RSS peak):',
+    '',
+    results.profileTable(),
+    '',
+    ...results.notes.map((n) => `note: ${n}`),
+    results.problems.length ? `FAILED:\n${results.problems.map((p) => `- ${p}`).join('\n')}` : 'inventory invariants: ok after every scenario',
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+  if (o.json) {
+    writeFileSync(o.json, JSON.stringify({ options: o, header, runs: results.runs, usage: results.usage, problems: results.problems }, null, 2));
+    log(`raw figures written to ${o.json}`);
+  }
+  process.exitCode = results.problems.length ? 1 : 0;
+}
+
+main().catch(async (error: unknown) => {
+  log(`failed: ${(error as Error).stack ?? String(error)}`);
+  await stopCurrent().catch(() => undefined);
+  process.exit(1);
+});

@@ -1,0 +1,154 @@
+/** Command-line options of `npm run bench`; `--smoke` changes the defaults to a seconds-long run. */
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const SCENARIOS = ['throughput', 'expiry', 'scale'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface TargetStack {
+  apiUrl: string;
+  databaseUrl: string;
+  temporalAddress?: string;
+  /** Processes to measure, by part name (api, worker, temporal). */
+  pids: Record<string, number>;
+}
+
+export interface BenchOptions {
+  scenarios: Scenario[];
+  smoke: boolean;
+  /** Seconds of measured load per throughput run (HTTP, then the same again for the bare-SQL ceiling). */
+  duration: number;
+  /** Seconds of unmeasured load before the first throughput run on a stack. */
+  warmup: number;
+  repeat: number;
+  /** Concurrent HTTP clients, and concurrent callers of the bare-SQL ceiling. */
+  connections: number;
+  /** PostgreSQL connections the bare-SQL ceiling may use (the server allows 100 in all). */
+  sqlPool: number;
+  skus: number;
+  expiryOrders: number;
+  /** Seconds within which the expiry scenario's orders fall due. */
+  expiryWindow: number;
+  scaleOrders: number;
+  /** A fresh stack for each scenario (clean memory figures) or one for all. */
+  stackPerScenario: boolean;
+  /** Environment for the worker and the API of a stack the bench starts (tuning). */
+  stackEnv: Record<string, string>;
+  databaseAdminUrl: string;
+  target?: TargetStack;
+  json?: string;
+  progressSeconds: number;
+}
+
+const HELP = `npm run bench -- [options]
+
+  --scenario <list>        throughput,expiry,scale (default: all)
+  --smoke                  seconds-long run of every scenario (CI)
+  --duration <s>           measured seconds per throughput run (default 60)
+  --warmup <s>             unmeasured seconds before the first run (default 5)
+  --repeat <n>             runs per scenario; figures are median, min, max (default 3; scale runs once)
+  --connections <n>        concurrent clients (default 50)
+  --sql-pool <n>           PostgreSQL connections for the bare-SQL ceiling (default 20)
+  --skus <n>               products orders pick from (default 200)
+  --expiry-orders <n>      orders falling due in the expiry scenario (default 10000)
+  --expiry-window <s>      seconds they fall due within (default 60)
+  --scale-orders <n>       orders awaiting payment at once in the scale scenario (default 100000)
+  --shared-stack           one stack for all scenarios (default: a fresh one per scenario)
+  --env KEY=VALUE          environment for the worker and API the bench starts, e.g.
+                           --env WORKER_MAX_CACHED_WORKFLOWS=500 --env DATABASE_POOL_SIZE=20
+  --database-admin-url <u> where to create and drop the bench database
+                           (default $BENCH_DATABASE_ADMIN_URL or postgresql://postgres@127.0.0.1:5432/postgres)
+  --api-url <url>          target a running stack instead of starting one ($BENCH_API_URL);
+  --database-url <url>       its database ($BENCH_DATABASE_URL, required with --api-url),
+  --temporal-address <a>     its Temporal frontend ($BENCH_TEMPORAL_ADDRESS, optional),
+  --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable)
+  --json <file>            also write every run's raw figures as JSON
+  --progress <s>           seconds between progress lines (default 10; smoke 2)
+`;
+
+const count = z.coerce.number().int().min(1);
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      scenario: { type: 'string' },
+      smoke: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      repeat: { type: 'string' },
+      connections: { type: 'string' },
+      'sql-pool': { type: 'string' },
+      skus: { type: 'string' },
+      'expiry-orders': { type: 'string' },
+      'expiry-window': { type: 'string' },
+      'scale-orders': { type: 'string' },
+      'shared-stack': { type: 'boolean' },
+      env: { type: 'string', multiple: true },
+      'database-admin-url': { type: 'string' },
+      'api-url': { type: 'string' },
+      'database-url': { type: 'string' },
+      'temporal-address': { type: 'string' },
+      pid: { type: 'string', multiple: true },
+      json: { type: 'string' },
+      progress: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const smoke = values.smoke ?? false;
+  const pick = (value: string | undefined, full: number, smokeValue: number, schema = count) =>
+    schema.parse(value ?? (smoke ? smokeValue : full));
+
+  const scenarios = (values.scenario ?? SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => z.enum(SCENARIOS).parse(s));
+
+  const apiUrl = values['api-url'] ?? env.BENCH_API_URL;
+  let target: TargetStack | undefined;
+  if (apiUrl) {
+    const databaseUrl = values['database-url'] ?? env.BENCH_DATABASE_URL;
+    if (!databaseUrl) throw new Error('--api-url needs --database-url (or BENCH_DATABASE_URL): figures come from the database');
+    const temporalAddress = values['temporal-address'] ?? env.BENCH_TEMPORAL_ADDRESS;
+    target = {
+      apiUrl: z.string().url().parse(apiUrl).replace(/\/$/, ''),
+      databaseUrl: z.string().url().parse(databaseUrl),
+      ...(temporalAddress && { temporalAddress }),
+      pids: Object.fromEntries((values.pid ?? []).map((p) => keyValue(p, '--pid')).map(([k, v]) => [k, count.parse(v)])),
+    };
+  }
+
+  const json = values.json;
+  return {
+    scenarios: [...new Set(scenarios)],
+    smoke,
+    duration: pick(values.duration, 60, 5),
+    warmup: pick(values.warmup, 5, 1, z.coerce.number().int().min(0)),
+    repeat: pick(values.repeat, 3, 1),
+    connections: pick(values.connections, 50, 10),
+    sqlPool: pick(values['sql-pool'], 20, 5),
+    skus: pick(values.skus, 200, 20),
+    expiryOrders: pick(values['expiry-orders'], 10_000, 100),
+    expiryWindow: pick(values['expiry-window'], 60, 3),
+    scaleOrders: pick(values['scale-orders'], 100_000, 200),
+    stackPerScenario: !(values['shared-stack'] ?? smoke),
+    stackEnv: Object.fromEntries((values.env ?? []).map((e) => keyValue(e, '--env'))),
+    databaseAdminUrl:
+      values['database-admin-url'] ?? env.BENCH_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    ...(target && { target }),
+    ...(json && { json }),
+    progressSeconds: pick(values.progress, 10, 2),
+  };
+}
+
+function keyValue(text: string, flag: string): [string, string] {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new Error(`${flag} takes KEY=VALUE, got ${text}`);
+  return [text.slice(0, at), text.slice(at + 1)];
+}

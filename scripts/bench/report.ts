@@ -1,0 +1,202 @@
+/** Collects every run's figures and prints them as one table (Markdown, so it pastes into BENCHMARKS.md). */
+import type { BenchOptions, Scenario } from './options';
+import type { WindowUsage } from './proc-stats';
+import { spread, type Spread } from './stats';
+
+interface FigureDefinition {
+  scenario: Scenario;
+  label: (o: BenchOptions) => string;
+  goal: string;
+  format: (value: number) => string;
+  /** Whether a median meets the goal; absent when the figure has no goal. */
+  meets?: (median: number, o: BenchOptions) => boolean;
+}
+
+const perSecond = (v: number) => `${v.toFixed(1)}/s`;
+const ms = (v: number) => `${Math.round(v)} ms`;
+const mib = (v: number) => `${Math.round(v)} MiB`;
+const whole = (v: number) => Math.round(v).toLocaleString('en-US');
+const GIB = 1024;
+
+export const FIGURES = {
+  heldPerSecond: {
+    scenario: 'throughput',
+    label: (o) => `orders held per second, end to end (HTTP → workflow → stock held), ${o.connections} clients, ${o.duration} s`,
+    goal: '≥ 150/s',
+    format: perSecond,
+    meets: (v) => v >= 150,
+  },
+  latencyP50: {
+    scenario: 'throughput',
+    label: (o) => `POST /orders latency p50, ${o.connections} clients`,
+    goal: '',
+    format: ms,
+  },
+  latencyP99: {
+    scenario: 'throughput',
+    label: (o) => `POST /orders latency p99, ${o.connections} clients`,
+    goal: '≤ 150 ms',
+    format: ms,
+    meets: (v) => v <= 150,
+  },
+  notHeld: {
+    scenario: 'throughput',
+    label: () => 'POST /orders sent but not answered 201 in the run (errors, other statuses, still in flight at the end)',
+    goal: '0',
+    format: whole,
+    meets: (v) => v === 0,
+  },
+  ceilingPerSecond: {
+    scenario: 'throughput',
+    label: (o) => `ceiling: the same hold step as bare SQL (pg, ${o.connections} callers, pool ${o.sqlPool})`,
+    goal: '',
+    format: perSecond,
+  },
+  ceilingRatio: {
+    scenario: 'throughput',
+    label: () => 'end to end ÷ bare-SQL ceiling (same run)',
+    goal: 'report',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
+  },
+  expiryLagP50: {
+    scenario: 'expiry',
+    label: (o) => `expiry lag p50 (expiresAt → stock available), ${whole(o.expiryOrders)} orders due within ${o.expiryWindow} s`,
+    goal: '',
+    format: ms,
+  },
+  expiryLagP99: {
+    scenario: 'expiry',
+    label: () => 'expiry lag p99',
+    goal: '≤ 1000 ms',
+    format: ms,
+    meets: (v) => v <= 1000,
+  },
+  expiryLagMax: {
+    scenario: 'expiry',
+    label: () => 'expiry lag max',
+    goal: '',
+    format: ms,
+  },
+  expiryNotReleased: {
+    scenario: 'expiry',
+    label: () => 'expired orders whose stock was not back by the end of the wait',
+    goal: '0',
+    format: whole,
+    meets: (v) => v === 0,
+  },
+  awaiting: {
+    scenario: 'scale',
+    label: () => 'orders awaiting payment at once (open workflows with a pending timer)',
+    goal: '100,000',
+    format: whole,
+    meets: (v) => v >= 100_000,
+  },
+  workerRssPeak: {
+    scenario: 'scale',
+    label: () => 'worker RSS, peak while they were created',
+    goal: '≤ 1 GiB',
+    format: mib,
+    meets: (v) => v <= GIB,
+  },
+  workerRssEnd: {
+    scenario: 'scale',
+    label: () => 'worker RSS at the end',
+    goal: '≤ 1 GiB',
+    format: mib,
+    meets: (v) => v <= GIB,
+  },
+  temporalRssEnd: {
+    scenario: 'scale',
+    label: () => 'Temporal dev server RSS at the end (in-memory store)',
+    goal: '',
+    format: mib,
+  },
+  apiRssPeak: {
+    scenario: 'scale',
+    label: () => 'API RSS, peak',
+    goal: '',
+    format: mib,
+  },
+} satisfies Record<string, FigureDefinition>;
+
+export type FigureId = keyof typeof FIGURES;
+
+export class Results {
+  readonly runs: Partial<Record<FigureId, number[]>> = {};
+  readonly usage: { phase: string; usage: WindowUsage }[] = [];
+  readonly loads: Partial<Record<Scenario, number[]>> = {};
+  readonly problems: string[] = [];
+  readonly notes: string[] = [];
+
+  record(id: FigureId, value: number): void {
+    (this.runs[id] ??= []).push(value);
+  }
+
+  recordUsage(scenario: Scenario, phase: string, usage: WindowUsage): void {
+    this.usage.push({ phase, usage });
+    (this.loads[scenario] ??= []).push(usage.loadAverage);
+  }
+
+  median(id: FigureId): number | undefined {
+    const values = this.runs[id];
+    return values?.length ? spread(values).median : undefined;
+  }
+
+  fail(problem: string): void {
+    this.problems.push(problem);
+  }
+
+  note(note: string): void {
+    this.notes.push(note);
+  }
+
+  figuresTable(o: BenchOptions): string {
+    const rows: string[][] = [];
+    for (const [id, figure] of Object.entries(FIGURES) as [FigureId, FigureDefinition][]) {
+      const values = this.runs[id];
+      if (!values?.length) continue;
+      const s: Spread = spread(values);
+      const shown = (v: number) => (Number.isFinite(v) ? figure.format(v) : 'n/a');
+      const loads = spread(this.loads[figure.scenario] ?? []);
+      rows.push([
+        figure.label(o),
+        figure.goal,
+        shown(s.median),
+        shown(s.min),
+        shown(s.max),
+        `${s.runs}/${values.length}`,
+        figure.meets ? (s.runs > 0 && figure.meets(s.median, o) ? 'yes' : 'NO') : '',
+        loads.runs ? `${loads.min.toFixed(1)}–${loads.max.toFixed(1)}` : '',
+      ]);
+    }
+    return markdownTable(['figure', 'goal', 'median', 'min', 'max', 'runs', 'goal met', 'load avg (1 min)'], rows);
+  }
+
+  /** CPU (% of one core, median over runs) and peak RSS of each part, per phase. */
+  profileTable(): string {
+    const phases = [...new Set(this.usage.map((u) => u.phase))];
+    const partNames = [...new Set(this.usage.flatMap((u) => Object.keys(u.usage.parts)))];
+    const rows = phases.map((phase) => {
+      const windows = this.usage.filter((u) => u.phase === phase).map((u) => u.usage);
+      const cells = partNames.map((name) => {
+        const cpu = spread(windows.map((w) => w.parts[name]?.cpuPercent ?? Number.NaN)).median;
+        const rss = Math.max(...windows.map((w) => w.parts[name]?.rssPeakMiB ?? Number.NaN));
+        if (!Number.isFinite(cpu)) return '';
+        return Number.isFinite(rss) ? `${Math.round(cpu)} % / ${Math.round(rss)} MiB` : `${Math.round(cpu)} %`;
+      });
+      const busy = spread(windows.map((w) => w.machineBusyPercent)).median;
+      const load = spread(windows.map((w) => w.loadAverage)).median;
+      return [phase, String(windows.length), ...cells, `${Math.round(busy)} %`, load.toFixed(1)];
+    });
+    return markdownTable(
+      ['phase', 'runs', ...partNames.map((n) => `${n} CPU / RSS peak`), 'machine busy (all cores)', 'load avg'],
+      rows,
+    );
+  }
+}
+
+export function markdownTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}

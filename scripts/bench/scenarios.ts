@@ -1,0 +1,289 @@
+/**
+ * The three scenarios. Each drives real HTTP load at the stack and reads its outcome from the
+ * database, which records when stock was held and released; the client's clock is used only
+ * for request latency.
+ */
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { Client as PgClient } from 'pg';
+import { runSqlCeiling } from './ceiling';
+import { driveOrders } from './load';
+import type { BenchOptions } from './options';
+import { orderBody, randomItems } from './orders';
+import type { ProcessMonitor } from './proc-stats';
+import type { Results } from './report';
+import type { Stack } from './stack';
+
+export interface ScenarioContext {
+  stack: Stack;
+  options: BenchOptions;
+  results: Results;
+  monitor: ProcessMonitor;
+  skus: string[];
+  /** Unique per bench run, so customer ids (and thus the orders of each scenario) never mix. */
+  runTag: string;
+  log: (line: string) => void;
+}
+
+/** Orders the throughput and scale scenarios place stay open well past the bench. */
+const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
+const CALIBRATION_SECONDS = 3;
+
+export async function warmUp(c: ScenarioContext): Promise<void> {
+  if (c.options.warmup === 0) return;
+  c.log(`warm-up: ${c.options.warmup} s of orders, not measured`);
+  await driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: c.options.connections,
+    durationSeconds: c.options.warmup,
+    body: () => orderBody(`bench-${c.runTag}-warmup`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
+    progressSeconds: c.options.progressSeconds,
+  });
+}
+
+/** Orders held per second and POST /orders latency, then the bare-SQL ceiling in the same run. */
+export async function throughput(c: ScenarioContext, run: number): Promise<void> {
+  const { options: o, results, monitor } = c;
+  const label = `throughput ${run}/${o.repeat}`;
+  const customerId = `bench-${c.runTag}-http-${run}`;
+  monitor.start();
+  const http = await driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: o.connections,
+    durationSeconds: o.duration,
+    body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
+    progressSeconds: o.progressSeconds,
+    onProgress: (p) => c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
+  });
+  results.recordUsage('throughput', 'throughput: HTTP → workflow → stock', monitor.finish());
+  const heldInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
+  if (heldInDatabase < http.held) results.fail(`${label}: ${http.held} answered 201 but ${heldInDatabase} orders hold stock`);
+  const heldPerSecond = http.held / http.seconds;
+  results.record('heldPerSecond', heldPerSecond);
+  // With no answer in the run there is no latency to report (it is longer than the run).
+  results.record('latencyP50', http.answered ? http.latencyMs.p50 : Number.NaN);
+  results.record('latencyP99', http.answered ? http.latencyMs.p99 : Number.NaN);
+  results.record('notHeld', http.notHeld);
+  c.log(
+    `${label}: ${http.held} held in ${http.seconds.toFixed(1)} s = ${heldPerSecond.toFixed(1)}/s, ` +
+      `latency p50 ${http.latencyMs.p50} ms p99 ${http.latencyMs.p99} ms max ${http.latencyMs.max} ms, ` +
+      `statuses ${JSON.stringify(http.statuses)}, errors ${http.errors}, not answered 201 ${http.notHeld}`,
+  );
+
+  monitor.start();
+  const sql = await runSqlCeiling({
+    databaseUrl: c.stack.databaseUrl,
+    callers: o.connections,
+    poolSize: o.sqlPool,
+    durationSeconds: o.duration,
+    customerId: `bench-${c.runTag}-sql-${run}`,
+    items: () => randomItems(c.skus),
+    progressSeconds: o.progressSeconds,
+    onProgress: (p) => c.log(`${label}: bare SQL ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
+  });
+  results.recordUsage('throughput', 'throughput: bare-SQL ceiling', monitor.finish());
+  if (sql.failed > 0) results.fail(`${label}: ${sql.failed} bare-SQL holds failed`);
+  const ceiling = sql.held / sql.seconds;
+  results.record('ceilingPerSecond', ceiling);
+  results.record('ceilingRatio', heldPerSecond / ceiling);
+  c.log(
+    `${label}: bare SQL ${sql.held} held = ${ceiling.toFixed(1)}/s (p50 ${sql.latencyMs.p50.toFixed(1)} ms, ` +
+      `p99 ${sql.latencyMs.p99.toFixed(1)} ms); end to end is ${((heldPerSecond / ceiling) * 100).toFixed(1)} % of it`,
+  );
+}
+
+/**
+ * Places the orders so that they fall due evenly within the window, which starts once they
+ * are all expected to be placed; then waits for their stock to come back and reads the lag
+ * (ledger RELEASE time − expires_at) from the database.
+ */
+export async function expiry(c: ScenarioContext, run: number): Promise<void> {
+  const { options: o, results, monitor } = c;
+  const label = `expiry ${run}/${o.repeat}`;
+  const customerId = `bench-${c.runTag}-expiry-${run}`;
+  // Leave room to place them all before the first falls due: measure how fast orders are placed
+  // right now, and assume placing them all goes slower than that.
+  const calibration = await driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: o.connections,
+    durationSeconds: CALIBRATION_SECONDS,
+    body: () => orderBody(`bench-${c.runTag}-calibration`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
+    progressSeconds: o.progressSeconds,
+  });
+  const expectedRate = Math.max(5, (calibration.held / calibration.seconds) * 0.7);
+  const leadMs = (o.expiryOrders / expectedRate) * 1000 + 5000;
+  const windowStart = Date.now() + leadMs;
+  const windowMs = o.expiryWindow * 1000;
+  c.log(`${label}: placing ${o.expiryOrders} orders, due from ${(leadMs / 1000).toFixed(0)} s from now over ${o.expiryWindow} s`);
+  const placed = await driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: o.connections,
+    amount: o.expiryOrders,
+    body: (n) => {
+      const due = windowStart + (Math.min(n, o.expiryOrders - 1) / o.expiryOrders) * windowMs;
+      return orderBody(customerId, c.skus, Math.max(1, Math.ceil((due - Date.now()) / 1000)));
+    },
+    progressSeconds: o.progressSeconds,
+    onProgress: (p) => c.log(`${label}: ${p.held}/${o.expiryOrders} placed (${(p.held / p.seconds).toFixed(0)}/s)`),
+  });
+  const placedLate = Math.max(0, Date.now() - windowStart);
+  // The database, not the client, says how many orders hold stock: a request that timed out at
+  // the client may still have been held.
+  const held = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT', 'EXPIRED');
+  c.log(`${label}: ${placed.held} answered 201 in ${placed.seconds.toFixed(1)} s; ${held} orders hold stock`);
+  if (placedLate > 0) {
+    results.note(`${label}: placing ended ${(placedLate / 1000).toFixed(1)} s after the first order fell due, so expiry overlapped the load`);
+  }
+  if (held === 0) {
+    results.fail(`${label}: no order was held`);
+    return;
+  }
+
+  await sleepUntil(windowStart);
+  monitor.start();
+  const deadline = windowStart + windowMs + Math.max(60_000, windowMs * 2);
+  for (;;) {
+    const released = await countOrders(c.stack.databaseUrl, customerId, 'EXPIRED');
+    if (released >= held || Date.now() > deadline) break;
+    c.log(`${label}: ${released}/${held} expired and released`);
+    await new Promise((r) => setTimeout(r, Math.min(o.progressSeconds * 1000, 5000)));
+  }
+  results.recordUsage('expiry', 'expiry: timers fire, stock released', monitor.finish());
+
+  const lag = await expiryLag(c.stack.databaseUrl, customerId);
+  // Every order of the run is due by now; one still awaiting payment still holds its stock.
+  const stillHeld = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
+  results.record('expiryLagP50', lag.p50);
+  results.record('expiryLagP99', lag.p99);
+  results.record('expiryLagMax', lag.max);
+  results.record('expiryNotReleased', stillHeld);
+  if (stillHeld > 0) results.fail(`${label}: ${stillHeld} orders past their expiresAt still held their stock at the end of the wait`);
+  c.log(
+    `${label}: ${lag.released} released; lag p50 ${Math.round(lag.p50)} ms, p99 ${Math.round(lag.p99)} ms, ` +
+      `max ${Math.round(lag.max)} ms; due over ${(lag.dueSpreadMs / 1000).toFixed(1)} s`,
+  );
+}
+
+/** Many orders awaiting payment at once: how much memory the worker and the server need. */
+export async function scale(c: ScenarioContext): Promise<void> {
+  const { options: o, results, monitor } = c;
+  const customerId = `bench-${c.runTag}-scale`;
+  c.log(`scale: placing ${o.scaleOrders} orders that stay open (payment window ${LONG_PAYMENT_WINDOW_SECONDS} s)`);
+  monitor.start();
+  const placed = await driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: o.connections,
+    amount: o.scaleOrders,
+    body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
+    progressSeconds: o.progressSeconds,
+    onProgress: (p) =>
+      c.log(
+        `scale: ${p.held}/${o.scaleOrders} placed (${(p.held / p.seconds).toFixed(0)}/s), ` +
+          `worker RSS ${Math.round(monitor.rssMiB('worker'))} MiB, Temporal ${Math.round(monitor.rssMiB('temporal'))} MiB`,
+      ),
+  });
+  // Let the last workflow tasks settle before reading memory at the end.
+  await new Promise((r) => setTimeout(r, o.smoke ? 1000 : 5000));
+  const usage = monitor.finish();
+  results.recordUsage('scale', 'scale: orders placed and kept open', usage);
+
+  const awaitingInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
+  const openWorkflows = c.stack.temporalAddress
+    ? await countOpenWorkflows(c.stack.temporalAddress, customerId, awaitingInDatabase)
+    : undefined;
+  const awaiting = Math.min(awaitingInDatabase, openWorkflows ?? awaitingInDatabase);
+  if (awaiting < placed.held) results.fail(`scale: ${placed.held} answered 201 but only ${awaiting} orders are awaiting payment`);
+  results.record('awaiting', awaiting);
+  const part = (name: string) => usage.parts[name];
+  const worker = part('worker');
+  if (worker) {
+    results.record('workerRssPeak', worker.rssPeakMiB);
+    results.record('workerRssEnd', worker.rssEndMiB);
+  }
+  const temporal = part('temporal');
+  if (temporal) results.record('temporalRssEnd', temporal.rssEndMiB);
+  const api = part('api');
+  if (api) results.record('apiRssPeak', api.rssPeakMiB);
+  c.log(
+    `scale: ${placed.held} placed in ${placed.seconds.toFixed(0)} s; awaiting payment: ${awaitingInDatabase} in the database` +
+      (openWorkflows === undefined ? '' : `, ${openWorkflows} open workflows in Temporal`),
+  );
+}
+
+async function withDatabase<T>(databaseUrl: string, fn: (db: PgClient) => Promise<T>): Promise<T> {
+  const db = new PgClient({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
+async function countOrders(databaseUrl: string, customerId: string, ...statuses: string[]): Promise<number> {
+  return withDatabase(databaseUrl, async (db) => {
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM orders WHERE customer_id = $1 AND status::text = ANY($2::text[])`,
+      [customerId, statuses],
+    );
+    return rows[0]?.n ?? 0;
+  });
+}
+
+interface ExpiryLag {
+  released: number;
+  p50: number;
+  p99: number;
+  max: number;
+  dueSpreadMs: number;
+}
+
+/** From each order's expires_at to the RELEASE ledger row (written in the transaction that put the stock back). */
+async function expiryLag(databaseUrl: string, customerId: string): Promise<ExpiryLag> {
+  return withDatabase(databaseUrl, async (db) => {
+    const { rows } = await db.query<{ released: number; p50: number; p99: number; max: number; due_spread_ms: number }>(
+      `WITH released AS (
+         SELECT o.expires_at, MAX(m.created_at) AS released_at
+           FROM orders o JOIN stock_movements m ON m.order_id = o.id AND m.kind = 'RELEASE'
+          WHERE o.customer_id = $1
+          GROUP BY o.id, o.expires_at),
+       lag AS (SELECT EXTRACT(EPOCH FROM released_at - expires_at) * 1000 AS ms, expires_at FROM released)
+       SELECT count(*)::int AS released,
+              COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), 'NaN')::float8 AS p50,
+              COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 'NaN')::float8 AS p99,
+              COALESCE(max(ms), 'NaN')::float8 AS max,
+              COALESCE(EXTRACT(EPOCH FROM max(expires_at) - min(expires_at)) * 1000, 0)::float8 AS due_spread_ms
+         FROM lag`,
+      [customerId],
+    );
+    const row = rows[0];
+    return {
+      released: row?.released ?? 0,
+      p50: row?.p50 ?? Number.NaN,
+      p99: row?.p99 ?? Number.NaN,
+      max: row?.max ?? Number.NaN,
+      dueSpreadMs: row?.due_spread_ms ?? 0,
+    };
+  });
+}
+
+/** Counts from Temporal's visibility store, which catches up with search-attribute changes within moments. */
+async function countOpenWorkflows(address: string, customerId: string, expected: number): Promise<number> {
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new TemporalClient({ connection });
+    const query = `ExecutionStatus = "Running" AND OrderStatus = "AWAITING_PAYMENT" AND CustomerId = "${customerId}"`;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { count } = await client.workflow.count(query);
+      if (count >= expected || Date.now() > deadline) return count;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+async function sleepUntil(time: number): Promise<void> {
+  const wait = time - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}

@@ -1,0 +1,146 @@
+/**
+ * The system under test. By default the bench starts its own: a Temporal dev server (pinned
+ * CLI, in memory, own ports, search attributes registered), a fresh database created, migrated
+ * and dropped at the end, and the worker and the API as separate processes, exactly as
+ * `npm start` runs them. Or it targets a stack that is already running.
+ */
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { applyMigrations, ensureDatabase } from '../../src/db/migrate';
+import { devServerArgs, freePort, ProcessGroup, typescriptEntry, waitForPort } from '../processes';
+import { ensureTemporalCli } from '../temporal-cli';
+import type { ProcessSelector } from './proc-stats';
+import type { TargetStack } from './options';
+
+export interface Stack {
+  apiUrl: string;
+  databaseUrl: string;
+  databaseName: string;
+  temporalAddress?: string;
+  /** The processes to measure, by part. */
+  parts: Record<string, ProcessSelector>;
+  /** The environment the bench gave the worker and API, for the report. */
+  settings: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export interface OwnStackOptions {
+  databaseAdminUrl: string;
+  env: Record<string, string>;
+  log: (line: string) => void;
+  /** Called when a part dies while the bench runs; the bench cannot go on. */
+  onPartDied: (name: string, lastLines: string[]) => void;
+}
+
+const KEPT_LINES = 40;
+
+export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
+  const lines = new Map<string, string[]>();
+  const parts = new ProcessGroup({
+    onLine: (name, line) => {
+      const kept = lines.get(name) ?? [];
+      kept.push(line);
+      if (kept.length > KEPT_LINES) kept.shift();
+      lines.set(name, kept);
+    },
+    onUnexpectedExit: (name) => o.onPartDied(name, lines.get(name) ?? []),
+  });
+
+  const databaseName = `checkout_bench_${randomBytes(5).toString('hex')}`;
+  const databaseUrl = withDatabase(o.databaseAdminUrl, databaseName);
+  let databaseCreated = false;
+  const stop = async () => {
+    await parts.stop(['api', 'worker']);
+    await parts.stop(['temporal']);
+    if (databaseCreated) await dropDatabase(o.databaseAdminUrl, databaseName);
+  };
+
+  try {
+    const [temporalPort, httpPort, metricsPort, apiPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const cli = ensureTemporalCli(o.log);
+    const temporal = parts.start(
+      'temporal',
+      cli.path,
+      devServerArgs({ ip: '127.0.0.1', port: temporalPort, httpPort, metricsPort, namespace: 'default' }),
+    );
+
+    await ensureDatabase(databaseUrl);
+    databaseCreated = true;
+    await applyMigrations(databaseUrl);
+    await waitForPort('127.0.0.1', temporalPort, 60_000);
+
+    const temporalAddress = `127.0.0.1:${temporalPort}`;
+    // Request logs off (warn); the rest is the bench's tuning (--env), reported with the figures.
+    const settings = { LOG_LEVEL: 'warn', ...o.env };
+    const env = {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: 'default',
+      PORT: String(apiPort),
+      ...settings,
+    };
+    const worker = parts.start('worker', ...typescriptEntry('src/worker.ts'), env);
+    const api = parts.start('api', ...typescriptEntry('src/api/server.ts'), env);
+    await waitForPort('127.0.0.1', apiPort, 120_000);
+    o.log(`stack up: API :${apiPort}, Temporal ${temporalAddress}, database ${databaseName}`);
+
+    return {
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      databaseUrl,
+      databaseName,
+      temporalAddress,
+      parts: {
+        api: { kind: 'tree', pid: pidOf(api.pid) },
+        worker: { kind: 'tree', pid: pidOf(worker.pid) },
+        temporal: { kind: 'tree', pid: pidOf(temporal.pid) },
+        postgres: { kind: 'postgresBackends', database: databaseName },
+        bench: { kind: 'self' },
+      },
+      settings,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export function targetStack(target: TargetStack): Stack {
+  const databaseName = decodeURIComponent(new URL(target.databaseUrl).pathname.replace(/^\//, ''));
+  const parts: Record<string, ProcessSelector> = {
+    ...Object.fromEntries(Object.entries(target.pids).map(([name, pid]) => [name, { kind: 'tree', pid } as const])),
+    postgres: { kind: 'postgresBackends', database: databaseName },
+    bench: { kind: 'self' },
+  };
+  return {
+    apiUrl: target.apiUrl,
+    databaseUrl: target.databaseUrl,
+    databaseName,
+    ...(target.temporalAddress && { temporalAddress: target.temporalAddress }),
+    parts,
+    settings: {},
+    stop: async () => undefined,
+  };
+}
+
+function pidOf(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('a stack process failed to start');
+  return pid;
+}
+
+function withDatabase(adminUrl: string, name: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Keeps `npm run bench` working: its smoke run starts its own stack, drives every scenario for
+ * seconds, checks the stock invariants and prints the table. No figure is asserted here:
+ * speed belongs to the bench, not to tests.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+
+const ROOT = path.resolve(__dirname, '..');
+
+interface BenchRun {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runBench(args: string[]): Promise<BenchRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/index.ts', ...args], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (exitCode) => resolve({ exitCode, stdout, stderr }));
+  });
+}
+
+function benchDatabaseName(log: string): string {
+  const name = /database (checkout_bench_[0-9a-f]+)/.exec(log)?.[1];
+  if (!name) throw new Error(`the bench did not say which database it created:\n${log}`);
+  return name;
+}
+
+async function databaseExists(name: string): Promise<boolean> {
+  const admin = new Client({ connectionString: process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  try {
+    return ((await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0) > 0;
+  } finally {
+    await admin.end();
+  }
+}
+
+describe('npm run bench -- --smoke', () => {
+  it('runs every scenario against a stack of its own, prints the figures table and finds the invariants intact', async () => {
+    const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-')), 'figures.json');
+
+    const run = await runBench(['--smoke', '--json', json]);
+
+    expect({ exitCode: run.exitCode, stderr: run.exitCode === 0 ? '' : run.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect(run.stdout).toMatch(/\| figure +\| goal +\| median +\| min +\| max +\| runs +\|/);
+    for (const figure of ['orders held per second', 'POST /orders latency p99', 'bare SQL', 'expiry lag p99', 'orders awaiting payment at once', 'worker RSS']) {
+      expect(run.stdout).toContain(figure);
+    }
+    expect(run.stdout).toContain('inventory invariants: ok after every scenario');
+    expect(run.stderr).toMatch(/inventory invariants after throughput: ok/);
+    expect(run.stderr).toMatch(/inventory invariants after expiry: ok/);
+    expect(run.stderr).toMatch(/inventory invariants after scale: ok/);
+    const figures = JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, number[]>; problems: string[] };
+    expect(figures.problems).toEqual([]);
+    expect(figures.runs.expiryNotReleased).toEqual([0]);
+    expect(figures.runs.awaiting?.[0]).toBeGreaterThan(0);
+    expect(await databaseExists(benchDatabaseName(run.stderr))).toBe(false);
+  }, 300_000);
+});
