@@ -28,6 +28,12 @@ export interface ActivityDependencies {
 
 type Tx = Prisma.TransactionClient;
 
+/**
+ * Prisma's defaults (2 s to get a connection, 5 s to finish) fail transactions spuriously
+ * when the machine is busy; these stay inside the activities' 10 s start-to-close timeout.
+ */
+const TRANSACTION_OPTIONS = { maxWait: 5_000, timeout: 8_000 } as const;
+
 /** Thrown inside the reservation transaction to roll it back. */
 class ShortfallError extends Error {
   constructor(readonly shortages: Shortage[]) {
@@ -47,7 +53,7 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
       if (earlier) return earlier;
       const items = [...input.items].sort((a, b) => compareSku(a.sku, b.sku));
       try {
-        return await prisma.$transaction((tx) => holdItems(tx, input, items));
+        return await prisma.$transaction((tx) => holdItems(tx, input, items), TRANSACTION_OPTIONS);
       } catch (error) {
         if (isUniqueViolation(error)) {
           // A concurrent attempt of this same activity got there first.
@@ -81,7 +87,7 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         });
         await moveHeldStock(tx, orderId, 'COMMIT');
         return { paidAt: row.paid_at.toISOString() };
-      });
+      }, TRANSACTION_OPTIONS);
     },
 
     /** Puts the order's held stock back on sale; `closedAt` is when the stock was back. Claims the order row first, as commitStock does. */
@@ -95,7 +101,7 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         if (!row) throw new Error(`order ${orderId} cannot be closed as ${reason}: it is in another final state`);
         await moveHeldStock(tx, orderId, 'RELEASE');
         return { closedAt: row.closed_at.toISOString() };
-      });
+      }, TRANSACTION_OPTIONS);
     },
 
     /**
