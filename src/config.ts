@@ -34,6 +34,7 @@ const EnvSchema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: intFromEnv(1, 10_000).default(100),
   WORKER_MAX_CACHED_WORKFLOWS: intFromEnv(0, 1_000_000).default(2_000),
+  WORKER_METRICS_PORT: intFromEnv(0, 65535).default(9464),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -68,6 +69,8 @@ export interface Config {
     maxConcurrentActivities: number;
     maxConcurrentWorkflowTasks: number;
     maxCachedWorkflows: number;
+    /** The worker's own Prometheus listener (outcomes, holds, expiries happen in the worker). */
+    metricsPort: number;
   };
 }
 
@@ -97,6 +100,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
+      metricsPort: e.WORKER_METRICS_PORT,
     },
   };
 }
