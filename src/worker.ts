@@ -2,13 +2,16 @@
  * The worker: runs orderWorkflow and the stock activities for one task queue.
  * `createOrderWorker` is what tests use too, so the worker under test is the real one.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { createInventoryActivities } from '../activities/inventory';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import type { PrismaClient } from '../prisma/generated/client';
 import { loadConfig, type Config } from './config';
 import { createPrismaClient } from './db/client';
-import { createLogger } from './logger';
+import { createLogger, temporalLoggerFrom } from './logger';
+import { activityTelemetry } from './metrics-activity-interceptor';
+import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
 import { temporalConnectionOptions } from './temporal';
 
 export interface OrderWorkerDependencies {
@@ -17,7 +20,9 @@ export interface OrderWorkerDependencies {
   taskQueue: string;
   prisma: PrismaClient;
   payments?: PaymentProvider;
-  tuning?: Config['worker'];
+  tuning?: Omit<Config['worker'], 'metricsPort'>;
+  /** Where order outcomes, holds and expiries are counted; none in tests that do not look. */
+  metrics?: WorkerMetrics;
   /** A prebuilt bundle (tests bundle once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -33,7 +38,10 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ prisma: deps.prisma, payments }),
+    activities: { ...createActivities({ prisma: deps.prisma, payments }), ...createInventoryActivities(deps) },
+    interceptors: { activity: [activityTelemetry(deps.metrics)] },
+    // On shutdown, activities in flight (short transactions) get this long to finish.
+    shutdownGraceTime: '10 seconds',
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
     ...(tuning && {
       maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
@@ -46,6 +54,11 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('worker', config.logLevel);
+  // The SDK's logs and every workflow's and activity's `log` go to the same JSON lines.
+  Runtime.install({ logger: temporalLoggerFrom(logger) });
+  const metrics = createWorkerMetrics();
+  const metricsServer = await serveMetrics(metrics.registry, config.worker.metricsPort);
+  logger.info({ port: listeningPort(metricsServer) }, 'worker metrics listening on /metrics');
   const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
   const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   try {
@@ -55,6 +68,7 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       prisma,
       tuning: config.worker,
+      metrics,
     });
     // The Temporal runtime shuts the worker down on SIGINT/SIGTERM, letting tasks in flight finish.
     logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
@@ -63,6 +77,7 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await prisma.$disconnect();
+    await new Promise((resolve) => metricsServer.close(resolve));
   }
 }
 
