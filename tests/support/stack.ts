@@ -8,13 +8,16 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type express from 'express';
 import { createApp } from '../../src/api/app';
-import { CheckoutService } from '../../src/api/checkout';
+import type { CheckoutService } from '../../src/api/checkout';
+import type { OperatorService } from '../../src/api/operator';
+import { createApiServices } from '../../src/api/services';
 import { createLogger } from '../../src/logger';
 import { createOrderWorker } from '../../src/worker';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
 import { createTestDatabase, type TestDatabase } from './database';
 
 export const TEST_WEBHOOK_SECRET = 'test-webhook-secret';
+export const TEST_ADMIN_TOKEN = 'test-admin-token';
 
 export function temporalCliPath(): string {
   const cli = process.env.TEMPORAL_CLI_PATH;
@@ -70,6 +73,7 @@ export interface TestStack {
   taskQueue: string;
   worker: RunningWorker;
   checkout: CheckoutService;
+  operator: OperatorService;
   app: express.Express;
   stop(): Promise<void>;
 }
@@ -78,13 +82,19 @@ export async function startStack(options: { paymentTimeoutSeconds?: number } = {
   const [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue);
-  const checkout = new CheckoutService({
+  const services = createApiServices({
     prisma: db.prisma,
     temporal: env.client,
     taskQueue,
     defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
   });
-  const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+  const app = createApp({
+    ...services,
+    logger: createLogger('api', 'silent'),
+    paymentWebhookSecret: TEST_WEBHOOK_SECRET,
+    adminToken: TEST_ADMIN_TOKEN,
+  });
+  const { checkout, operator } = services;
   return {
     env,
     client: env.client,
@@ -92,6 +102,7 @@ export async function startStack(options: { paymentTimeoutSeconds?: number } = {
     taskQueue,
     worker,
     checkout,
+    operator,
     app,
     async stop() {
       await worker.stop();
