@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     logger,
     port: config.port,
     closeClients: async () => {
-      await Promise.all([temporal.connection.close(), prisma.$disconnect()]);
+      await Promise.all([services.readiness.close(), temporal.connection.close(), prisma.$disconnect()]);
     },
   });
   const stop = (signal: NodeJS.Signals) => {

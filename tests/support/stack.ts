@@ -94,7 +94,7 @@ export async function startStack(options: { paymentTimeoutSeconds?: number } = {
     paymentWebhookSecret: TEST_WEBHOOK_SECRET,
     adminToken: TEST_ADMIN_TOKEN,
   });
-  const { checkout, operator } = services;
+  const { checkout, operator, readiness } = services;
   return {
     env,
     client: env.client,
@@ -106,6 +106,7 @@ export async function startStack(options: { paymentTimeoutSeconds?: number } = {
     app,
     async stop() {
       await worker.stop();
+      await readiness.close();
       await env.teardown();
       await db.drop();
     },
