@@ -55,11 +55,34 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isOrderId = (value: string): boolean => UUID.test(value);
 
 export class CheckoutService {
+  /**
+   * Keyed requests for the same order and body that arrive while one is in flight share its
+   * answer: Temporal caps the updates in flight per workflow (10 by default), and a burst of
+   * retries from one client should not queue behind that cap.
+   */
+  private readonly placing = new Map<string, Promise<PlacedOrder>>();
+
   constructor(private readonly deps: CheckoutDependencies) {}
 
   async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
-    const requestHash = idempotencyKey === undefined ? undefined : hashRequest(body);
-    const orderId = idempotencyKey === undefined ? randomUUID() : orderIdFor(body.customerId, idempotencyKey);
+    if (idempotencyKey === undefined) return this.place(body, randomUUID());
+    const orderId = orderIdFor(body.customerId, idempotencyKey);
+    const requestHash = hashRequest(body);
+    const sharedKey = `${orderId}:${requestHash}`;
+    const inFlight = this.placing.get(sharedKey);
+    if (inFlight) return inFlight;
+    const placing = this.place(body, orderId, { idempotencyKey, requestHash }).finally(() => this.placing.delete(sharedKey));
+    this.placing.set(sharedKey, placing);
+    return placing;
+  }
+
+  private async place(
+    body: CreateOrderBody,
+    orderId: string,
+    keyed?: { idempotencyKey: string; requestHash: string },
+  ): Promise<PlacedOrder> {
+    const idempotencyKey = keyed?.idempotencyKey;
+    const requestHash = keyed?.requestHash;
     // With a key, the order may exist already: look it up alongside the skus (no extra latency).
     const [, recorded] = await Promise.all([
       this.assertSkusExist(body.items.map((i) => i.sku)),
