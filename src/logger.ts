@@ -42,7 +42,9 @@ const PINO_LEVEL: Record<TemporalLogLevel, Level> = {
  */
 export function temporalLoggerFrom(logger: Logger): TemporalLogger {
   const write = (level: TemporalLogLevel, message: string, meta: LogMetadata = {}): void => {
-    const { error, ...rest } = meta as LogMetadata & { error?: unknown };
+    // The task token is an opaque blob; the workflow and activity ids already say which task.
+    const rest: LogMetadata = Object.fromEntries(Object.entries(meta).filter(([key]) => key !== 'taskToken' && key !== 'error'));
+    const error = meta.error;
     const workflowId = typeof rest.workflowId === 'string' ? rest.workflowId : undefined;
     const orderId = typeof rest.orderId === 'string' ? rest.orderId : orderIdOfWorkflow(workflowId);
     logger[PINO_LEVEL[level]]({ ...rest, ...(orderId && { orderId }), ...(error !== undefined && { err: error }) }, message);

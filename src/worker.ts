@@ -70,7 +70,12 @@ async function main(): Promise<void> {
       tuning: config.worker,
       metrics,
     });
-    // The Temporal runtime shuts the worker down on SIGINT/SIGTERM, letting tasks in flight finish.
+    // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
+    // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
+    // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
+    }
     logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
     await worker.run();
     logger.info('worker stopped');

@@ -98,8 +98,10 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // `on`, not `once`: a second signal while draining (Ctrl-C reaches every process of `npm start`,
+  // which then sends SIGTERM too) must not kill the process mid-drain.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 if (require.main === module) {
