@@ -46,8 +46,8 @@ class Service {
 }
 
 function spawnService(name: string, script: string, env: Record<string, string>): Service {
-  const tsx = require.resolve('tsx/cli');
-  const child = spawn(process.execPath, [tsx, script], {
+  // tsx as a loader (not its CLI wrapper), so the signal and the exit code are the service's own.
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: path.resolve(__dirname, '..'),
     env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
