@@ -90,17 +90,21 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
       }, TRANSACTION_OPTIONS);
     },
 
-    /** Puts the order's held stock back on sale; `closedAt` is when the stock was back. Claims the order row first, as commitStock does. */
-    async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<{ closedAt: IsoTime }> {
+    /**
+     * Puts the order's held stock back on sale; `closedAt` is when the stock was back (with
+     * `expiresAt` beside it, so the worker can measure how late an expiry ran). Claims the
+     * order row first, as commitStock does.
+     */
+    async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<{ closedAt: IsoTime; expiresAt: IsoTime }> {
       return prisma.$transaction(async (tx) => {
-        const [row] = await tx.$queryRaw<{ closed_at: Date }[]>`
+        const [row] = await tx.$queryRaw<{ closed_at: Date; expires_at: Date }[]>`
           UPDATE orders
              SET status = ${reason}::"OrderStatus", closed_at = COALESCE(closed_at, now())
            WHERE id = ${orderId}::uuid AND status IN ('AWAITING_PAYMENT', ${reason}::"OrderStatus")
-           RETURNING closed_at`;
+           RETURNING closed_at, expires_at`;
         if (!row) throw new Error(`order ${orderId} cannot be closed as ${reason}: it is in another final state`);
         await moveHeldStock(tx, orderId, 'RELEASE');
-        return { closedAt: row.closed_at.toISOString() };
+        return { closedAt: row.closed_at.toISOString(), expiresAt: row.expires_at.toISOString() };
       }, TRANSACTION_OPTIONS);
     },
 

@@ -12,15 +12,12 @@ import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
-import { createApp } from '../src/api/app';
-import { CheckoutService } from '../src/api/checkout';
-import { createLogger } from '../src/logger';
 import { createOrderWorker } from '../src/worker';
 import globalSetup from '../tests/support/global-setup';
 import '../tests/support/quiet-runtime';
 import { addProduct, createTestDatabase, type TestDatabase } from '../tests/support/database';
 import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../tests/support/lifecycle';
-import { eventually, startDevServer, TEST_WEBHOOK_SECRET, workflowBundle } from '../tests/support/stack';
+import { createTestApi, eventually, startDevServer, workflowBundle } from '../tests/support/stack';
 import {
   cancelOrderSignal,
   getOrderQuery,
@@ -62,7 +59,7 @@ const HELD_REFUND_PREFIX = 'held-';
 
 interface Recorder {
   db: TestDatabase;
-  app: ReturnType<typeof createApp>;
+  app: ReturnType<typeof createTestApi>['app'];
   temporal: Client;
   taskQueue: string;
   openRefundGate(): void;
@@ -95,8 +92,7 @@ async function main(): Promise<void> {
   try {
     await addProduct(db.prisma, SKU, 1000, PRICE_CENTS);
     await addProduct(db.prisma, SCARCE_SKU, 1, PRICE_CENTS);
-    const checkout = new CheckoutService({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
-    const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+    const { app } = createTestApi({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
     const recorder: Recorder = { db, app, temporal: env.client, taskQueue, openRefundGate, recorded: new Map() };
 
     for (const run of [recordSimplePaths, recordPaymentRedeliveries, recordLatePayments, recordDeadlineRaces, recordEarlySignals]) {

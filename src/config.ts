@@ -49,6 +49,7 @@ const EnvSchema = DatabaseEnvSchema.extend({
   WORKER_MAX_CACHED_WORKFLOWS: optionalInt(0, 1_000_000),
   WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(20),
   WORKER_WORKFLOW_BUNDLE_PATH: optionalString,
+  WORKER_METRICS_PORT: intFromEnv(0, 65535).default(9464),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -85,6 +86,8 @@ export interface WorkerTuning {
   shutdownGraceSeconds: number;
   /** A bundle made at build time (`scripts/build-workflow-bundle.ts`); otherwise bundled at start. */
   workflowBundlePath?: string;
+  /** The worker's own Prometheus listener (outcomes, holds, expiries happen in the worker). */
+  metricsPort: number;
 }
 
 export interface DatabaseConfig {
@@ -233,6 +236,7 @@ function workerTuning(e: ParsedEnv, runtime: RuntimeFacts): WorkerTuning {
     maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS ?? workflowCacheSizeFor(runtime.heapSizeLimitMiB),
     shutdownGraceSeconds: e.WORKER_SHUTDOWN_GRACE_SECONDS,
     workflowBundlePath: e.WORKER_WORKFLOW_BUNDLE_PATH,
+    metricsPort: e.WORKER_METRICS_PORT,
   });
   // A poller holds a slot open, so more pollers than slots would never be used.
   if ((tuning.maxConcurrentWorkflowTaskPolls ?? 0) > tuning.maxConcurrentWorkflowTasks) {

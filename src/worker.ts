@@ -2,13 +2,16 @@
  * The worker: runs orderWorkflow and the stock activities for one task queue.
  * `createOrderWorker` is what tests use too, so the worker under test is the real one.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { createInventoryActivities } from '../activities/inventory';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import type { PrismaClient } from '../prisma/generated/client';
 import { loadConfig, type WorkerTuning } from './config';
 import { createPrismaClient } from './db/client';
-import { createLogger } from './logger';
+import { createLogger, temporalLoggerFrom } from './logger';
+import { activityTelemetry } from './metrics-activity-interceptor';
+import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
 import { temporalConnectionOptions } from './temporal';
 
 export interface OrderWorkerDependencies {
@@ -18,6 +21,8 @@ export interface OrderWorkerDependencies {
   prisma: PrismaClient;
   payments?: PaymentProvider;
   tuning?: WorkerTuning;
+  /** Where order outcomes, holds and expiries are counted; none in tests that do not look. */
+  metrics?: WorkerMetrics;
   /** A prebuilt bundle (tests bundle once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -33,7 +38,10 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ prisma: deps.prisma, payments }),
+    activities: { ...createActivities({ prisma: deps.prisma, payments }), ...createInventoryActivities(deps) },
+    interceptors: { activity: [activityTelemetry(deps.metrics)] },
+    // On shutdown, activities in flight (short transactions) get this long to finish; config may say otherwise.
+    shutdownGraceTime: '10 seconds',
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
     ...(tuning && workerTuningOptions(tuning)),
   });
@@ -59,6 +67,11 @@ export function workerTuningOptions(tuning: WorkerTuning): Partial<WorkerOptions
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('worker', config.logLevel);
+  // The SDK's logs and every workflow's and activity's `log` go to the same JSON lines.
+  Runtime.install({ logger: temporalLoggerFrom(logger) });
+  const metrics = createWorkerMetrics();
+  const metricsServer = await serveMetrics(metrics.registry, config.worker.metricsPort);
+  logger.info({ port: listeningPort(metricsServer) }, 'worker metrics listening on /metrics');
   const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
   const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   try {
@@ -71,8 +84,14 @@ async function main(): Promise<void> {
       ...(config.worker.workflowBundlePath !== undefined && {
         workflowBundle: { codePath: config.worker.workflowBundlePath },
       }),
+      metrics,
     });
-    // The Temporal runtime shuts the worker down on SIGINT/SIGTERM, letting tasks in flight finish.
+    // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
+    // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
+    // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
+    }
     logger.info(
       { taskQueue: config.temporal.taskQueue, address: config.temporal.address, tuning: config.worker },
       'worker started',
@@ -82,6 +101,7 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await prisma.$disconnect();
+    await new Promise((resolve) => metricsServer.close(resolve));
   }
 }
 

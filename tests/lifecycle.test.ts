@@ -5,10 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
-import { createApp } from '../src/api/app';
-import { CheckoutService } from '../src/api/checkout';
 import { checkInventory } from '../src/db/inventory-check';
-import { createLogger } from '../src/logger';
 import { createOrderWorker } from '../src/worker';
 import {
   cancelOrderSignal,
@@ -25,7 +22,7 @@ import {
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
-import { eventually, startStack, TEST_WEBHOOK_SECRET, workflowBundle, type TestStack } from './support/stack';
+import { createTestApi, eventually, startStack, workflowBundle, type TestStack } from './support/stack';
 
 let stack: TestStack;
 
@@ -414,8 +411,7 @@ describe('closing', () => {
     });
     const running = worker.run();
     try {
-      const checkout = new CheckoutService({ prisma: stack.db.prisma, temporal: stack.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
-      const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+      const { app } = createTestApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
       const sku = await newProduct(2);
       const { orderId } = await placeOverHttp(app, { customerId: 'slow-refund', items: [{ sku, quantity: 1 }] });
 

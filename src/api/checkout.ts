@@ -31,30 +31,9 @@ import {
 } from '../../workflows/messages';
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { ApiError } from './errors';
-import type { CreateOrderBody, PaymentBody } from './schemas';
+import type { CreateOrderBody, OrderResponse, PaymentBody, ProductResponse } from './schemas';
 
-/** The contract's `order`. */
-export interface OrderResponse {
-  orderId: string;
-  customerId: string;
-  status: OrderView['status'];
-  items: { sku: string; quantity: number; unitPriceCents: number }[];
-  totalCents: number;
-  createdAt: string;
-  expiresAt: string;
-  paidAt?: string;
-  closedAt?: string;
-  paymentId?: string;
-}
-
-export interface ProductResponse {
-  sku: string;
-  name: string;
-  priceCents: number;
-  available: number;
-  reserved: number;
-  sold: number;
-}
+export type { OrderResponse, ProductResponse } from './schemas';
 
 export interface PlacedOrder {
   /** 201 when the stock was held (whatever happened since), 409 when it was rejected. */
@@ -72,13 +51,46 @@ export interface CheckoutDependencies {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Whether a string has the form of an orderId (a UUID); anything else names no order. */
+export const isOrderId = (value: string): boolean => UUID.test(value);
+
 export class CheckoutService {
+  /**
+   * Keyed requests for the same order and body that arrive while one is in flight share its
+   * answer: Temporal caps the updates in flight per workflow (10 by default), and a burst of
+   * retries from one client should not queue behind that cap.
+   */
+  private readonly placing = new Map<string, Promise<PlacedOrder>>();
+
   constructor(private readonly deps: CheckoutDependencies) {}
 
   async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
-    await this.assertSkusExist(body.items.map((i) => i.sku));
-    const requestHash = idempotencyKey === undefined ? undefined : hashRequest(body);
-    const orderId = idempotencyKey === undefined ? randomUUID() : orderIdFor(body.customerId, idempotencyKey);
+    if (idempotencyKey === undefined) return this.place(body, randomUUID());
+    const orderId = orderIdFor(body.customerId, idempotencyKey);
+    const requestHash = hashRequest(body);
+    const sharedKey = `${orderId}:${requestHash}`;
+    const inFlight = this.placing.get(sharedKey);
+    if (inFlight) return inFlight;
+    const placing = this.place(body, orderId, { idempotencyKey, requestHash }).finally(() => this.placing.delete(sharedKey));
+    this.placing.set(sharedKey, placing);
+    return placing;
+  }
+
+  private async place(
+    body: CreateOrderBody,
+    orderId: string,
+    keyed?: { idempotencyKey: string; requestHash: string },
+  ): Promise<PlacedOrder> {
+    const idempotencyKey = keyed?.idempotencyKey;
+    const requestHash = keyed?.requestHash;
+    // With a key, the order may exist already: look it up alongside the skus (no extra latency).
+    const [, recorded] = await Promise.all([
+      this.assertSkusExist(body.items.map((i) => i.sku)),
+      idempotencyKey === undefined ? undefined : this.findOrderRecord(orderId),
+    ]);
+    // A replay is answered from the record, without Temporal: this also holds once the
+    // order's workflow history is gone, when starting the workflow again would be wrong.
+    if (recorded) return placedFromRecord(recorded, requestHash);
     const input: OrderWorkflowInput = {
       orderId,
       customerId: body.customerId,
@@ -110,7 +122,7 @@ export class CheckoutService {
       if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       // The order with this key has finished its workflow: answer from the record.
-      return this.placedFromRecord(orderId, requestHash);
+      return placedFromRecord(await this.findOrder(orderId), requestHash);
     }
   }
 
@@ -170,19 +182,14 @@ export class CheckoutService {
     });
   }
 
-  private async placedFromRecord(orderId: string, requestHash: string | undefined): Promise<PlacedOrder> {
-    const order = await this.findOrder(orderId);
-    if (order.requestHash !== (requestHash ?? null)) throw keyReused();
-    if (order.status !== 'REJECTED') return { httpStatus: 201, order: toOrderResponse(order) };
-    return { httpStatus: 409, order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
-  }
-
-  private async findOrder(orderId: string): Promise<Order & { items: OrderItem[] }> {
-    const order = UUID.test(orderId)
-      ? await this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } })
-      : null;
+  private async findOrder(orderId: string): Promise<OrderRecord> {
+    const order = isOrderId(orderId) ? await this.findOrderRecord(orderId) : null;
     if (!order) throw new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
     return order;
+  }
+
+  private findOrderRecord(orderId: string): Promise<OrderRecord | null> {
+    return this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
   }
 
   private async assertSkusExist(skus: string[]): Promise<void> {
@@ -215,6 +222,14 @@ function cancelRefusal(status: OrderResponse['status']): ApiError | undefined {
     default:
       return undefined;
   }
+}
+
+type OrderRecord = Order & { items: OrderItem[] };
+
+function placedFromRecord(order: OrderRecord, requestHash: string | undefined): PlacedOrder {
+  if (order.requestHash !== (requestHash ?? null)) throw keyReused();
+  if (order.status !== 'REJECTED') return { httpStatus: 201, order: toOrderResponse(order) };
+  return { httpStatus: 409, order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
 }
 
 function placedFromView(view: OrderView): PlacedOrder {
@@ -250,7 +265,7 @@ export function hashRequest(body: CreateOrderBody): string {
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
-export function toOrderResponse(order: Order & { items: OrderItem[] }): OrderResponse {
+export function toOrderResponse(order: OrderRecord): OrderResponse {
   return {
     orderId: order.id,
     customerId: order.customerId,

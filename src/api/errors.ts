@@ -1,8 +1,8 @@
 /**
  * The contract's error codes, mapped to HTTP in one place. Every error response is
- * `{ "error": { "code", "message", "details"? } }`.
+ * `{ "error": { "code", "message", "details"? } }`; internal errors say nothing more.
  */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
@@ -17,11 +17,10 @@ export const ERROR_STATUS = {
   ORDER_CANCELLED: 409,
   ORDER_REJECTED: 409,
   ORDER_ALREADY_PAID: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   UNKNOWN_SKU: 422,
   AMOUNT_MISMATCH: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
+  STOCK_LIMIT_EXCEEDED: 422,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
 } as const;
@@ -36,6 +35,8 @@ export class ApiError extends Error {
     readonly details?: unknown,
     /** Fields placed beside `error` in the body, e.g. the orderId of a rejected order. */
     readonly extra?: Record<string, unknown>,
+    /** Response headers that belong to the error, e.g. `Allow` or `WWW-Authenticate`. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.status = ERROR_STATUS[code];
@@ -52,24 +53,53 @@ export const notFoundRoute: RequestHandler = (req, _res, next) => {
   next(new ApiError('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`));
 };
 
-/** Body-parser failures carry a `type`; anything else is an internal error with no details leaked. */
-export function errorHandler(onInternal: (error: unknown) => void): ErrorRequestHandler {
-  return (error: unknown, _req, res, _next) => {
-    const apiError = toApiError(error);
-    if (apiError.code === 'INTERNAL_ERROR') onInternal(error);
+/** For a path that exists with other methods. */
+export function methodNotAllowed(allowed: string[]): RequestHandler {
+  return (req, _res, next) => {
+    next(
+      new ApiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}`, undefined, undefined, {
+        Allow: allowed.join(', '),
+      }),
+    );
+  };
+}
+
+export function errorHandler(onInternal: (error: unknown, req: Request) => void): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const apiError = toApiError(error, req.path);
+    if (apiError.code === 'INTERNAL_ERROR') onInternal(error, req);
+    if (res.headersSent) return;
+    res.set(apiError.headers ?? {});
     res.status(apiError.status).json(apiError.toBody());
   };
 }
 
-function toApiError(error: unknown): ApiError {
+const BODY_PROBLEMS: Record<string, string> = {
+  'entity.parse.failed': 'the body is not valid JSON',
+  'entity.too.large': 'the body is too large',
+  'encoding.unsupported': 'the body has an unsupported content encoding',
+  'charset.unsupported': 'the body has an unsupported charset',
+  'request.size.invalid': 'the body is shorter or longer than its Content-Length',
+  'request.aborted': 'the request was aborted',
+};
+
+/**
+ * Body-parser failures (they carry a `type`) are malformed input; a path that cannot be
+ * percent-decoded names nothing; anything else is an internal error with no detail leaked.
+ */
+function toApiError(error: unknown, path: string): ApiError {
   if (error instanceof ApiError) return error;
-  const type = (error as { type?: unknown } | null)?.type;
-  if (type === 'entity.parse.failed') {
-    return new ApiError('VALIDATION_FAILED', 'the body is not valid JSON', [{ path: '', message: 'malformed JSON' }]);
+  const { type, status } = (error ?? {}) as { type?: unknown; status?: unknown };
+  if (typeof type === 'string' && typeof status === 'number' && status >= 400 && status < 500) {
+    const message = BODY_PROBLEMS[type] ?? 'the body could not be read';
+    return new ApiError('VALIDATION_FAILED', message, [{ path: '', message }]);
   }
-  if (type === 'entity.too.large') return new ApiError('PAYLOAD_TOO_LARGE', 'the body is too large');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new ApiError('UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding');
-  }
+  if (error instanceof URIError) return undecodablePath(path);
   return new ApiError('INTERNAL_ERROR', 'internal error');
+}
+
+function undecodablePath(path: string): ApiError {
+  if (path.startsWith('/orders/')) return new ApiError('ORDER_NOT_FOUND', 'no such order');
+  if (path.startsWith('/products/')) return new ApiError('PRODUCT_NOT_FOUND', 'no such product');
+  return new ApiError('VALIDATION_FAILED', 'the URL is not correctly percent-encoded', [{ path: 'url', message: 'malformed percent-encoding' }]);
 }

@@ -1,41 +1,143 @@
-/** Request bodies, validated at the edge before anything else happens. */
+/**
+ * The contract's shapes as zod schemas: request bodies are validated with them at the edge,
+ * before anything else happens, and the OpenAPI document (openapi.ts) is generated from the
+ * very same schemas. `meta({ id })` names a schema in the document's components.
+ */
 import { z } from 'zod';
 import { ApiError } from './errors';
 
 export const MAX_ITEMS = 50;
+export const MAX_QUANTITY = 1000;
+export const MAX_PAYMENT_TIMEOUT_SECONDS = 86_400;
+/** Counts an operator may set or add at once; the stock columns are 32-bit integers. */
+export const MAX_STOCK_PER_REQUEST = 1_000_000_000;
+export const MAX_PRICE_CENTS = 10_000_000;
 
-export const CreateOrderBody = z.strictObject({
-  customerId: z.string().min(1).max(64),
-  items: z
-    .array(
-      z.strictObject({
-        sku: z.string().min(1).max(64),
-        quantity: z.number().int().min(1).max(1000),
-      }),
-    )
-    .min(1)
-    .max(MAX_ITEMS)
-    .refine((items) => new Set(items.map((i) => i.sku)).size === items.length, {
-      message: 'skus must be distinct',
-    }),
-  paymentTimeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+const OrderItemRequest = z.strictObject({
+  sku: z.string().min(1).max(64),
+  quantity: z.number().int().min(1).max(MAX_QUANTITY),
 });
+
+export const CreateOrderBody = z
+  .strictObject({
+    customerId: z.string().min(1).max(64),
+    items: z
+      .array(OrderItemRequest)
+      .min(1)
+      .max(MAX_ITEMS)
+      .refine((items) => new Set(items.map((i) => i.sku)).size === items.length, {
+        message: 'skus must be distinct',
+      }),
+    paymentTimeoutSeconds: z.number().int().min(1).max(MAX_PAYMENT_TIMEOUT_SECONDS).optional(),
+  })
+  .meta({ id: 'CreateOrderRequest' });
 export type CreateOrderBody = z.infer<typeof CreateOrderBody>;
 
-export const PaymentBody = z.strictObject({
-  paymentId: z.string().min(1).max(128),
-  amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-});
+export const PaymentBody = z
+  .strictObject({
+    paymentId: z.string().min(1).max(128),
+    amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  })
+  .meta({ id: 'PaymentNotification' });
 export type PaymentBody = z.infer<typeof PaymentBody>;
 
 export const IdempotencyKey = z.string().min(1).max(255);
 
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
+/** Skus an operator may create: letters, digits, `.`, `_`, `-`; safe in URLs and workflow ids. */
+export const Sku = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a sku is 1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+export const PutProductBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    priceCents: z.number().int().min(0).max(MAX_PRICE_CENTS),
+    available: z.number().int().min(0).max(MAX_STOCK_PER_REQUEST).optional(),
+  })
+  .meta({ id: 'PutProductRequest' });
+export type PutProductBody = z.infer<typeof PutProductBody>;
+
+export const RestockBody = z
+  .strictObject({ quantity: z.number().int().min(1).max(MAX_STOCK_PER_REQUEST) })
+  .meta({ id: 'RestockRequest' });
+export type RestockBody = z.infer<typeof RestockBody>;
+
+// ---- responses ----
+
+const IsoTime = z.iso.datetime();
+
+export const OrderStatusSchema = z.enum(['PENDING', 'AWAITING_PAYMENT', 'PAID', 'EXPIRED', 'CANCELLED', 'REJECTED']);
+
+export const OrderSchema = z
+  .object({
+    orderId: z.uuid(),
+    customerId: z.string(),
+    status: OrderStatusSchema,
+    items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPriceCents: z.number().int() })),
+    totalCents: z.number().int(),
+    createdAt: IsoTime,
+    expiresAt: IsoTime,
+    paidAt: IsoTime.optional(),
+    closedAt: IsoTime.optional().meta({ description: 'When the order reached its final state (for EXPIRED and CANCELLED: when the stock was back)' }),
+    paymentId: z.string().optional(),
+  })
+  .meta({ id: 'Order' });
+export type OrderResponse = z.infer<typeof OrderSchema>;
+
+export const ProductSchema = z
+  .object({
+    sku: z.string(),
+    name: z.string(),
+    priceCents: z.number().int(),
+    available: z.number().int().meta({ description: 'On sale now' }),
+    reserved: z.number().int().meta({ description: 'Held by open orders' }),
+    sold: z.number().int().meta({ description: 'Taken by paid orders' }),
+  })
+  .meta({ id: 'Product' });
+export type ProductResponse = z.infer<typeof ProductSchema>;
+
+export const ProductListSchema = z.object({ products: z.array(ProductSchema) }).meta({ id: 'ProductList' });
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'SCREAMING_SNAKE_CASE, one of the codes listed per operation' }),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+export const OutOfStockErrorSchema = ErrorSchema.extend({
+  orderId: z.uuid().meta({ description: 'The order, recorded as REJECTED' }),
+}).meta({ id: 'OutOfStockError' });
+
+export const InventoryReportSchema = z
+  .object({
+    ok: z.boolean(),
+    violations: z.array(
+      z
+        .object({ kind: z.enum(['NEGATIVE_STOCK', 'CONSERVATION', 'CLOSED_ORDER_HOLDS_STOCK', 'ORDER_MOVED_TWICE']) })
+        .loose()
+        .meta({ description: 'One broken invariant, with the sku or order and the numbers that show it' }),
+    ),
+  })
+  .meta({ id: 'InventoryReport' });
+
+export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+export const ReadinessSchema = z
+  .object({ status: z.literal('ready'), checks: z.record(z.string(), z.string()) })
+  .meta({ id: 'Readiness' });
+
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, location?: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   throw new ApiError(
     'VALIDATION_FAILED',
     'the request is invalid',
-    result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    result.error.issues.map((issue) => ({
+      path: [location, ...issue.path.map(String)].filter((p) => p !== undefined && p !== '').join('.'),
+      message: issue.message,
+    })),
   );
 }

@@ -9,6 +9,7 @@ export function signPayload(secret: string, rawBody: Buffer | string): string {
 export function isValidSignature(secret: string, rawBody: Buffer, header: string | undefined): boolean {
   if (header === undefined) return false;
   const expected = Buffer.from(signPayload(secret, rawBody));
-  const given = Buffer.from(header.trim());
+  // Hex digits in either case are the same signature.
+  const given = Buffer.from(header.trim().toLowerCase());
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

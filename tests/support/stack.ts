@@ -8,13 +8,16 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type express from 'express';
 import { createApp } from '../../src/api/app';
-import { CheckoutService } from '../../src/api/checkout';
+import type { CheckoutService } from '../../src/api/checkout';
+import type { OperatorService } from '../../src/api/operator';
+import { createApiServices } from '../../src/api/services';
 import { createLogger } from '../../src/logger';
 import { createOrderWorker } from '../../src/worker';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
 import { createTestDatabase, type TestDatabase } from './database';
 
 export const TEST_WEBHOOK_SECRET = 'test-webhook-secret';
+export const TEST_ADMIN_TOKEN = 'test-admin-token';
 
 export function temporalCliPath(): string {
   const cli = process.env.TEMPORAL_CLI_PATH;
@@ -74,21 +77,34 @@ export interface TestStack {
   taskQueue: string;
   worker: RunningWorker;
   checkout: CheckoutService;
+  operator: OperatorService;
   app: express.Express;
   stop(): Promise<void>;
+}
+
+/** The API's services and Express app as the server builds them, with the tests' secrets. */
+export function createTestApi(deps: Parameters<typeof createApiServices>[0]) {
+  const services = createApiServices(deps);
+  const app = createApp({
+    ...services,
+    logger: createLogger('api', 'silent'),
+    paymentWebhookSecret: TEST_WEBHOOK_SECRET,
+    adminToken: TEST_ADMIN_TOKEN,
+  });
+  return { app, services };
 }
 
 export async function startStack(options: { paymentTimeoutSeconds?: number; uiPort?: number } = {}): Promise<TestStack> {
   const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue);
-  const checkout = new CheckoutService({
+  const { app, services } = createTestApi({
     prisma: db.prisma,
     temporal: env.client,
     taskQueue,
     defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
   });
-  const app = createApp({ checkout, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET });
+  const { checkout, operator, readiness } = services;
   return {
     env,
     client: env.client,
@@ -96,9 +112,11 @@ export async function startStack(options: { paymentTimeoutSeconds?: number; uiPo
     taskQueue,
     worker,
     checkout,
+    operator,
     app,
     async stop() {
       await worker.stop();
+      await readiness.close();
       await env.teardown();
       await db.drop();
     },

@@ -1,0 +1,214 @@
+/**
+ * The OpenAPI 3.1 document of the contract, generated from the zod schemas the API validates
+ * with (schemas.ts), so the two cannot drift. Served at GET /openapi.json.
+ */
+import { OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import type { ErrorCode } from './errors';
+import {
+  CreateOrderBody,
+  ErrorSchema,
+  HealthSchema,
+  IdempotencyKey,
+  InventoryReportSchema,
+  OrderSchema,
+  OutOfStockErrorSchema,
+  PaymentBody,
+  ProductListSchema,
+  ProductSchema,
+  PutProductBody,
+  ReadinessSchema,
+  RestockBody,
+  Sku,
+} from './schemas';
+
+const json = (schema: z.ZodType, description: string): ResponseConfig => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+const failure = (codes: ErrorCode[], description = ''): ResponseConfig =>
+  json(ErrorSchema, `${codes.map((c) => `\`${c}\``).join(' | ')}${description ? `: ${description}` : ''}`);
+
+const jsonBody = (schema: z.ZodType) => ({ required: true, content: { 'application/json': { schema } } });
+
+const orderIdParam = z.object({ orderId: z.string().meta({ description: 'The orderId (a UUID); any other value answers 404' }) });
+const skuParam = z.object({ sku: z.string() });
+const adminSkuParam = z.object({ sku: Sku });
+const adminResponses = { 401: failure(['UNAUTHORIZED'], 'missing or wrong `Authorization: Bearer <ADMIN_TOKEN>`') };
+const invalid = failure(['VALIDATION_FAILED'], 'details list the fields and why; nothing changed');
+
+export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
+  const registry = new OpenAPIRegistry();
+  const admin = registry.registerComponent('securitySchemes', 'adminToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'ADMIN_TOKEN',
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/orders',
+    tags: ['orders'],
+    summary: 'Place an order: hold its stock for the payment window, all items or none',
+    request: {
+      headers: z.object({
+        'Idempotency-Key': IdempotencyKey.optional().meta({
+          description: 'The same key from the same customer with the same body returns the same order and holds nothing more',
+        }),
+      }),
+      body: jsonBody(CreateOrderBody),
+    },
+    responses: {
+      201: json(OrderSchema, 'Stock held; status AWAITING_PAYMENT with expiresAt (or the same order again, for a repeated Idempotency-Key)'),
+      400: invalid,
+      409: json(OutOfStockErrorSchema, '`OUT_OF_STOCK`: nothing held; details `[{ sku, requested, available }]`; the order is REJECTED'),
+      422: failure(['UNKNOWN_SKU', 'IDEMPOTENCY_KEY_REUSED'], 'UNKNOWN_SKU details list the unknown skus'),
+    },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/orders/{orderId}',
+    tags: ['orders'],
+    summary: 'Read an order',
+    request: { params: orderIdParam },
+    responses: { 200: json(OrderSchema, 'The order'), 404: failure(['ORDER_NOT_FOUND']) },
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/orders/{orderId}/payment',
+    tags: ['orders'],
+    summary: "The payment provider's webhook, delivered to the order's workflow as the paymentReceived signal",
+    request: {
+      params: orderIdParam,
+      headers: z.object({
+        'X-Signature': z.string().meta({ description: '`sha256=<hex HMAC-SHA256 of the raw body with PAYMENT_WEBHOOK_SECRET>`' }),
+      }),
+      body: jsonBody(PaymentBody),
+    },
+    responses: {
+      200: json(OrderSchema, 'Paid (a repeated delivery of the same paymentId answers the same)'),
+      400: invalid,
+      401: failure(['INVALID_SIGNATURE'], 'nothing happened'),
+      404: failure(['ORDER_NOT_FOUND']),
+      409: failure(
+        ['ORDER_EXPIRED', 'ORDER_CANCELLED', 'ORDER_REJECTED', 'ORDER_ALREADY_PAID'],
+        'not applied and refunded exactly once; details `{ refund: { paymentId, status } }`',
+      ),
+      422: failure(['AMOUNT_MISMATCH'], 'not applied, refunded; the order still awaits payment'),
+    },
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/orders/{orderId}/cancel',
+    tags: ['orders'],
+    summary: 'Cancel an unpaid order; answers once its stock is back (repeatable)',
+    request: { params: orderIdParam },
+    responses: {
+      200: json(OrderSchema, 'CANCELLED, stock back on sale'),
+      404: failure(['ORDER_NOT_FOUND']),
+      409: failure(['ORDER_ALREADY_PAID', 'ORDER_EXPIRED', 'ORDER_REJECTED']),
+    },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/products',
+    tags: ['products'],
+    summary: 'List products with their stock',
+    responses: { 200: json(ProductListSchema, 'All products, by sku') },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/products/{sku}',
+    tags: ['products'],
+    summary: 'Read a product and its stock',
+    request: { params: skuParam },
+    responses: { 200: json(ProductSchema, 'The product'), 404: failure(['PRODUCT_NOT_FOUND']) },
+  });
+
+  registry.registerPath({
+    method: 'put',
+    path: '/admin/products/{sku}',
+    tags: ['operator'],
+    summary: 'Create or update a product; `available`, when given, sets the count on sale (a ledger ADJUSTMENT)',
+    security: [{ [admin.name]: [] }],
+    request: { params: adminSkuParam, body: jsonBody(PutProductBody) },
+    responses: { 200: json(ProductSchema, 'Updated'), 201: json(ProductSchema, 'Created'), 400: invalid, ...adminResponses },
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/admin/products/{sku}/restock',
+    tags: ['operator'],
+    summary: 'Add units to the count on sale (a ledger RESTOCK)',
+    security: [{ [admin.name]: [] }],
+    request: { params: adminSkuParam, body: jsonBody(RestockBody) },
+    responses: {
+      200: json(ProductSchema, 'Restocked'),
+      400: invalid,
+      ...adminResponses,
+      404: failure(['PRODUCT_NOT_FOUND']),
+      422: failure(['STOCK_LIMIT_EXCEEDED'], 'the count on sale would exceed 2147483647'),
+    },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/admin/inventory/check',
+    tags: ['operator'],
+    summary: "Check the contract's stock invariants against the database",
+    security: [{ [admin.name]: [] }],
+    responses: { 200: json(InventoryReportSchema, 'ok, or the violations found'), ...adminResponses },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/healthz',
+    tags: ['health'],
+    summary: 'Liveness: 200 while the process runs',
+    responses: { 200: json(HealthSchema, 'Running') },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/readyz',
+    tags: ['health'],
+    summary: 'Readiness: PostgreSQL and Temporal answer, and the process is not shutting down',
+    responses: {
+      200: json(ReadinessSchema, 'Ready'),
+      503: failure(['SERVICE_UNAVAILABLE'], 'details name the check that failed'),
+    },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    tags: ['health'],
+    summary: 'Prometheus metrics of the API process',
+    responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } } },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/openapi.json',
+    tags: ['health'],
+    summary: 'This document',
+    responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.object({}).loose() } } } },
+  });
+
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'Checkout API',
+      version: '1.0.0',
+      description:
+        'Holds stock for unpaid orders and returns it exactly once when the payment window closes. ' +
+        'Every error is `{ "error": { "code", "message", "details"? } }`. Money is integer cents; times are ISO-8601 UTC.',
+    },
+  });
+}

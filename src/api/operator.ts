@@ -1,0 +1,62 @@
+/**
+ * What the operator endpoints ask of the system. Changes to stock run as short workflows
+ * (the activities are the only writers of stock); the inventory check reads the database.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../../prisma/generated/client';
+import {
+  PUT_PRODUCT_WORKFLOW_TYPE,
+  putProductWorkflowId,
+  RESTOCK_PRODUCT_WORKFLOW_TYPE,
+  restockProductWorkflowId,
+  type PutProductCommand,
+  type PutProductResult,
+  type RestockProductCommand,
+  type RestockResult,
+} from '../../workflows/inventory-messages';
+import { checkInventory, type InventoryReport } from '../db/inventory-check';
+import { ApiError } from './errors';
+import type { ProductResponse, PutProductBody } from './schemas';
+
+export interface OperatorDependencies {
+  prisma: PrismaClient;
+  temporal: Client;
+  taskQueue: string;
+}
+
+export class OperatorService {
+  constructor(private readonly deps: OperatorDependencies) {}
+
+  async putProduct(sku: string, body: PutProductBody): Promise<{ created: boolean; product: ProductResponse }> {
+    const command: PutProductCommand = { sku, ...body };
+    const result = await this.deps.temporal.workflow.execute<(c: PutProductCommand) => Promise<PutProductResult>>(
+      PUT_PRODUCT_WORKFLOW_TYPE,
+      { workflowId: putProductWorkflowId(sku, randomUUID()), taskQueue: this.deps.taskQueue, args: [command] },
+    );
+    return { created: result.outcome === 'CREATED', product: result.product };
+  }
+
+  async restock(sku: string, quantity: number): Promise<ProductResponse> {
+    const command: RestockProductCommand = { sku, quantity };
+    const result = await this.deps.temporal.workflow.execute<(c: RestockProductCommand) => Promise<RestockResult>>(
+      RESTOCK_PRODUCT_WORKFLOW_TYPE,
+      { workflowId: restockProductWorkflowId(sku, randomUUID()), taskQueue: this.deps.taskQueue, args: [command] },
+    );
+    switch (result.outcome) {
+      case 'RESTOCKED':
+        return result.product;
+      case 'PRODUCT_NOT_FOUND':
+        throw new ApiError('PRODUCT_NOT_FOUND', `no product ${sku}`);
+      case 'STOCK_LIMIT_EXCEEDED':
+        throw new ApiError('STOCK_LIMIT_EXCEEDED', `the count on sale would exceed ${result.limit}`, {
+          available: result.available,
+          limit: result.limit,
+        });
+    }
+  }
+
+  checkInventory(): Promise<InventoryReport> {
+    return checkInventory(this.deps.prisma);
+  }
+}

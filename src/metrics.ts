@@ -1,0 +1,100 @@
+/**
+ * Prometheus metrics (prom-client). Each process has its own registry: the API measures
+ * HTTP; the worker measures what happens to orders and stock, because that is where it
+ * happens (see src/metrics-activity-interceptor.ts).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+export interface ApiMetrics {
+  registry: Registry;
+  httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+}
+
+export function createApiMetrics(): ApiMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: 'checkout_http_request_duration_seconds',
+      help: 'HTTP request latency by method, route pattern and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}
+
+export type OrderOutcome = 'PAID' | 'EXPIRED' | 'CANCELLED' | 'REJECTED';
+
+export interface WorkerMetrics {
+  registry: Registry;
+  ordersClosed: Counter<'outcome'>;
+  stockHolds: Counter;
+  expiries: Counter;
+  expiryLag: Histogram;
+  refunds: Counter<'reason'>;
+}
+
+export function createWorkerMetrics(): WorkerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    ordersClosed: new Counter({
+      name: 'checkout_orders_total',
+      help: 'Orders that reached a final state, by outcome (PAID, EXPIRED, CANCELLED, REJECTED)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    stockHolds: new Counter({
+      name: 'checkout_stock_holds_total',
+      help: 'Orders whose stock was held (reservations made)',
+      registers,
+    }),
+    expiries: new Counter({
+      name: 'checkout_order_expiries_total',
+      help: 'Orders whose payment window closed unpaid and whose stock went back on sale',
+      registers,
+    }),
+    expiryLag: new Histogram({
+      name: 'checkout_order_expiry_lag_seconds',
+      help: "Seconds between an order's expiresAt and the release of its stock",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    refunds: new Counter({
+      name: 'checkout_payment_refunds_total',
+      help: 'Payments refused and refunded, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+  };
+}
+
+/** A small listener that answers GET /metrics from a registry (the worker has no other HTTP). */
+export async function serveMetrics(registry: Registry, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      registry
+        .metrics()
+        .then((text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text))
+        .catch(() => res.writeHead(500).end());
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => resolve());
+  });
+  return server;
+}
+
+export function listeningPort(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}

@@ -1,0 +1,207 @@
+/** Operator endpoints: bearer auth, product create/update and restock through Temporal, the inventory check. */
+import request from 'supertest';
+import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inventory';
+import { checkInventory } from '../src/db/inventory-check';
+import { addProduct, stockOf } from './support/database';
+import { startStack, TEST_ADMIN_TOKEN, type TestStack } from './support/stack';
+
+let stack: TestStack;
+const auth = `Bearer ${TEST_ADMIN_TOKEN}`;
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function ledger(sku: string) {
+  return stack.db.prisma.stockMovement.findMany({ where: { sku }, orderBy: { id: 'asc' }, select: { kind: true, quantity: true } });
+}
+
+describe('authorization', () => {
+  const attempts: [string, Record<string, string>][] = [
+    ['no Authorization header', {}],
+    ['a wrong token', { Authorization: 'Bearer not-the-token' }],
+    ['the token with another scheme', { Authorization: `Basic ${TEST_ADMIN_TOKEN}` }],
+    ['the bare token', { Authorization: TEST_ADMIN_TOKEN }],
+    ['a prefix of the token', { Authorization: `Bearer ${TEST_ADMIN_TOKEN.slice(0, -1)}` }],
+    ['the token with a suffix', { Authorization: `Bearer ${TEST_ADMIN_TOKEN}x` }],
+    ['an empty bearer', { Authorization: 'Bearer ' }],
+  ];
+
+  test.each(attempts)('%s answers 401 UNAUTHORIZED on every operator endpoint and changes nothing', async (_name, headers) => {
+    await addProduct(stack.db.prisma, 'AUTH-1', 5);
+    const calls = [
+      request(stack.app).put('/admin/products/AUTH-1').set(headers).send({ name: 'x', priceCents: 1, available: 99 }),
+      request(stack.app).post('/admin/products/AUTH-1/restock').set(headers).send({ quantity: 7 }),
+      request(stack.app).get('/admin/inventory/check').set(headers),
+      // Even a broken body is not read before the token is checked.
+      request(stack.app).put('/admin/products/AUTH-1').set(headers).set('Content-Type', 'application/json').send('{oops'),
+    ];
+    for (const res of await Promise.all(calls)) {
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(res.body).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.any(String) } });
+    }
+    expect(await stockOf(stack.db.prisma, 'AUTH-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  });
+});
+
+test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger row, then updates it (200) with an ADJUSTMENT', async () => {
+  const created = await request(stack.app)
+    .put('/admin/products/NEW-1')
+    .set('Authorization', auth)
+    .send({ name: 'Kettle', priceCents: 4500, available: 12 })
+    .expect(201);
+  expect(created.body).toEqual({ sku: 'NEW-1', name: 'Kettle', priceCents: 4500, available: 12, reserved: 0, sold: 0 });
+
+  const updated = await request(stack.app)
+    .put('/admin/products/NEW-1')
+    .set('Authorization', auth)
+    .send({ name: 'Gooseneck kettle', priceCents: 4900, available: 8 })
+    .expect(200);
+  expect(updated.body).toEqual({ sku: 'NEW-1', name: 'Gooseneck kettle', priceCents: 4900, available: 8, reserved: 0, sold: 0 });
+
+  // Without `available` the count on sale stays as it is and the ledger gets no row.
+  await request(stack.app).put('/admin/products/NEW-1').set('Authorization', auth).send({ name: 'Kettle', priceCents: 4900 }).expect(200);
+  expect(await ledger('NEW-1')).toEqual([
+    { kind: 'INITIAL', quantity: 12 },
+    { kind: 'ADJUSTMENT', quantity: -4 },
+  ]);
+  await request(stack.app).get('/products/NEW-1').expect(200, { sku: 'NEW-1', name: 'Kettle', priceCents: 4900, available: 8, reserved: 0, sold: 0 });
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+test('setting `available` below what open orders hold leaves their reservation alone', async () => {
+  await addProduct(stack.db.prisma, 'ADJ-1', 10);
+  await request(stack.app).post('/orders').send({ customerId: 'adj', items: [{ sku: 'ADJ-1', quantity: 6 }] }).expect(201);
+  const res = await request(stack.app).put('/admin/products/ADJ-1').set('Authorization', auth).send({ name: 'A', priceCents: 1, available: 0 }).expect(200);
+  expect(res.body).toMatchObject({ available: 0, reserved: 6, sold: 0 });
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+test('POST /admin/products/:sku/restock adds units with a RESTOCK ledger row; unknown sku 404; nothing past the column limit', async () => {
+  await addProduct(stack.db.prisma, 'RST-1', 2);
+  const res = await request(stack.app).post('/admin/products/RST-1/restock').set('Authorization', auth).send({ quantity: 5 }).expect(200);
+  expect(res.body).toMatchObject({ sku: 'RST-1', available: 7, reserved: 0, sold: 0 });
+  expect(await ledger('RST-1')).toEqual([
+    { kind: 'INITIAL', quantity: 2 },
+    { kind: 'RESTOCK', quantity: 5 },
+  ]);
+
+  const missing = await request(stack.app).post('/admin/products/NOPE-1/restock').set('Authorization', auth).send({ quantity: 5 }).expect(404);
+  expect(missing.body.error.code).toBe('PRODUCT_NOT_FOUND');
+
+  await request(stack.app).put('/admin/products/BIG-1').set('Authorization', auth).send({ name: 'Big', priceCents: 1, available: 1_000_000_000 }).expect(201);
+  await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(200);
+  const tooMuch = await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(422);
+  expect(tooMuch.body.error).toMatchObject({ code: 'STOCK_LIMIT_EXCEEDED', details: { available: 2_000_000_000, limit: MAX_STOCK_COUNT } });
+  expect(await stockOf(stack.db.prisma, 'BIG-1')).toEqual({ available: 2_000_000_000, reserved: 0, sold: 0 });
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+test('concurrent restocks of one sku all apply, each exactly once', async () => {
+  await addProduct(stack.db.prisma, 'RST-2', 0);
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () => request(stack.app).post('/admin/products/RST-2/restock').set('Authorization', auth).send({ quantity: 3 })),
+  );
+  expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+  expect(await stockOf(stack.db.prisma, 'RST-2')).toEqual({ available: 30, reserved: 0, sold: 0 });
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+test('a restock activity run again for the same operation (a retry) applies it once, even when the attempts race', async () => {
+  await addProduct(stack.db.prisma, 'RETRY-1', 1);
+  const attempt = () => restockProduct(stack.db.prisma, { sku: 'RETRY-1', quantity: 4, operationId: 'product-RETRY-1-restock-op-1' });
+  const results = await Promise.all([attempt(), attempt(), attempt()]);
+  expect(await attempt()).toEqual({ outcome: 'RESTOCKED', product: expect.objectContaining({ available: 5 }) });
+  expect(results.every((r) => r.outcome === 'RESTOCKED')).toBe(true);
+  expect(await stockOf(stack.db.prisma, 'RETRY-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  expect(await ledger('RETRY-1')).toEqual([
+    { kind: 'INITIAL', quantity: 1 },
+    { kind: 'RESTOCK', quantity: 4 },
+  ]);
+});
+
+test('a put-product activity run again for the same operation reports the same outcome and adjusts once', async () => {
+  const first = await putProduct(stack.db.prisma, { sku: 'RETRY-2', name: 'R', priceCents: 10, available: 3, operationId: 'op-create' });
+  const again = await putProduct(stack.db.prisma, { sku: 'RETRY-2', name: 'R', priceCents: 10, available: 3, operationId: 'op-create' });
+  expect(first.outcome).toBe('CREATED');
+  expect(again).toEqual(first);
+
+  // An order takes 2 between the first attempt and its retry: the retry must not "set" 9 again.
+  await request(stack.app).post('/orders').send({ customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] }).expect(201);
+  const adjust = () => putProduct(stack.db.prisma, { sku: 'RETRY-2', name: 'R', priceCents: 10, available: 9, operationId: 'op-adjust' });
+  expect((await adjust()).product).toMatchObject({ available: 9, reserved: 2 });
+  await request(stack.app).post('/orders').send({ customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] }).expect(201);
+  expect(await adjust()).toEqual({ outcome: 'UPDATED', product: expect.objectContaining({ available: 7, reserved: 4 }) });
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+test('the operator endpoints run as workflows on the task queue, visible in Temporal', async () => {
+  await request(stack.app).put('/admin/products/WF-1').set('Authorization', auth).send({ name: 'W', priceCents: 1 }).expect(201);
+  await request(stack.app).post('/admin/products/WF-1/restock').set('Authorization', auth).send({ quantity: 1 }).expect(200);
+  const types: string[] = [];
+  for await (const execution of stack.client.workflow.list({ query: 'WorkflowId STARTS_WITH "product-WF-1-"' })) {
+    types.push(`${execution.type}:${execution.status.name}`);
+  }
+  expect(types.sort()).toEqual(['putProductWorkflow:COMPLETED', 'restockProductWorkflow:COMPLETED']);
+  const movements = await stack.db.prisma.stockMovement.findMany({ where: { sku: 'WF-1' }, select: { operationId: true } });
+  expect(movements.map((m) => m.operationId)).toEqual([expect.stringMatching(/^product-WF-1-put-/), expect.stringMatching(/^product-WF-1-restock-/)]);
+});
+
+test('malformed operator requests answer 400 VALIDATION_FAILED and change nothing', async () => {
+  await addProduct(stack.db.prisma, 'VAL-1', 4, 100);
+  const bad: [string, string, object | string][] = [
+    ['put', '/admin/products/VAL-1', { priceCents: 1 }],
+    ['put', '/admin/products/VAL-1', { name: '', priceCents: 1 }],
+    ['put', '/admin/products/VAL-1', { name: '   ', priceCents: 1 }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: -1 }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: 1.5 }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: '100' }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: 1, available: -1 }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: 1, available: 2_000_000_000 }],
+    ['put', '/admin/products/VAL-1', { name: 'x', priceCents: 1, extra: true }],
+    ['put', '/admin/products/bad%20sku', { name: 'x', priceCents: 1 }],
+    ['put', '/admin/products/-starts-with-dash', { name: 'x', priceCents: 1 }],
+    ['put', `/admin/products/${'S'.repeat(65)}`, { name: 'x', priceCents: 1 }],
+    ['put', '/admin/products/VAL-1', '{"name": "x", "priceCents": 1'],
+    ['post', '/admin/products/VAL-1/restock', { quantity: 0 }],
+    ['post', '/admin/products/VAL-1/restock', { quantity: -3 }],
+    ['post', '/admin/products/VAL-1/restock', { quantity: 2.5 }],
+    ['post', '/admin/products/VAL-1/restock', {}],
+    ['post', '/admin/products/VAL-1/restock', []],
+    ['post', '/admin/products/VAL-1/restock', 'null'],
+  ];
+  for (const [method, path, body] of bad) {
+    const call = method === 'put' ? request(stack.app).put(path) : request(stack.app).post(path);
+    const res = await call.set('Authorization', auth).set('Content-Type', 'application/json').send(typeof body === 'string' ? body : JSON.stringify(body));
+    expect({ path, body, status: res.status, code: res.body?.error?.code }).toEqual({ path, body, status: 400, code: 'VALIDATION_FAILED' });
+    expect(Array.isArray(res.body.error.details)).toBe(true);
+  }
+  expect(await stack.db.prisma.product.findUniqueOrThrow({ where: { sku: 'VAL-1' } })).toMatchObject({ name: 'Product VAL-1', priceCents: 100, available: 4 });
+  expect(await ledger('VAL-1')).toEqual([{ kind: 'INITIAL', quantity: 4 }]);
+});
+
+test('GET /admin/inventory/check answers ok, and lists each broken invariant once the database is tampered with', async () => {
+  const clean = await request(stack.app).get('/admin/inventory/check').set('Authorization', auth).expect(200);
+  expect(clean.body).toEqual({ ok: true, violations: [] });
+
+  // Tampering behind the ledger's back (this is what the check exists to catch).
+  await addProduct(stack.db.prisma, 'BROKEN-1', 5);
+  await stack.db.prisma.$executeRaw`UPDATE products SET available = available + 3 WHERE sku = 'BROKEN-1'`;
+  const placed = await request(stack.app).post('/orders').send({ customerId: 'tamper', items: [{ sku: 'BROKEN-1', quantity: 2 }] }).expect(201);
+  await stack.db.prisma.$executeRaw`UPDATE orders SET status = 'CANCELLED' WHERE id = ${placed.body.orderId}::uuid`;
+
+  const res = await request(stack.app).get('/admin/inventory/check').set('Authorization', auth).expect(200);
+  expect(res.body.ok).toBe(false);
+  expect(res.body.violations).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ kind: 'CONSERVATION', sku: 'BROKEN-1' }),
+      expect.objectContaining({ kind: 'CLOSED_ORDER_HOLDS_STOCK', orderId: placed.body.orderId, sku: 'BROKEN-1', held: 2 }),
+    ]),
+  );
+  expect(res.body.violations).toHaveLength(2);
+});

@@ -1,0 +1,273 @@
+/**
+ * Every endpoint and error code of the contract over HTTP, on the real worker, dev server and
+ * PostgreSQL; after each test the stock invariants hold.
+ */
+import { Client, Connection } from '@temporalio/client';
+import type express from 'express';
+import request from 'supertest';
+import { createApp } from '../src/api/app';
+import { createApiServices } from '../src/api/services';
+import { signPayload } from '../src/api/signature';
+import { createPrismaClient } from '../src/db/client';
+import { checkInventory } from '../src/db/inventory-check';
+import { createLogger } from '../src/logger';
+import { addProduct, stockOf } from './support/database';
+import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+interface OrderBody {
+  orderId: string;
+  status: string;
+  totalCents: number;
+  expiresAt: string;
+  closedAt?: string;
+}
+
+function pay(orderId: string, body: object) {
+  const raw = JSON.stringify(body);
+  return request(stack.app)
+    .post(`/orders/${orderId}/payment`)
+    .set('Content-Type', 'application/json')
+    .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
+    .send(raw);
+}
+
+async function placeOrder(sku: string, quantity: number, extra: object = {}): Promise<OrderBody> {
+  const res = await request(stack.app).post('/orders').send({ customerId: 'contract', items: [{ sku, quantity }], ...extra }).expect(201);
+  return res.body as OrderBody;
+}
+
+async function expired(orderId: string): Promise<OrderBody> {
+  return eventually(
+    async () => (await request(stack.app).get(`/orders/${orderId}`)).body as OrderBody,
+    (order) => order.status === 'EXPIRED',
+  );
+}
+
+describe('POST /orders/:orderId/cancel', () => {
+  test('cancels an unpaid order once its stock is back, and answers the same when repeated', async () => {
+    await addProduct(stack.db.prisma, 'CAN-1', 5);
+    const order = await placeOrder('CAN-1', 4);
+    const cancelled = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(200);
+    expect(cancelled.body).toMatchObject({ orderId: order.orderId, status: 'CANCELLED', closedAt: expect.any(String) });
+    expect(await stockOf(stack.db.prisma, 'CAN-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
+    const again = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(200);
+    expect(again.body).toEqual(cancelled.body);
+    expect(await stack.db.prisma.stockMovement.count({ where: { orderId: order.orderId, kind: 'RELEASE' } })).toBe(1);
+  });
+
+  test('refuses a paid order (409 ORDER_ALREADY_PAID) and keeps it paid', async () => {
+    await addProduct(stack.db.prisma, 'CAN-2', 5, 100);
+    const order = await placeOrder('CAN-2', 2);
+    await pay(order.orderId, { paymentId: 'can-2-pay', amountCents: 200 }).expect(200);
+    const res = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(409);
+    expect(res.body.error.code).toBe('ORDER_ALREADY_PAID');
+    expect(await stockOf(stack.db.prisma, 'CAN-2')).toEqual({ available: 3, reserved: 0, sold: 2 });
+  });
+
+  test('refuses an expired order (409 ORDER_EXPIRED) and a rejected one (409 ORDER_REJECTED)', async () => {
+    await addProduct(stack.db.prisma, 'CAN-3', 1);
+    const order = await placeOrder('CAN-3', 1, { paymentTimeoutSeconds: 1 });
+    await expired(order.orderId);
+    const late = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(409);
+    expect(late.body.error.code).toBe('ORDER_EXPIRED');
+
+    const rejected = await request(stack.app).post('/orders').send({ customerId: 'c', items: [{ sku: 'CAN-3', quantity: 2 }] }).expect(409);
+    const res = await request(stack.app).post(`/orders/${rejected.body.orderId}/cancel`).expect(409);
+    expect(res.body.error.code).toBe('ORDER_REJECTED');
+    expect(await stockOf(stack.db.prisma, 'CAN-3')).toEqual({ available: 1, reserved: 0, sold: 0 });
+  });
+
+  test('answers 404 ORDER_NOT_FOUND for ids that name no order', async () => {
+    for (const id of ['00000000-0000-4000-8000-000000000001', 'nope', '1', '%E2%82%AC', 'x'.repeat(300)]) {
+      const res = await request(stack.app).post(`/orders/${id}/cancel`).expect(404);
+      expect(res.body.error.code).toBe('ORDER_NOT_FOUND');
+    }
+  });
+});
+
+describe('POST /orders/:orderId/payment', () => {
+  test('a repeated delivery of the same paymentId answers the same 200 and commits once', async () => {
+    await addProduct(stack.db.prisma, 'PAY-1', 3, 700);
+    const order = await placeOrder('PAY-1', 3);
+    const first = await pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 }).expect(200);
+    const again = await Promise.all([1, 2, 3].map(() => pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 })));
+    for (const res of again) expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: first.body });
+    expect(await stack.db.prisma.stockMovement.count({ where: { orderId: order.orderId, kind: 'COMMIT' } })).toBe(1);
+    expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 0, reserved: 0, sold: 3 });
+  });
+
+  test('a wrong amount answers 422 AMOUNT_MISMATCH, is refunded, and the order still awaits payment', async () => {
+    await addProduct(stack.db.prisma, 'PAY-2', 3, 700);
+    const order = await placeOrder('PAY-2', 1);
+    const res = await pay(order.orderId, { paymentId: 'p-2', amountCents: 1 }).expect(422);
+    expect(res.body.error).toMatchObject({ code: 'AMOUNT_MISMATCH', details: { refund: { paymentId: 'p-2', status: 'REFUNDED' } } });
+    await request(stack.app).get(`/orders/${order.orderId}`).expect(200).expect((r) => expect(r.body.status).toBe('AWAITING_PAYMENT'));
+    await pay(order.orderId, { paymentId: 'p-2b', amountCents: 700 }).expect(200);
+  });
+
+  test('a second payment of a paid order answers 409 ORDER_ALREADY_PAID and is refunded exactly once', async () => {
+    await addProduct(stack.db.prisma, 'PAY-3', 3, 500);
+    const order = await placeOrder('PAY-3', 1);
+    await pay(order.orderId, { paymentId: 'p-3a', amountCents: 500 }).expect(200);
+    const responses = await Promise.all([1, 2].map(() => pay(order.orderId, { paymentId: 'p-3b', amountCents: 500 })));
+    for (const res of responses) {
+      expect(res.status).toBe(409);
+      expect(res.body.error).toMatchObject({ code: 'ORDER_ALREADY_PAID', details: { refund: { paymentId: 'p-3b', status: 'REFUNDED' } } });
+    }
+    expect(await stack.db.prisma.refund.count({ where: { orderId: order.orderId } })).toBe(1);
+  });
+
+  test('payments for expired, cancelled and rejected orders answer 409 with their code and are refunded', async () => {
+    await addProduct(stack.db.prisma, 'PAY-4', 2, 100);
+    const toExpire = await placeOrder('PAY-4', 1, { paymentTimeoutSeconds: 1 });
+    const toCancel = await placeOrder('PAY-4', 1);
+    await request(stack.app).post(`/orders/${toCancel.orderId}/cancel`).expect(200);
+    const rejected = await request(stack.app).post('/orders').send({ customerId: 'c', items: [{ sku: 'PAY-4', quantity: 3 }] }).expect(409);
+    await expired(toExpire.orderId);
+
+    const cases: [string, string][] = [
+      [toExpire.orderId, 'ORDER_EXPIRED'],
+      [toCancel.orderId, 'ORDER_CANCELLED'],
+      [rejected.body.orderId as string, 'ORDER_REJECTED'],
+    ];
+    for (const [orderId, code] of cases) {
+      const res = await pay(orderId, { paymentId: `late-${code}`, amountCents: 100 }).expect(409);
+      expect(res.body.error).toMatchObject({ code, details: { refund: { paymentId: `late-${code}`, status: 'REFUNDED' } } });
+    }
+    expect(await stockOf(stack.db.prisma, 'PAY-4')).toEqual({ available: 2, reserved: 0, sold: 0 });
+  });
+
+  test('an unknown order answers 404 ORDER_NOT_FOUND', async () => {
+    const res = await pay('00000000-0000-4000-8000-000000000002', { paymentId: 'p', amountCents: 1 }).expect(404);
+    expect(res.body.error.code).toBe('ORDER_NOT_FOUND');
+  });
+});
+
+describe('POST /orders', () => {
+  test('an unknown sku answers 422 UNKNOWN_SKU listing the unknown skus, and holds nothing', async () => {
+    await addProduct(stack.db.prisma, 'UNK-1', 5);
+    const res = await request(stack.app)
+      .post('/orders')
+      .send({ customerId: 'u', items: [{ sku: 'UNK-1', quantity: 1 }, { sku: 'NOPE-A', quantity: 1 }, { sku: 'NOPE-B', quantity: 1 }] })
+      .expect(422);
+    expect(res.body).toEqual({ error: { code: 'UNKNOWN_SKU', message: expect.any(String), details: ['NOPE-A', 'NOPE-B'] } });
+    expect(await stockOf(stack.db.prisma, 'UNK-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  });
+});
+
+describe('health, metrics, OpenAPI, routing', () => {
+  test('GET /healthz answers 200 and GET /readyz 200 with both checks ok', async () => {
+    await request(stack.app).get('/healthz').expect(200, { status: 'ok' });
+    await request(stack.app).get('/readyz').expect(200, { status: 'ready', checks: { postgres: 'ok', temporal: 'ok' } });
+  });
+
+  test('GET /metrics answers Prometheus text with the HTTP latency by route pattern', async () => {
+    await request(stack.app).get('/products').expect(200);
+    await request(stack.app).get('/orders/00000000-0000-4000-8000-000000000003').expect(404);
+    const res = await request(stack.app).get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.text).toMatch(/checkout_http_request_duration_seconds_count\{method="GET",route="\/products",status_code="200"\} \d+/);
+    expect(res.text).toMatch(/checkout_http_request_duration_seconds_count\{method="GET",route="\/orders\/:orderId",status_code="404"\} \d+/);
+    expect(res.text).toContain('process_cpu_seconds_total');
+  });
+
+  test('GET /openapi.json documents exactly the routes the app serves, with the request schemas it validates with', async () => {
+    const res = await request(stack.app).get('/openapi.json').expect(200);
+    const documented = Object.entries(res.body.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    );
+    expect(documented.sort()).toEqual(servedRoutes(stack.app).sort());
+    expect(res.body.openapi).toBe('3.1.0');
+    expect(res.body.components.schemas.CreateOrderRequest).toMatchObject({
+      required: ['customerId', 'items'],
+      additionalProperties: false,
+      properties: { items: { minItems: 1, maxItems: 50 } },
+    });
+    expect(res.body.paths['/orders'].post.responses).toHaveProperty('409');
+    expect(res.body.components.securitySchemes.adminToken).toEqual({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' });
+  });
+
+  test('unknown routes answer 404 ROUTE_NOT_FOUND and wrong methods 405 METHOD_NOT_ALLOWED with Allow, in the contract shape', async () => {
+    const missing = await request(stack.app).get('/nope').expect(404);
+    expect(missing.body).toEqual({ error: { code: 'ROUTE_NOT_FOUND', message: 'no route for GET /nope' } });
+    const wrong = await request(stack.app).delete('/orders').expect(405);
+    expect(wrong.headers.allow).toBe('POST');
+    expect(wrong.body.error.code).toBe('METHOD_NOT_ALLOWED');
+    const admin = await request(stack.app).get('/admin/products/X').set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).expect(405);
+    expect(admin.headers.allow).toBe('PUT');
+  });
+
+  test('every response carries a request id; a sane X-Request-Id from the caller is kept', async () => {
+    const given = await request(stack.app).get('/healthz').set('X-Request-Id', 'req-abc.123').expect(200);
+    expect(given.headers['x-request-id']).toBe('req-abc.123');
+    const generated = await request(stack.app).get('/healthz').set('X-Request-Id', 'no spaces <allowed>').expect(200);
+    expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('when PostgreSQL or Temporal is down', () => {
+  let app: express.Express;
+  let closeAll: () => Promise<void>;
+
+  beforeAll(async () => {
+    // Real clients aimed at ports where nothing listens.
+    const prisma = createPrismaClient('postgresql://postgres@127.0.0.1:1/none', 1);
+    const connection = await Connection.lazy({ address: '127.0.0.1:1' });
+    const temporal = new Client({ connection });
+    const services = createApiServices({ prisma, temporal, taskQueue: 'nowhere', defaultPaymentTimeoutSeconds: 60 });
+    app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecret: 's', adminToken: 't' });
+    closeAll = async () => {
+      await services.readiness.close();
+      await connection.close();
+      await prisma.$disconnect();
+    };
+  });
+
+  afterAll(async () => {
+    await closeAll();
+  });
+
+  test('GET /readyz answers 503 SERVICE_UNAVAILABLE naming the failed checks; /healthz still 200', async () => {
+    const res = await request(app).get('/readyz').expect(503);
+    expect(res.body.error).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      details: { postgres: expect.stringMatching(/^unavailable: /), temporal: expect.stringMatching(/^unavailable: /) },
+    });
+    await request(app).get('/healthz').expect(200);
+  });
+
+  test('an internal error answers 500 INTERNAL_ERROR with no stack or cause', async () => {
+    const res = await request(app).get('/products').expect(500);
+    expect(res.body).toEqual({ error: { code: 'INTERNAL_ERROR', message: 'internal error' } });
+    expect(res.text).not.toMatch(/at |prisma|ECONNREFUSED|127\.0\.0\.1/i);
+  });
+});
+
+/** Method and path of every route the Express app serves (405 fallbacks excluded). */
+function servedRoutes(app: express.Express): string[] {
+  interface Layer {
+    route?: { path: string; stack: { method?: string }[] };
+  }
+  const router = (app as unknown as { router: { stack: Layer[] } }).router;
+  return router.stack.flatMap((layer) =>
+    layer.route
+      ? [...new Set(layer.route.stack.map((l) => l.method).filter((m): m is string => m !== undefined && m !== '_all'))].map(
+          (m) => `${m.toUpperCase()} ${layer.route?.path}`,
+        )
+      : [],
+  );
+}
