@@ -208,7 +208,7 @@ describe('production', () => {
 });
 
 describe('worker tuning', () => {
-  test('defaults: 40 activity and 40 workflow task slots, the cache sized to the heap, 20 s to drain on shutdown', () => {
+  test('defaults: 40 activity and 40 workflow task slots, the cache sized to the heap, 20 s to drain on shutdown, metrics on 9464', () => {
     const { worker } = load({});
 
     expect(worker).toEqual({
@@ -216,6 +216,7 @@ describe('worker tuning', () => {
       maxConcurrentWorkflowTasks: 40,
       maxCachedWorkflows: workflowCacheSizeFor(1024),
       shutdownGraceSeconds: 20,
+      metricsPort: 9464,
     });
   });
 

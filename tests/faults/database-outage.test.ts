@@ -1,0 +1,110 @@
+/**
+ * Fault: PostgreSQL crashes (`pg_ctl stop -m immediate`) while orders settle, and stays down
+ * for a while. The test owns that PostgreSQL server (its own data directory and port), so the
+ * machine's shared server is never touched. The worker runs in its own process, as in
+ * production, and must ride out the outage: its activities fail, retry, and complete once the
+ * database is back, moving every unit of stock exactly once.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { PrismaClient } from '../../prisma/generated/client';
+import { createPrismaClient } from '../../src/db/client';
+import { checkInventory } from '../../src/db/inventory-check';
+import { applyMigrations } from '../../src/db/migrate';
+import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal } from '../../workflows/messages';
+import { addProduct, stockOf } from '../support/database';
+import { activityAttempts, oneSettlementPerItem, pendingActivityAttempt, settlementsOf, workflowsCompleted } from '../support/fault-checks';
+import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { LockHolder } from '../support/lock-holder';
+import { startPostgresInstance, type PostgresInstance } from '../support/postgres-instance';
+import { eventually, startDevServer } from '../support/stack';
+
+const WORKER = 'checkout-worker';
+
+let postgres: PostgresInstance;
+let env: TestWorkflowEnvironment;
+let databaseUrl: string;
+let prisma: PrismaClient;
+let scenario: FaultScenario;
+
+beforeAll(async () => {
+  [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
+  databaseUrl = await postgres.createDatabase('checkout');
+  await applyMigrations(databaseUrl);
+  prisma = createPrismaClient(databaseUrl, 5);
+  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId: 'db-outage' });
+});
+
+afterAll(async () => {
+  await scenario?.stopWorkers();
+  await prisma?.$disconnect();
+  await env?.teardown();
+  await postgres?.destroy();
+});
+
+test('PostgreSQL crashing mid-release and staying down: releases and commits retry until it is back, and settle each order once', async () => {
+  const { checkout, place, statusesOf } = scenario;
+  const worker = await scenario.startWorker(WORKER);
+  await addProduct(prisma, 'DB-A', 10, 400);
+  await addProduct(prisma, 'DB-B', 10, 600);
+  const paid = await place([{ sku: 'DB-B', quantity: 2 }], 120);
+  const cancelled = await place([{ sku: 'DB-A', quantity: 1 }], 120);
+  // Each expiring order's row is locked as soon as it is placed, so its release stops inside
+  // its transaction (first writes made, not committed) and the crash cuts it off there.
+  const locks = await LockHolder.open(databaseUrl);
+  const placeLocked = async (items: { sku: string; quantity: number }[], paymentTimeoutSeconds: number) => {
+    const order = await place(items, paymentTimeoutSeconds);
+    await locks.lockOrder(order.orderId);
+    expect(Date.now()).toBeLessThan(Date.parse(order.expiresAt)); // locked before its release could run
+    return order;
+  };
+  const expiring = await Promise.all([
+    placeLocked([{ sku: 'DB-A', quantity: 3 }, { sku: 'DB-B', quantity: 1 }], 5),
+    placeLocked([{ sku: 'DB-B', quantity: 4 }], 5),
+  ]);
+  try {
+    await eventually(() => locks.backendsOf(WORKER, 'waiting-for-lock'), (n) => n >= expiring.length, 30_000);
+    await postgres.crash();
+  } finally {
+    await locks.close();
+  }
+  // While the database is down, the payment and the cancellation reach the workflows directly
+  // (the API cannot serve them: it reads the order from the database first).
+  await env.client.workflow.getHandle(orderWorkflowId(paid.orderId)).signal(paymentReceivedSignal, { paymentId: 'pay-db-down', amountCents: 2 * 600 });
+  await env.client.workflow.getHandle(orderWorkflowId(cancelled.orderId)).signal(cancelOrderSignal);
+  const orders = [...expiring, cancelled, paid];
+  // Every settling activity runs and fails against the dead database, several times.
+  const settling = [
+    ...expiring.map((o) => ({ order: o, activity: 'releaseStock' })),
+    { order: cancelled, activity: 'releaseStock' },
+    { order: paid, activity: 'commitStock' },
+  ];
+  for (const { order, activity } of settling) {
+    await eventually(() => pendingActivityAttempt(env.client, order.orderId, activity), (attempt) => attempt >= 3, 30_000);
+  }
+
+  await postgres.start();
+
+  const finalStatuses = await eventually(
+    () => statusesOf(orders),
+    (statuses) => statuses.every((s) => s !== 'AWAITING_PAYMENT'),
+    60_000,
+  );
+  expect(finalStatuses).toEqual(['EXPIRED', 'EXPIRED', 'CANCELLED', 'PAID']);
+  await workflowsCompleted(env.client, orders);
+  for (const { order, activity } of settling) {
+    // One completed attempt, after the failed ones.
+    const attempts = await activityAttempts(env.client, order.orderId, activity);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toBeGreaterThanOrEqual(3);
+  }
+  expect(await checkout.getOrder(paid.orderId)).toMatchObject({ status: 'PAID', paymentId: 'pay-db-down' });
+  expect(await stockOf(prisma, 'DB-A')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  expect(await stockOf(prisma, 'DB-B')).toEqual({ available: 8, reserved: 0, sold: 2 });
+  expect(await settlementsOf(prisma, orders.map((o) => o.orderId))).toEqual({
+    ...oneSettlementPerItem([...expiring, cancelled], 'RELEASE'),
+    ...oneSettlementPerItem([paid], 'COMMIT'),
+  });
+  expect(await checkInventory(prisma)).toEqual({ ok: true, violations: [] });
+  // The same worker process rode out the outage.
+  expect(worker.alive()).toBe(true);
+}, 120_000);

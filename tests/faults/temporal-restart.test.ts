@@ -1,0 +1,112 @@
+/**
+ * Fault: the Temporal service goes down while orders wait, stays down past their deadlines,
+ * and comes back on its persisted state (the dev server's SQLite file, same port). Durable
+ * timers must still fire, so the held stock comes back; the worker process and the API's
+ * client, which keep running throughout, must reconnect on their own.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { OrderResponse } from '../../src/api/checkout';
+import { checkInventory } from '../../src/db/inventory-check';
+import { customerIdKey, orderStatusKey, orderWorkflowId, paymentDeadlineKey } from '../../workflows/messages';
+import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
+import { freePort } from '../support/free-port';
+import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { eventually, startDevServer } from '../support/stack';
+
+const CUSTOMER = `restart-${randomUUID()}`;
+
+let stateDir: string;
+let dbFilename: string;
+let port: number;
+let server: TestWorkflowEnvironment | undefined;
+let connection: Connection;
+let client: Client;
+let db: TestDatabase;
+let scenario: FaultScenario;
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-temporal-'));
+  dbFilename = path.join(stateDir, 'temporal.db');
+  port = await freePort();
+  [server, db] = await Promise.all([startDevServer({ dbFilename, port }), createTestDatabase()]);
+  // The API's client and the worker process connect to the fixed address and keep running
+  // through the restart.
+  const address = `127.0.0.1:${port}`;
+  connection = await Connection.connect({ address });
+  client = new Client({ connection });
+  scenario = faultScenario({ temporalAddress: address, client, databaseUrl: db.url, prisma: db.prisma, customerId: CUSTOMER });
+});
+
+afterAll(async () => {
+  await scenario?.stopWorkers();
+  await connection?.close();
+  await server?.teardown();
+  await db?.drop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+test('orders waiting while the Temporal server restarts on its persisted state still expire, and their stock comes back', async () => {
+  const { checkout, place, statusesOf } = scenario;
+  const worker = await scenario.startWorker('checkout-worker');
+  await addProduct(db.prisma, 'RS-A', 10, 300);
+  await addProduct(db.prisma, 'RS-B', 10, 800);
+  const paidBefore = await place([{ sku: 'RS-A', quantity: 1 }], 120);
+  const paidAfter = await place([{ sku: 'RS-B', quantity: 2 }], 120);
+  expect((await checkout.pay(paidBefore.orderId, { paymentId: 'pay-before-restart', amountCents: 300 })).order.status).toBe('PAID');
+  const expiring = await Promise.all([
+    place([{ sku: 'RS-A', quantity: 2 }, { sku: 'RS-B', quantity: 1 }], 4),
+    place([{ sku: 'RS-A', quantity: 4 }], 5),
+  ]);
+
+  await server?.teardown();
+  server = undefined;
+  await waitPast(deadlines(expiring).last, 1_000);
+  // With the server down, nothing fired: the deadlines passed with the stock still held.
+  expect(await statusesOf(expiring)).toEqual(['AWAITING_PAYMENT', 'AWAITING_PAYMENT']);
+  expect(await stockOf(db.prisma, 'RS-A')).toEqual({ available: 3, reserved: 6, sold: 1 });
+
+  server = await startDevServer({ dbFilename, port });
+
+  await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 60_000);
+  for (const order of expiring) {
+    expect(Date.parse((await checkout.getOrder(order.orderId)).closedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.expiresAt));
+  }
+  // The restarted server takes new messages for orders it held before.
+  const paid = await checkout.pay(paidAfter.orderId, { paymentId: 'pay-after-restart', amountCents: 2 * 800 });
+  expect(paid.order).toMatchObject({ status: 'PAID', paymentId: 'pay-after-restart' });
+  expect(await stockOf(db.prisma, 'RS-A')).toEqual({ available: 9, reserved: 0, sold: 1 });
+  expect(await stockOf(db.prisma, 'RS-B')).toEqual({ available: 8, reserved: 0, sold: 2 });
+  expect(await settlementsOf(db.prisma, [...expiring, paidBefore, paidAfter].map((o) => o.orderId))).toEqual({
+    ...oneSettlementPerItem(expiring, 'RELEASE'),
+    ...oneSettlementPerItem([paidBefore, paidAfter], 'COMMIT'),
+  });
+  expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
+  // Neither the worker process nor the API's connection was replaced.
+  expect(worker.alive()).toBe(true);
+
+  // The search attributes are registered on the restarted server and kept current.
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+  expect(Object.keys(customAttributes ?? {})).toEqual(expect.arrayContaining(['OrderStatus', 'CustomerId', 'PaymentDeadline']));
+  for (const order of expiring) {
+    const { typedSearchAttributes } = await client.workflow.getHandle(orderWorkflowId(order.orderId)).describe();
+    expect(typedSearchAttributes.get(orderStatusKey)).toBe('EXPIRED');
+    expect(typedSearchAttributes.get(customerIdKey)).toBe(CUSTOMER);
+    expect(typedSearchAttributes.get(paymentDeadlineKey)).toEqual(new Date(order.expiresAt));
+  }
+  const listed = async (status: string) => {
+    const ids: string[] = [];
+    for await (const execution of client.workflow.list({ query: `CustomerId = "${CUSTOMER}" AND OrderStatus = "${status}"` })) {
+      ids.push(execution.workflowId);
+    }
+    return ids.sort();
+  };
+  const idsOf = (orders: OrderResponse[]) => orders.map((o) => orderWorkflowId(o.orderId)).sort();
+  await eventually(() => listed('EXPIRED'), (ids) => JSON.stringify(ids) === JSON.stringify(idsOf(expiring)));
+  await eventually(() => listed('PAID'), (ids) => JSON.stringify(ids) === JSON.stringify(idsOf([paidBefore, paidAfter])));
+}, 120_000);

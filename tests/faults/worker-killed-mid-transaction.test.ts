@@ -1,0 +1,89 @@
+/**
+ * Fault: the worker process dies (SIGKILL) while many releases and a commit are inside their
+ * database transactions. PostgreSQL must roll the cut-off work back, and the next worker must
+ * redo it once: every order settled, each unit of stock moved exactly once.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { checkInventory } from '../../src/db/inventory-check';
+import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal } from '../../workflows/messages';
+import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { activityAttempts, oneSettlementPerItem, settlementsOf, workflowsCompleted } from '../support/fault-checks';
+import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { LockHolder } from '../support/lock-holder';
+import { eventually, startDevServer } from '../support/stack';
+
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let scenario: FaultScenario;
+
+beforeAll(async () => {
+  [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
+  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl: db.url, prisma: db.prisma, customerId: 'worker-kill' });
+});
+
+afterAll(async () => {
+  await scenario?.stopWorkers();
+  await env?.teardown();
+  await db?.drop();
+});
+
+test('a worker killed while many releases and a commit are in flight leaves nothing half done; the next worker settles each order once', async () => {
+  const { checkout, place, statusesOf } = scenario;
+  await addProduct(db.prisma, 'MF-A', 50, 1000);
+  await addProduct(db.prisma, 'MF-B', 50, 1000);
+  const killed = await scenario.startWorker('killed-worker');
+  const paid = await place([{ sku: 'MF-A', quantity: 2 }], 120);
+  const cancelled = await Promise.all(
+    [1, 2, 3, 4, 5, 6].map((quantity) => place([{ sku: 'MF-A', quantity }, { sku: 'MF-B', quantity: 1 }], 120)),
+  );
+  const orders = [...cancelled, paid];
+  expect(await stockOf(db.prisma, 'MF-A')).toEqual({ available: 27, reserved: 23, sold: 0 });
+
+  // With every order's row locked, each release and the commit stops inside its transaction,
+  // its first writes made but not committed, waiting for a lock (the order's row, or a product
+  // row another stopped transaction has updated): the worker is then killed mid-transaction.
+  const locks = await LockHolder.open(db.url);
+  try {
+    for (const order of orders) await locks.lockOrder(order.orderId);
+    // All at the same moment: six cancellations and a payment.
+    await Promise.all([
+      ...cancelled.map((o) => env.client.workflow.getHandle(orderWorkflowId(o.orderId)).signal(cancelOrderSignal)),
+      env.client.workflow
+        .getHandle(orderWorkflowId(paid.orderId))
+        .signal(paymentReceivedSignal, { paymentId: 'pay-mid-flight', amountCents: 2000 }),
+    ]);
+    // At least one waiting transaction per order (a retry of a timed-out attempt would add more).
+    await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= orders.length, 30_000);
+    await killed.kill();
+    await locks.release();
+    // The dead worker's transactions end with its connections, rolled back by PostgreSQL.
+    await eventually(() => locks.backendsOf('killed-worker'), (n) => n === 0, 30_000);
+  } finally {
+    await locks.close();
+  }
+  expect(await statusesOf(orders)).toEqual(orders.map(() => 'AWAITING_PAYMENT'));
+  expect(await settlementsOf(db.prisma, orders.map((o) => o.orderId))).toEqual({});
+  expect(await db.prisma.payment.count({ where: { orderId: paid.orderId } })).toBe(0);
+  expect(await stockOf(db.prisma, 'MF-A')).toEqual({ available: 27, reserved: 23, sold: 0 });
+
+  await scenario.startWorker('next-worker');
+
+  await eventually(() => statusesOf(orders), (s) => s.every((status) => status !== 'AWAITING_PAYMENT'), 60_000);
+  expect(await statusesOf(orders)).toEqual([...cancelled.map(() => 'CANCELLED'), 'PAID']);
+  expect(await checkout.getOrder(paid.orderId)).toMatchObject({ paymentId: 'pay-mid-flight', totalCents: 2000 });
+  expect(await db.prisma.payment.count({ where: { orderId: paid.orderId } })).toBe(1);
+  expect(await stockOf(db.prisma, 'MF-A')).toEqual({ available: 48, reserved: 0, sold: 2 });
+  expect(await stockOf(db.prisma, 'MF-B')).toEqual({ available: 50, reserved: 0, sold: 0 });
+  expect(await settlementsOf(db.prisma, orders.map((o) => o.orderId))).toEqual({
+    ...oneSettlementPerItem(cancelled, 'RELEASE'),
+    ...oneSettlementPerItem([paid], 'COMMIT'),
+  });
+  await workflowsCompleted(env.client, orders);
+  for (const [order, activity] of [...cancelled.map((o) => [o, 'releaseStock'] as const), [paid, 'commitStock'] as const]) {
+    // The killed attempt timed out on the server and a later attempt did the work.
+    const attempts = await activityAttempts(env.client, order.orderId, activity);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toBeGreaterThan(1);
+  }
+  expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
+}, 120_000);

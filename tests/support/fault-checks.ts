@@ -1,0 +1,85 @@
+/** What fault tests look at after the fault: the ledger and the workflow's own history. */
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../../prisma/generated/client';
+import type { OrderResponse } from '../../src/api/checkout';
+import { orderWorkflowId } from '../../workflows/messages';
+import { eventually } from './stack';
+
+export type Settlement = 'RELEASE' | 'COMMIT';
+
+/**
+ * The settling ledger rows (RELEASE, COMMIT) of the given orders, as `orderId sku → kinds`.
+ * Every order item of a closed, once-held order must have exactly one.
+ */
+export async function settlementsOf(prisma: PrismaClient, orderIds: string[]): Promise<Record<string, Settlement[]>> {
+  const rows = await prisma.stockMovement.findMany({
+    where: { orderId: { in: orderIds }, kind: { in: ['RELEASE', 'COMMIT'] } },
+    orderBy: [{ orderId: 'asc' }, { sku: 'asc' }, { kind: 'asc' }],
+  });
+  const settlements: Record<string, Settlement[]> = {};
+  for (const row of rows) {
+    (settlements[`${row.orderId} ${row.sku}`] ??= []).push(row.kind as Settlement);
+  }
+  return settlements;
+}
+
+/** One settlement of `kind` for every item of every order: what `settlementsOf` must equal. */
+export function oneSettlementPerItem(orders: OrderResponse[], kind: Settlement): Record<string, Settlement[]> {
+  return Object.fromEntries(orders.flatMap((o) => o.items.map((i) => [`${o.orderId} ${i.sku}`, [kind]])));
+}
+
+/**
+ * Waits until the orders' workflows have completed, so their histories are whole. On timeout
+ * the error shows each workflow's state and the last failure of its pending activity.
+ */
+export async function workflowsCompleted(client: Client, orders: OrderResponse[], timeoutMs = 60_000): Promise<void> {
+  const states = () =>
+    Promise.all(
+      orders.map(async (o) => {
+        const { status, raw } = await client.workflow.getHandle(orderWorkflowId(o.orderId)).describe();
+        const lastFailure = raw.pendingActivities?.[0]?.lastFailure?.message;
+        return { orderId: o.orderId, status: status.name, ...(lastFailure && { lastFailure }) };
+      }),
+    );
+  await eventually(states, (all) => all.every((s) => s.status === 'COMPLETED'), timeoutMs);
+}
+
+/**
+ * The attempt numbers of the started attempts of an activity in an order's workflow history.
+ * A retried activity records only the attempt that finished, so `[3]` means two failed first.
+ */
+export async function activityAttempts(client: Client, orderId: string, activityType: string): Promise<number[]> {
+  const history = await client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+  const scheduled = new Map<string, string>();
+  const attempts: number[] = [];
+  for (const event of history.events ?? []) {
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type && event.eventId != null) scheduled.set(event.eventId.toString(), type);
+    const started = event.activityTaskStartedEventAttributes;
+    if (started?.scheduledEventId != null && scheduled.get(started.scheduledEventId.toString()) === activityType) {
+      attempts.push(started.attempt ?? 1);
+    }
+  }
+  return attempts;
+}
+
+/** The attempt the order's running activity is on, from describe(); 0 when none is pending. */
+export async function pendingActivityAttempt(client: Client, orderId: string, activityType: string): Promise<number> {
+  const description = await client.workflow.getHandle(orderWorkflowId(orderId)).describe();
+  const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
+  return pending?.attempt ?? 0;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until the wall clock is past `epochMs` by `marginMs`. */
+export async function waitPast(epochMs: number, marginMs: number): Promise<void> {
+  const wait = epochMs + marginMs - Date.now();
+  if (wait > 0) await sleep(wait);
+}
+
+/** The earliest and the latest payment deadline of the given orders, in epoch ms. */
+export function deadlines(orders: OrderResponse[]): { first: number; last: number } {
+  const times = orders.map((o) => Date.parse(o.expiresAt));
+  return { first: Math.min(...times), last: Math.max(...times) };
+}

@@ -1,0 +1,76 @@
+/**
+ * What every fault test does around its fault: run real worker processes on a task queue of
+ * its own, place orders through the API's CheckoutService, and read the orders back.
+ * The Temporal server and the database are the test's to choose (and to break).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../../prisma/generated/client';
+import { CheckoutService, type OrderResponse } from '../../src/api/checkout';
+import type { OrderStatus } from '../../workflows/messages';
+import { startWorkerProcess, type WorkerProcess } from './worker-child';
+
+export interface FaultScenarioDependencies {
+  temporalAddress: string;
+  /** The API's Temporal client. */
+  client: Client;
+  databaseUrl: string;
+  /** The API's (and the test's) database client. */
+  prisma: PrismaClient;
+  customerId: string;
+}
+
+export interface FaultScenario {
+  taskQueue: string;
+  checkout: CheckoutService;
+  /**
+   * A worker process; `name` is its PostgreSQL application_name, as pg_stat_activity shows it.
+   * It reaches Temporal at `temporalAddress` unless another address (a proxy) is given.
+   */
+  startWorker(name: string, options?: { temporalAddress?: string }): Promise<WorkerProcess>;
+  /** Places an order that must be held (201, AWAITING_PAYMENT). */
+  place(items: { sku: string; quantity: number }[], paymentTimeoutSeconds: number): Promise<OrderResponse>;
+  /** The orders' statuses in the database, in the given order. */
+  statusesOf(orders: OrderResponse[]): Promise<OrderStatus[]>;
+  /** Stops every worker process still running (gracefully). */
+  stopWorkers(): Promise<void>;
+}
+
+export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
+  const taskQueue = `checkout-faults-${randomUUID()}`;
+  const checkout = new CheckoutService({
+    prisma: deps.prisma,
+    temporal: deps.client,
+    taskQueue,
+    defaultPaymentTimeoutSeconds: 900,
+  });
+  const workers: WorkerProcess[] = [];
+  return {
+    taskQueue,
+    checkout,
+    async startWorker(name, options = {}) {
+      const databaseUrl = new URL(deps.databaseUrl);
+      databaseUrl.searchParams.set('application_name', name);
+      const worker = await startWorkerProcess({
+        temporalAddress: options.temporalAddress ?? deps.temporalAddress,
+        taskQueue,
+        databaseUrl: databaseUrl.toString(),
+      });
+      workers.push(worker);
+      return worker;
+    },
+    async place(items, paymentTimeoutSeconds) {
+      const placed = await checkout.placeOrder({ customerId: deps.customerId, items, paymentTimeoutSeconds });
+      if (placed.httpStatus !== 201 || placed.order.status !== 'AWAITING_PAYMENT') {
+        throw new Error(`order not held: ${JSON.stringify(placed)}`);
+      }
+      return placed.order;
+    },
+    async statusesOf(orders) {
+      return Promise.all(orders.map(async (o) => (await checkout.getOrder(o.orderId)).status));
+    },
+    async stopWorkers() {
+      await Promise.all(workers.splice(0).map((w) => w.stop()));
+    },
+  };
+}
