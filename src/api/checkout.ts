@@ -3,7 +3,10 @@
  * from the database (the read model). Every answer is a decided outcome, never a guess.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  isGrpcServiceError,
+  ServiceError,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   type Client,
@@ -98,7 +101,8 @@ export class CheckoutService {
       paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds,
       ...(idempotencyKey !== undefined && { idempotencyKey, requestHash }),
     };
-    const startOrder = new WithStartWorkflowOperation(ORDER_WORKFLOW_TYPE, {
+    // A WithStartWorkflowOperation is good for one call: each attempt gets its own.
+    const startOrder = () => new WithStartWorkflowOperation(ORDER_WORKFLOW_TYPE, {
       workflowId: orderWorkflowId(orderId),
       taskQueue: this.deps.taskQueue,
       args: [input],
@@ -113,10 +117,12 @@ export class CheckoutService {
       ],
     });
     try {
-      const view = await this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
-        args: [requestHash === undefined ? {} : { requestHash }],
-        startWorkflowOperation: startOrder,
-      });
+      const view = await resendingUpdate(() =>
+        this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
+          args: [requestHash === undefined ? {} : { requestHash }],
+          startWorkflowOperation: startOrder(),
+        }),
+      );
       return placedFromView(view);
     } catch (error) {
       if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
@@ -136,7 +142,7 @@ export class CheckoutService {
     let decision: PaymentDecisionOfClosedOrder;
     try {
       await handle.signal(paymentReceivedSignal, payment);
-      decision = await handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] });
+      decision = await resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] }));
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
       decision = await this.decideLatePayment(orderId, payment);
@@ -150,7 +156,7 @@ export class CheckoutService {
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     try {
       await handle.signal(cancelOrderSignal);
-      await handle.executeUpdate(awaitClosedUpdate);
+      await resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate));
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     }
@@ -240,6 +246,31 @@ function placedFromView(view: OrderView): PlacedOrder {
 
 function keyReused(): ApiError {
   return new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
+}
+
+const UPDATE_ATTEMPTS = 5;
+const GRPC_FAILED_PRECONDITION = 9;
+
+/**
+ * Sends an update again when the workflow task it was delivered in failed before the update ran:
+ * the server then aborts it with WorkflowNotReady (FAILED_PRECONDITION). That happens when the
+ * task would close the workflow but a signal arrived while it ran, so the server asks for a new
+ * one. Our updates only wait for a decision and read it, so sending one twice is harmless.
+ */
+async function resendingUpdate<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (attempt >= UPDATE_ATTEMPTS || !isWorkflowNotReady(error)) throw error;
+      await sleep(attempt * 50);
+    }
+  }
+}
+
+function isWorkflowNotReady(error: unknown): boolean {
+  const cause = error instanceof ServiceError ? error.cause : error;
+  return isGrpcServiceError(cause) && cause.code === GRPC_FAILED_PRECONDITION;
 }
 
 function updateFailureType(error: unknown): string | undefined {
