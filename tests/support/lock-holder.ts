@@ -33,6 +33,11 @@ export class LockHolder {
     await this.holder.query('SELECT id FROM orders WHERE id = $1 FOR NO KEY UPDATE', [orderId]);
   }
 
+  /** Locks a product's row, so a reservation of it waits inside its transaction at that sku's update. */
+  async lockProduct(sku: string): Promise<void> {
+    await this.holder.query('SELECT sku FROM products WHERE sku = $1 FOR UPDATE', [sku]);
+  }
+
   /** Connections of `applicationName` to this database, or only those waiting for a lock. */
   async backendsOf(applicationName: string, only: 'all' | 'waiting-for-lock' = 'all'): Promise<number> {
     const { rows } = await this.observer.query<{ count: number }>(
