@@ -19,8 +19,10 @@ export interface LoadResult {
   sent: number;
   /** 201: the stock is held. */
   held: number;
-  /** Sent but not answered 201: other statuses, errors, timeouts, and requests still in flight when the run ended. */
-  notHeld: number;
+  /** Answered other than 201, or failed (connection errors, 30 s timeouts). */
+  failed: number;
+  /** Sent and still unanswered when a fixed-duration run ended (at most one per client): not failures. */
+  inFlightAtEnd: number;
   /** Responses of any status. */
   answered: number;
   statuses: Record<string, number>;
@@ -66,12 +68,14 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
       Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count ?? 0]),
     );
     const created = statuses['201'] ?? 0;
+    const answered = Object.values(statuses).reduce((a, b) => a + b, 0);
     return {
       seconds: result.duration,
       sent: result.requests.sent,
       held: created,
-      answered: Object.values(statuses).reduce((a, b) => a + b, 0),
-      notHeld: Math.max(0, result.requests.sent - created),
+      answered,
+      failed: answered - created + result.errors,
+      inFlightAtEnd: Math.max(0, result.requests.sent - answered - result.errors),
       statuses,
       errors: result.errors,
       latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },

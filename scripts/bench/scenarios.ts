@@ -62,11 +62,11 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
   // With no answer in the run there is no latency to report (it is longer than the run).
   results.record('latencyP50', http.answered ? http.latencyMs.p50 : Number.NaN);
   results.record('latencyP99', http.answered ? http.latencyMs.p99 : Number.NaN);
-  results.record('notHeld', http.notHeld);
+  results.record('failed', http.failed);
   c.log(
     `${label}: ${http.held} held in ${http.seconds.toFixed(1)} s = ${heldPerSecond.toFixed(1)}/s, ` +
       `latency p50 ${http.latencyMs.p50} ms p99 ${http.latencyMs.p99} ms max ${http.latencyMs.max} ms, ` +
-      `statuses ${JSON.stringify(http.statuses)}, errors ${http.errors}, not answered 201 ${http.notHeld}`,
+      `statuses ${JSON.stringify(http.statuses)}, errors ${http.errors}, failed ${http.failed}, in flight at the end ${http.inFlightAtEnd}`,
   );
 
   monitor.start();

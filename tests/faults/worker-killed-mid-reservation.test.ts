@@ -70,8 +70,8 @@ test('a worker killed while reservations are inside their transactions holds not
   expect(holds.every((h) => h._count._all === 1)).toBe(true);
   for (const { order } of placed) {
     // The killed worker's first workflow task timed out; the next worker's attempt held the stock.
-    const { events = [] } = await env.client.workflow.getHandle(orderWorkflowId(order.orderId)).fetchHistory();
-    expect(events.some((e) => e.workflowTaskTimedOutEventAttributes)).toBe(true);
+    const { events } = await env.client.workflow.getHandle(orderWorkflowId(order.orderId)).fetchHistory();
+    expect((events ?? []).some((e) => e.workflowTaskTimedOutEventAttributes)).toBe(true);
   }
   expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
 }, 120_000);
