@@ -162,6 +162,8 @@ test('the compiled worker (prebuilt bundle, capped heap) and API take an order t
       ...common,
       WORKER_WORKFLOW_BUNDLE_PATH: path.join(buildDir, 'dist/workflow-bundle.js'),
       WORKER_SHUTDOWN_GRACE_SECONDS: '5',
+      // Any free port: a worker already running on this machine (npm start, a bench) holds 9464.
+      WORKER_METRICS_PORT: '0',
       NODE_OPTIONS: `--max-old-space-size=${WORKER_HEAP_MIB}`,
     }),
   );

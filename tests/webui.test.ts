@@ -76,11 +76,12 @@ test('an order awaiting payment shows its summary, what was ordered, and what it
   expect(current).toContain(`AWAITING_PAYMENT: ${formatCents(order.totalCents)} due by ${formatTime(order.expiresAt)}`);
   expect(current).toMatch(new RegExp(`Total\\s+${formatCents(order.totalCents)}`));
   const events = await ui.eventsWithMetadata();
-  expect(events).toMatch(new RegExp(`reserve ${describeItems(order.items)}\\s+Completed`));
+  // The hold is a local activity (a marker in the history): the UI lists it with its summary.
+  expect(events).toMatch(new RegExp(`Local Activity\\W+reserve ${describeItems(order.items)}`));
   expect(events).toMatch(/payment window 15m\s+Started/);
 });
 
-test('an expired order’s timeline reads reserve, payment window, release', async () => {
+test('an expired order’s timeline reads reserveStock, payment window, release', async () => {
   const order = orders.expired;
   const items = describeItems(order.items);
   const window = formatDuration((Date.parse(order.expiresAt) - Date.parse(order.createdAt)) / 1000);
@@ -89,7 +90,8 @@ test('an expired order’s timeline reads reserve, payment window, release', asy
 
   const release = `releaseStock • release ${items} (expired)`;
   const labels = await ui.timelineLabels(release);
-  expect(labels).toEqual(expect.arrayContaining([`reserveStock • reserve ${items}`, `payment window ${window}`, release]));
+  // UI 2.42 labels a local activity on the timeline by its type only.
+  expect(labels).toEqual(expect.arrayContaining(['reserveStock', `payment window ${window}`, release]));
 });
 
 test('a rejected order says what was missing', async () => {

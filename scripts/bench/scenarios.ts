@@ -204,7 +204,8 @@ export async function scale(c: ScenarioContext): Promise<void> {
   const api = part('api');
   if (api) results.record('apiRssPeak', api.rssPeakMiB);
   c.log(
-    `scale: ${placed.held} placed in ${placed.seconds.toFixed(0)} s; awaiting payment: ${awaitingInDatabase} in the database` +
+    `scale: ${placed.held} placed in ${placed.seconds.toFixed(0)} s (statuses ${JSON.stringify(placed.statuses)}, ` +
+      `errors ${placed.errors}); awaiting payment: ${awaitingInDatabase} in the database` +
       (openWorkflows === undefined ? '' : `, ${openWorkflows} open workflows in Temporal`),
   );
 }

@@ -78,6 +78,8 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       PORT: String(apiPort),
+      // Any free port, so the bench's worker never collides with one already running here.
+      WORKER_METRICS_PORT: '0',
       ...settings,
     };
     const worker = parts.start('worker', ...typescriptEntry('src/worker.ts'), env);
