@@ -100,6 +100,10 @@ export function devServerArgs(o: DevServerOptions): string[] {
     ...(o.metricsPort === undefined ? [] : ['--metrics-port', String(o.metricsPort)]),
     '--namespace', o.namespace,
     '--log-level', 'error',
+    // One partition per task queue: with one worker on one box, four (the default) split its
+    // pollers, so fewer tasks meet a waiting poller and more take the slower stored path.
+    '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     ...(o.extraArgs ?? []),
   ];
