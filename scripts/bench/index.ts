@@ -99,12 +99,17 @@ async function main(): Promise<void> {
   const runTag = randomBytes(3).toString('hex');
   const skus = benchSkus(o.skus);
   const header: string[] = [];
+  let stopping = false;
   const stop = () => {
+    // Ctrl-C reaches the bench more than once (from the terminal, and relayed by npm and tsx);
+    // a second signal must not end it before its stack is stopped, or the stack is orphaned.
+    if (stopping) return;
+    stopping = true;
     log('interrupted: stopping the stack');
     void stopCurrent().finally(() => process.exit(130));
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 
   try {
     for (const scenario of o.scenarios) {
