@@ -4,35 +4,29 @@
  * that work and runs the activities again on the next worker: each retry must find its own
  * earlier work in the ledger and move nothing a second time.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { checkInventory } from '../../src/db/inventory-check';
 import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal, type OrderView } from '../../workflows/messages';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { addProduct, stockOf } from '../support/database';
 import { activityAttempts, oneSettlementPerItem, pendingActivityAttempt, settlementsOf, workflowsCompleted } from '../support/fault-checks';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually, startDevServer } from '../support/stack';
+import { eventually } from '../support/stack';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let scenario: FaultScenario;
 let proxy: TcpProxy;
 
+const stack = useFaultStack('after-commit');
+
 beforeAll(async () => {
-  [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
-  proxy = await startTcpProxy(env.address);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl: db.url, prisma: db.prisma, customerId: 'after-commit' });
+  proxy = await startTcpProxy(stack.env.address);
 });
 
 afterAll(async () => {
-  await scenario?.stopWorkers();
   await proxy?.close();
-  await env?.teardown();
-  await db?.drop();
 });
 
 test('settlements committed by a worker killed before it could report them are retried without moving any stock twice', async () => {
+  const { env, db, scenario } = stack;
   const { checkout, place, statusesOf } = scenario;
   await addProduct(db.prisma, 'AC-A', 20, 1000);
   await addProduct(db.prisma, 'AC-B', 20, 500);

@@ -4,30 +4,17 @@
  * transactions. PostgreSQL rolls the cut-off holds back; the workflow task times out and the next
  * worker runs it again: every caller still gets its order held exactly once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { checkInventory } from '../../src/db/inventory-check';
 import { orderWorkflowId } from '../../workflows/messages';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { addProduct, stockOf } from '../support/database';
+import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually, startDevServer } from '../support/stack';
+import { eventually } from '../support/stack';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl: db.url, prisma: db.prisma, customerId: 'reserve-kill' });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await env?.teardown();
-  await db?.drop();
-});
+const stack = useFaultStack('reserve-kill');
 
 test('a worker killed while reservations are inside their transactions holds nothing; the next worker holds each order once and every caller gets 201', async () => {
+  const { env, db, scenario } = stack;
   const { checkout } = scenario;
   await addProduct(db.prisma, 'MR-A', 100, 1000);
   await addProduct(db.prisma, 'MR-B', 100, 500);

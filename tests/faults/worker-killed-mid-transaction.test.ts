@@ -3,31 +3,18 @@
  * database transactions. PostgreSQL must roll the cut-off work back, and the next worker must
  * redo it once: every order settled, each unit of stock moved exactly once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { checkInventory } from '../../src/db/inventory-check';
 import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal } from '../../workflows/messages';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { addProduct, stockOf } from '../support/database';
 import { activityAttempts, oneSettlementPerItem, settlementsOf, workflowsCompleted } from '../support/fault-checks';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually, startDevServer } from '../support/stack';
+import { eventually } from '../support/stack';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl: db.url, prisma: db.prisma, customerId: 'worker-kill' });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await env?.teardown();
-  await db?.drop();
-});
+const stack = useFaultStack('worker-kill');
 
 test('a worker killed while many releases and a commit are in flight leaves nothing half done; the next worker settles each order once', async () => {
+  const { env, db, scenario } = stack;
   const { checkout, place, statusesOf } = scenario;
   await addProduct(db.prisma, 'MF-A', 50, 1000);
   await addProduct(db.prisma, 'MF-B', 50, 1000);

@@ -3,29 +3,16 @@
  * while their deadlines pass. Real dev server, real PostgreSQL, real worker processes: the next
  * worker must finish every order as the first would have, each unit of stock moved once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { checkInventory } from '../../src/db/inventory-check';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { eventually, startDevServer } from '../support/stack';
+import { useFaultStack } from '../support/fault-stack';
+import { eventually } from '../support/stack';
 
-let env: TestWorkflowEnvironment;
-let db: TestDatabase;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  [env, db] = await Promise.all([startDevServer(), createTestDatabase()]);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl: db.url, prisma: db.prisma, customerId: 'worker-kill' });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await env?.teardown();
-  await db?.drop();
-});
+const stack = useFaultStack('worker-kill');
 
 test('orders waiting when the worker is killed are finished by a new worker at their deadlines, each unit of stock moved once', async () => {
+  const { db, scenario } = stack;
   const { checkout, place, statusesOf } = scenario;
   await addProduct(db.prisma, 'WK-A', 10, 500);
   await addProduct(db.prisma, 'WK-B', 10, 700);
