@@ -60,7 +60,7 @@ let services: Record<string, Service>;
 
 beforeAll(async () => {
   // Installs Debian's docker-compose where missing (CI starts on a fresh machine).
-  compose = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-docker-compose.sh')], { encoding: 'utf8' })
+  compose = execFileSync('bash', [path.join(ROOT, 'tests/tools/ensure-docker-compose.sh')], { encoding: 'utf8' })
     .trim()
     .split(' ');
   emptyEnvFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'compose-test-')), 'empty.env');
