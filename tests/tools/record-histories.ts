@@ -3,7 +3,7 @@
  * real worker and a database of its own, and saves each workflow's history as JSON under
  * tests/histories/<scenario>.json. tests/replay.test.ts replays them all against the
  * current workflow code. Re-record only after a change that is meant to be compatible
- * (see README, "Changing the workflow safely"), and keep the older fixtures beside them.
+ * (see docs/development.md, "Changing the workflow safely"), and keep the older fixtures beside them.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';

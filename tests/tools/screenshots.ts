@@ -1,5 +1,5 @@
 /**
- * `npm run screenshots`: regenerates the README's pictures of the Temporal Web UI from a real
+ * `npm run screenshots`: regenerates the pictures of the Temporal Web UI in docs/lifecycle.md from a real
  * run. It starts the same stack as the tests (own dev server with its UI, own database, real
  * worker), places the orders of tests/support/order-states.ts, and photographs the UI with
  * headless Chromium (installed by tests/tools/ensure-chromium.sh where missing).
