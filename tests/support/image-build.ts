@@ -165,7 +165,7 @@ export async function buildImage({ root, outDir, onRun }: ImageBuildOptions): Pr
         stage.commands.push(args);
         await run('/bin/sh', ['-c', args], {
           cwd: stage.dir,
-          env: { PATH, HOME: home, npm_config_cache: npmCache, ...stage.env },
+          env: { PATH, HOME: home, ...networkSettings(), npm_config_cache: npmCache, ...stage.env },
           maxBuffer: 64 * 1024 * 1024,
         });
         break;
@@ -180,6 +180,12 @@ export async function buildImage({ root, outDir, onRun }: ImageBuildOptions): Pr
   const image = stages[stages.length - 1];
   if (!image) throw new Error('the Dockerfile has no stage');
   return { contextFiles, stages, image };
+}
+
+/** How this machine reaches the registry (a proxy, a mirror) is not the image's business, but the build needs it. */
+function networkSettings(): Record<string, string> {
+  const names = /^(https?_proxy|no_proxy|npm_config_(registry|https?_proxy|noproxy|cafile|strict_ssl))$/i;
+  return Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => names.test(entry[0]) && entry[1] !== undefined));
 }
 
 function copy(stage: Stage, args: string, from: { root: string; contextFiles: string[]; stages: Stage[] }): void {
