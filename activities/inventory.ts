@@ -43,6 +43,8 @@ export interface RestockInput {
 
 export type RestockResult =
   | { outcome: 'RESTOCKED'; product: ProductSnapshot }
+  /** The operation id was already used for another sku or quantity (an operator's Idempotency-Key). */
+  | { outcome: 'IDEMPOTENCY_KEY_REUSED' }
   | { outcome: 'PRODUCT_NOT_FOUND' }
   | { outcome: 'STOCK_LIMIT_EXCEEDED'; available: number; limit: number };
 
@@ -83,7 +85,11 @@ export async function restockProduct(prisma: PrismaClient, input: RestockInput):
     // Locking the product row serialises attempts of the same operation as well as concurrent restocks.
     const [current] = await tx.$queryRaw<{ available: number }[]>`SELECT available FROM products WHERE sku = ${sku} FOR UPDATE`;
     if (!current) return { outcome: 'PRODUCT_NOT_FOUND' };
-    const applied = operationId !== null && (await tx.stockMovement.findUnique({ where: { operationId }, select: { id: true } }));
+    const applied =
+      operationId !== null && (await tx.stockMovement.findUnique({ where: { operationId }, select: { kind: true, sku: true, quantity: true } }));
+    if (applied && (applied.kind !== 'RESTOCK' || applied.sku !== sku || applied.quantity !== quantity)) {
+      return { outcome: 'IDEMPOTENCY_KEY_REUSED' };
+    }
     if (!applied) {
       if (current.available + quantity > MAX_STOCK_COUNT) {
         return { outcome: 'STOCK_LIMIT_EXCEEDED', available: current.available, limit: MAX_STOCK_COUNT };

@@ -112,6 +112,71 @@ test('concurrent restocks of one sku all apply, each exactly once', async () => 
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
 
+describe('restock with an Idempotency-Key', () => {
+  const restock = (sku: string, quantity: number, key?: string) => {
+    const call = request(stack.app).post(`/admin/products/${sku}/restock`).set('Authorization', auth);
+    return (key === undefined ? call : call.set('Idempotency-Key', key)).send({ quantity });
+  };
+
+  test('the same key sent again, and sent six times at once, restocks once; each answers 200 with the product', async () => {
+    await addProduct(stack.db.prisma, 'KEY-1', 1);
+    await addProduct(stack.db.prisma, 'KEY-2', 1);
+
+    const first = await restock('KEY-1', 4, 'delivery-1');
+    const again = await restock('KEY-1', 4, 'delivery-1');
+    const racing = await Promise.all(Array.from({ length: 6 }, () => restock('KEY-2', 3, 'delivery-2')));
+
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ sku: 'KEY-1', available: 5 });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(racing.map((r) => [r.status, r.body.available])).toEqual(Array(6).fill([200, 4]));
+    expect(await ledger('KEY-1')).toEqual([
+      { kind: 'INITIAL', quantity: 1 },
+      { kind: 'RESTOCK', quantity: 4 },
+    ]);
+    expect(await ledger('KEY-2')).toEqual([
+      { kind: 'INITIAL', quantity: 1 },
+      { kind: 'RESTOCK', quantity: 3 },
+    ]);
+    expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+  });
+
+  test('the same key with another quantity or for another sku answers 422 IDEMPOTENCY_KEY_REUSED and changes nothing', async () => {
+    await addProduct(stack.db.prisma, 'KEY-3', 2);
+    await addProduct(stack.db.prisma, 'KEY-4', 2);
+    await restock('KEY-3', 5, 'delivery-3').expect(200);
+
+    const otherQuantity = await restock('KEY-3', 6, 'delivery-3');
+    const otherSku = await restock('KEY-4', 5, 'delivery-3');
+    // Sent at once for two skus: the ledger's unique operation id lets one through, the other is refused.
+    const racing = await Promise.all([restock('KEY-3', 1, 'delivery-4'), restock('KEY-4', 1, 'delivery-4')]);
+
+    for (const res of [otherQuantity, otherSku]) {
+      expect(res.status).toBe(422);
+      expect(res.body).toEqual({ error: { code: 'IDEMPOTENCY_KEY_REUSED', message: expect.any(String) } });
+    }
+    expect(racing.map((r) => r.status).sort()).toEqual([200, 422]);
+    // 2 + 5 for delivery-3, 2 on KEY-4, and 1 for whichever sku delivery-4 restocked.
+    const available = (await stockOf(stack.db.prisma, 'KEY-3')).available + (await stockOf(stack.db.prisma, 'KEY-4')).available;
+    expect(available).toBe(10);
+    expect(await stack.db.prisma.stockMovement.count({ where: { sku: { in: ['KEY-3', 'KEY-4'] }, kind: 'RESTOCK' } })).toBe(2);
+    expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+  });
+
+  test('without a key every restock applies; a key is 1..255 characters', async () => {
+    await addProduct(stack.db.prisma, 'KEY-5', 0);
+
+    await restock('KEY-5', 2).expect(200);
+    await restock('KEY-5', 2).expect(200);
+    const tooLong = await restock('KEY-5', 2, 'k'.repeat(256));
+
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ path: 'Idempotency-Key', message: expect.any(String) }] });
+    expect(await stockOf(stack.db.prisma, 'KEY-5')).toEqual({ available: 4, reserved: 0, sold: 0 });
+  });
+});
+
 test('a restock activity run again for the same operation (a retry) applies it once, even when the attempts race', async () => {
   await addProduct(stack.db.prisma, 'RETRY-1', 1);
   const attempt = () => restockProduct(stack.db.prisma, { sku: 'RETRY-1', quantity: 4, operationId: 'product-RETRY-1-restock-op-1' });

@@ -1,12 +1,14 @@
 /**
- * What the image runs, run here without Docker: the Dockerfile's build steps (tsc → dist/,
- * migrations beside the compiled runner, the prebuilt workflow bundle), then the compose
- * services' commands with NODE_ENV=production: migrate, seed, the worker and the API as plain
- * `node dist/...` processes against a real Temporal dev server and a database of their own.
+ * What the image runs, run here without Docker: the Dockerfile's stages built from its build
+ * context alone (the repository less `.dockerignore`: `npm ci`, `npm run build`, the workflow
+ * bundle, then a runtime stage with production dependencies only), then the compose services'
+ * commands with NODE_ENV=production in that runtime stage: migrate, seed, the worker and the
+ * API as plain `node dist/...` processes against a real Temporal dev server and a database of
+ * their own.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +17,7 @@ import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { workflowCacheSizeFor } from '../src/config';
+import { buildImage, type ImageBuild } from './support/image-build';
 import { eventually, startDevServer } from './support/stack';
 
 const run = promisify(execFile);
@@ -29,6 +32,10 @@ interface RunningProcess {
   exited: Promise<number | null>;
 }
 
+let scratchDir: string;
+let image: ImageBuild;
+let imageBuildSeconds: number;
+/** The runtime stage's directory: the image's /app. */
 let buildDir: string;
 let server: TestWorkflowEnvironment;
 let databaseName: string;
@@ -104,14 +111,11 @@ function logged(process: RunningProcess, message: string): Record<string, unknow
 }
 
 beforeAll(async () => {
-  buildDir = mkdtempSync(path.join(os.tmpdir(), 'checkout-image-'));
-  // What the Dockerfile's build stage does, into a scratch directory.
-  await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(buildDir, 'dist')], {
-    cwd: ROOT,
-  });
-  cpSync(path.join(ROOT, 'prisma/migrations'), path.join(buildDir, 'dist/prisma/migrations'), { recursive: true });
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
-  await run(process.execPath, ['dist/scripts/build-workflow-bundle.js', 'dist/workflow-bundle.js'], { cwd: buildDir });
+  scratchDir = mkdtempSync(path.join(os.tmpdir(), 'checkout-image-'));
+  const started = Date.now();
+  image = await buildImage({ root: ROOT, outDir: scratchDir });
+  imageBuildSeconds = (Date.now() - started) / 1000;
+  buildDir = image.image.dir;
 
   databaseName = `checkout_image_${randomBytes(6).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE "${databaseName}"`));
@@ -119,7 +123,7 @@ beforeAll(async () => {
   url.pathname = `/${databaseName}`;
   databaseUrl = url.toString();
   server = await startDevServer();
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
   for (const { child, exited } of processes) {
@@ -130,7 +134,32 @@ afterAll(async () => {
   }
   await server?.teardown();
   if (databaseName) await admin((c) => c.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`));
-  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
+});
+
+test('the image builds from its build context alone, which holds no tests, and runs with production dependencies only', () => {
+  const lockfile = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean; optional?: boolean }>;
+  };
+  const topLevel = Object.entries(lockfile.packages)
+    .filter(([key]) => /^node_modules\/(@[^/]+\/)?[^/@]+$/.test(key))
+    .map(([key, entry]) => ({ name: key.slice('node_modules/'.length), dev: entry.dev === true, optional: entry.optional === true }));
+  const installed = (name: string): boolean => existsSync(path.join(buildDir, 'node_modules', name, 'package.json'));
+  const imageNodeMajor = /^ARG NODE_IMAGE=node:(\d+)/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
+
+  console.log(`image built without Docker in ${imageBuildSeconds.toFixed(0)} s`);
+  expect(image.contextFiles.filter((file) => file.startsWith('tests/'))).toEqual([]);
+  expect(image.contextFiles).toEqual(expect.arrayContaining(['package-lock.json', 'src/api/server.ts', 'prisma/schema.prisma']));
+  expect(image.stages.map((stage) => stage.name)).toEqual(['build', 'runtime']);
+  // Optional packages are other platforms' native builds.
+  expect(topLevel.filter(({ dev, optional, name }) => !dev && !optional && !installed(name))).toEqual([]);
+  expect(topLevel.filter(({ dev, name }) => dev && installed(name))).toEqual([]);
+  for (const entry of ['dist/src/api/server.js', 'dist/src/worker.js', 'dist/scripts/migrate.js', 'dist/prisma/seed.js', 'dist/workflow-bundle.js']) {
+    expect({ entry, exists: existsSync(path.join(buildDir, entry)) }).toEqual({ entry, exists: true });
+  }
+  expect(existsSync(path.join(buildDir, 'dist/tests'))).toBe(false);
+  // The stages run on this machine's Node, so it must be the image's major version.
+  expect(process.versions.node.split('.')[0]).toBe(imageNodeMajor);
 });
 
 test('the compiled migrate and seed jobs set up the database, and running them again changes nothing', async () => {

@@ -14,6 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_ENV_NAMES, loadConfig, loadDatabaseConfig } from '../src/config';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
+import { buildContextFiles, isIgnored, parseDockerignore } from './support/image-build';
 import { startDevServer, temporalCliPath } from './support/stack';
 
 const run = promisify(execFile);
@@ -60,7 +61,7 @@ let services: Record<string, Service>;
 
 beforeAll(async () => {
   // Installs Debian's docker-compose where missing (CI starts on a fresh machine).
-  compose = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-docker-compose.sh')], { encoding: 'utf8' })
+  compose = execFileSync('bash', [path.join(ROOT, 'tests/tools/ensure-docker-compose.sh')], { encoding: 'utf8' })
     .trim()
     .split(' ');
   emptyEnvFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'compose-test-')), 'empty.env');
@@ -262,16 +263,23 @@ describe('Dockerfile', () => {
   const lines = dockerfile.split('\n').filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   const stages = dockerfile.split(/^FROM /m).slice(1);
   const finalStage = stages[stages.length - 1] ?? '';
-  const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
+  const dockerignore = parseDockerignore(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'));
 
   test('builds in stages and the final stage installs production dependencies only', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(finalStage).toMatch(/npm ci --omit=dev/);
     expect(finalStage).not.toMatch(/npm (ci|install)(?!.*--omit=dev)/);
     expect(finalStage).toMatch(/COPY --from=build \/app\/dist/);
+  });
+
+  test('.dockerignore is read as Docker reads it: patterns anchored at the root, `*` within one segment, `!` re-includes', () => {
+    const rules = parseDockerignore('# comment\n*.md\nprisma/generated\n**/*.log\ntests\n!tests/keep.ts\n');
+
+    expect(['README.md', 'prisma/generated/client.ts', 'a/b/c.log', 'tests/x.test.ts'].filter((p) => !isIgnored(p, rules))).toEqual([]);
+    expect(['docs/api.md', 'prisma/schema.prisma', 'tests/keep.ts', 'src/tests.ts'].filter((p) => isIgnored(p, rules))).toEqual([]);
+    const context = buildContextFiles(ROOT);
+    expect(context.filter((file) => /^(tests|node_modules|prisma\/generated|dist|\.git)\//.test(file))).toEqual([]);
+    expect(context).toEqual(expect.arrayContaining(['package.json', 'src/api/app.ts']));
   });
 
   test('runs as a non-root user', () => {
@@ -287,8 +295,7 @@ describe('Dockerfile', () => {
     expect(sources).toEqual(expect.arrayContaining(['package-lock.json', 'src', 'workflows', 'prisma/migrations']));
     for (const source of sources) {
       expect(existsSync(path.join(ROOT, source))).toBe(true);
-      const excluded = dockerignore.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`));
-      expect({ source, excluded }).toEqual({ source, excluded: [] });
+      expect({ source, ignored: isIgnored(source, dockerignore) }).toEqual({ source, ignored: false });
     }
   });
 

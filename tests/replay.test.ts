@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type ReplayWorkerOptions } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { HISTORIES_DIR, SCENARIOS } from '../scripts/record-histories';
+import { HISTORIES_DIR, SCENARIOS } from './tools/record-histories';
 import { workflowBundle } from './support/stack';
 
 interface Fixture extends HistoryAndWorkflowId {

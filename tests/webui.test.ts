@@ -1,7 +1,7 @@
 /**
  * Orders read in the Temporal Web UI the way an operator reads them: a real stack with its
  * dev server's UI on, orders in every state, and Debian's Chromium driving the UI. Chromium
- * is installed by scripts/ensure-chromium.sh where it is missing.
+ * is installed by tests/tools/ensure-chromium.sh where it is missing.
  */
 import type { Browser } from 'playwright-core';
 import { orderWorkflowId } from '../workflows/messages';

@@ -25,4 +25,9 @@ export interface PutProductCommand {
 export interface RestockProductCommand {
   sku: string;
   quantity: number;
+  /** Set for a request with an Idempotency-Key: every request with that key shares it, so it restocks once. */
+  operationId?: string;
 }
+
+/** An operator's Idempotency-Key names one restock, whichever sku it was sent for. */
+export const restockOperationId = (idempotencyKey: string): string => `restock-key:${idempotencyKey}`;

@@ -1,7 +1,8 @@
 /**
  * Operator changes to stock (create or update a product, restock) as short workflows, so that
  * they take the same path as every other stock change: API → Temporal → activity → PostgreSQL.
- * The workflow id is the operation id the activity records, which makes its retries harmless.
+ * The workflow id is the operation id the activity records, which makes its retries harmless;
+ * a restock sent with an Idempotency-Key carries the key's operation id instead.
  */
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { InventoryActivities } from '../activities/inventory';
@@ -18,5 +19,5 @@ export async function putProductWorkflow(command: PutProductCommand): Promise<Pu
 }
 
 export async function restockProductWorkflow(command: RestockProductCommand): Promise<RestockResult> {
-  return restockProduct({ ...command, operationId: workflowInfo().workflowId });
+  return restockProduct({ ...command, operationId: command.operationId ?? workflowInfo().workflowId });
 }

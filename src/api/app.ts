@@ -121,7 +121,9 @@ export function createApp(deps: AppDependencies): express.Express {
     .post(json, async (req, res) => {
       const sku = parseOrThrow(Sku, param(req, 'sku'), 'sku');
       const { quantity } = parseOrThrow(RestockBody, req.body);
-      res.json(await operator.restock(sku, quantity));
+      const keyHeader = req.header('Idempotency-Key');
+      const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
+      res.json(await operator.restock(sku, quantity, key));
     })
     .all(methodNotAllowed(['POST']));
 

@@ -147,13 +147,24 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     tags: ['operator'],
     summary: 'Add units to the count on sale (a ledger RESTOCK)',
     security: [{ [admin.name]: [] }],
-    request: { params: adminSkuParam, body: jsonBody(RestockBody) },
+    request: {
+      params: adminSkuParam,
+      headers: z.object({
+        'Idempotency-Key': IdempotencyKey.optional().meta({
+          description: 'The same key restocks once: a repeat with the same sku and quantity answers the product as it is now',
+        }),
+      }),
+      body: jsonBody(RestockBody),
+    },
     responses: {
-      200: json(ProductSchema, 'Restocked'),
+      200: json(ProductSchema, 'Restocked (or already restocked under this Idempotency-Key)'),
       400: invalid,
       ...adminResponses,
       404: failure(['PRODUCT_NOT_FOUND']),
-      422: failure(['STOCK_LIMIT_EXCEEDED'], 'the count on sale would exceed 2147483647'),
+      422: failure(
+        ['STOCK_LIMIT_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'],
+        'the count on sale would exceed 2147483647, or the key was used for another sku or quantity',
+      ),
     },
   });
 
@@ -208,7 +219,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
       version: '1.0.0',
       description:
         'Holds stock for unpaid orders and returns it exactly once when the payment window closes. ' +
-        'Every error is `{ "error": { "code", "message", "details"? } }`. Money is integer cents; times are ISO-8601 UTC.',
+        'Every error is `{ "error": { "code", "message", "details"? } }`. Money is integer cents; times are ISO-8601 UTC. ' +
+        'Any route may also answer `ROUTE_NOT_FOUND` (404, no such route), `METHOD_NOT_ALLOWED` (405, with `Allow`) and `INTERNAL_ERROR` (500).',
     },
   });
 }

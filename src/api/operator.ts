@@ -9,6 +9,7 @@ import {
   PUT_PRODUCT_WORKFLOW_TYPE,
   putProductWorkflowId,
   RESTOCK_PRODUCT_WORKFLOW_TYPE,
+  restockOperationId,
   restockProductWorkflowId,
   type PutProductCommand,
   type PutProductResult,
@@ -37,8 +38,9 @@ export class OperatorService {
     return { created: result.outcome === 'CREATED', product: result.product };
   }
 
-  async restock(sku: string, quantity: number): Promise<ProductResponse> {
-    const command: RestockProductCommand = { sku, quantity };
+  /** With an idempotency key, repeats (also concurrent ones) restock once and answer the product as it is now. */
+  async restock(sku: string, quantity: number, idempotencyKey?: string): Promise<ProductResponse> {
+    const command: RestockProductCommand = { sku, quantity, ...(idempotencyKey !== undefined && { operationId: restockOperationId(idempotencyKey) }) };
     const result = await this.deps.temporal.workflow.execute<(c: RestockProductCommand) => Promise<RestockResult>>(
       RESTOCK_PRODUCT_WORKFLOW_TYPE,
       { workflowId: restockProductWorkflowId(sku, randomUUID()), taskQueue: this.deps.taskQueue, args: [command] },
@@ -48,6 +50,8 @@ export class OperatorService {
         return result.product;
       case 'PRODUCT_NOT_FOUND':
         throw new ApiError('PRODUCT_NOT_FOUND', `no product ${sku}`);
+      case 'IDEMPOTENCY_KEY_REUSED':
+        throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a restock of another sku or quantity');
       case 'STOCK_LIMIT_EXCEEDED':
         throw new ApiError('STOCK_LIMIT_EXCEEDED', `the count on sale would exceed ${result.limit}`, {
           available: result.available,

@@ -1,6 +1,6 @@
 /**
  * A small shop with orders in every state, placed through the real API service on a real
- * stack: what the Web UI test inspects and what the README screenshots show.
+ * stack: what the Web UI test inspects and what the screenshots in docs/lifecycle.md show.
  */
 import { putProduct } from '../../activities/inventory';
 import type { OrderResponse } from '../../src/api/checkout';
@@ -13,7 +13,7 @@ export const ORDER_STATES: readonly SettledOrAwaiting[] = ['AWAITING_PAYMENT', '
 
 export interface PlacedOrders {
   byState: Record<SettledOrAwaiting, OrderResponse[]>;
-  /** Awaiting payment, 15 minute window: the order the README's story follows. */
+  /** Awaiting payment, 15 minute window: the order the docs' story follows. */
   awaitingLong: OrderResponse;
   /** Awaiting payment, 5 minute window: closes before `awaitingLong`. */
   awaitingShort: OrderResponse;

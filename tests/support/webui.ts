@@ -10,7 +10,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages';
 import { eventually } from './stack';
 
-const ENSURE_CHROMIUM = path.resolve(__dirname, '../../scripts/ensure-chromium.sh');
+const ENSURE_CHROMIUM = path.resolve(__dirname, '../tools/ensure-chromium.sh');
 
 /**
  * Flags this machine needs: no sandbox (root), no GPU, and nothing that reaches out to the
@@ -36,7 +36,7 @@ export function ensureChromium(): string {
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
     throw new Error(
-      `Chromium is needed to check the Temporal Web UI and scripts/ensure-chromium.sh could not provide it: ${stderr || (error as Error).message}`,
+      `Chromium is needed to check the Temporal Web UI and tests/tools/ensure-chromium.sh could not provide it: ${stderr || (error as Error).message}`,
       { cause: error },
     );
   }

@@ -1,19 +1,19 @@
 /**
- * `npm run screenshots`: regenerates the README's pictures of the Temporal Web UI from a real
+ * `npm run screenshots`: regenerates the pictures of the Temporal Web UI in docs/lifecycle.md from a real
  * run. It starts the same stack as the tests (own dev server with its UI, own database, real
  * worker), places the orders of tests/support/order-states.ts, and photographs the UI with
- * headless Chromium (installed by scripts/ensure-chromium.sh where missing).
+ * headless Chromium (installed by tests/tools/ensure-chromium.sh where missing).
  */
-import '../tests/support/quiet-runtime';
+import '../support/quiet-runtime';
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { orderWorkflowId } from '../workflows/messages';
-import globalSetup from '../tests/support/global-setup';
-import { placeOrdersInEveryState } from '../tests/support/order-states';
-import { startStack, type TestStack } from '../tests/support/stack';
-import { freePort, launchChromium, TemporalWebUi } from '../tests/support/webui';
+import { orderWorkflowId } from '../../workflows/messages';
+import globalSetup from '../support/global-setup';
+import { placeOrdersInEveryState } from '../support/order-states';
+import { startStack, type TestStack } from '../support/stack';
+import { freePort, launchChromium, TemporalWebUi } from '../support/webui';
 
-const OUT_DIR = path.resolve(__dirname, '..', 'docs', 'screenshots');
+const OUT_DIR = path.resolve(__dirname, '../..', 'docs', 'screenshots');
 const WIDTH = 1360;
 /** Long enough for the timer to show as a bar next to the activities on the timeline. */
 const EXPIRING_WINDOW_SECONDS = 5;

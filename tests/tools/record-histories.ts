@@ -3,7 +3,7 @@
  * real worker and a database of its own, and saves each workflow's history as JSON under
  * tests/histories/<scenario>.json. tests/replay.test.ts replays them all against the
  * current workflow code. Re-record only after a change that is meant to be compatible
- * (see README, "Changing the workflow safely"), and keep the older fixtures beside them.
+ * (see docs/development.md, "Changing the workflow safely"), and keep the older fixtures beside them.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,13 +11,13 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { tsToMs } from '@temporalio/common/lib/time';
-import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
-import { createOrderWorker } from '../src/worker';
-import globalSetup from '../tests/support/global-setup';
-import '../tests/support/quiet-runtime';
-import { addProduct, createTestDatabase, type TestDatabase } from '../tests/support/database';
-import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../tests/support/lifecycle';
-import { createTestApi, eventually, startDevServer, workflowBundle } from '../tests/support/stack';
+import { createLocalPaymentProvider, type PaymentProvider } from '../../activities/payment-provider';
+import { createOrderWorker } from '../../src/worker';
+import globalSetup from '../support/global-setup';
+import '../support/quiet-runtime';
+import { addProduct, createTestDatabase, type TestDatabase } from '../support/database';
+import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
+import { createTestApi, eventually, startDevServer, workflowBundle } from '../support/stack';
 import {
   cancelOrderSignal,
   getOrderQuery,
@@ -27,9 +27,9 @@ import {
   paymentReceivedSignal,
   type OrderView,
   type OrderWorkflowInput,
-} from '../workflows/messages';
+} from '../../workflows/messages';
 
-export const HISTORIES_DIR = path.resolve(__dirname, '../tests/histories');
+export const HISTORIES_DIR = path.resolve(__dirname, '../histories');
 
 /** Every recorded path; each names one workflow history. */
 export const SCENARIOS = [

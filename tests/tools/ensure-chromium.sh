@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Debian's Chromium is installed for the browser tests and the README screenshots.
+# Makes sure Debian's Chromium is installed for the browser tests and the screenshots in docs/.
 # Playwright's own browser download cannot work offline, so we drive the distribution's build.
 # Prints the path of the browser on success.
 set -euo pipefail
