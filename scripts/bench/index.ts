@@ -13,6 +13,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { floorScenario } from './floor';
 import { ProcessMonitor } from './proc-stats';
 import { Results } from './report';
 import { expiry, scale, throughput, warmUp, type ScenarioContext } from './scenarios';
@@ -129,7 +130,9 @@ async function main(): Promise<void> {
         runTag,
         log,
       };
-      if (scenario === 'throughput') {
+      if (scenario === 'floor') {
+        for (let run = 1; run <= o.repeat; run++) await floorScenario(c, run);
+      } else if (scenario === 'throughput') {
         await warmUp(c);
         for (let run = 1; run <= o.repeat; run++) await throughput(c, run);
       } else if (scenario === 'expiry') {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['throughput', 'expiry', 'scale'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'expiry', 'scale'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -42,7 +42,8 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        throughput,expiry,scale (default: all)
+  --scenario <list>        floor,throughput,expiry,scale (default: all); the throughput
+                           scenario measures the engine's floor beside every run too
   --smoke                  seconds-long run of every scenario (CI)
   --duration <s>           measured seconds per throughput run (default 60)
   --warmup <s>             unmeasured seconds before the first run (default 5)

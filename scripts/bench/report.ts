@@ -46,6 +46,19 @@ export const FIGURES = {
     format: whole,
     meets: (v) => v === 0,
   },
+  floorPerSecond: {
+    scenario: 'throughput',
+    label: (o) => `engine floor: the order's shape with no-op activities, bare worker + client, ${o.connections} callers (same run, same dev server)`,
+    goal: '',
+    format: perSecond,
+  },
+  floorRatio: {
+    scenario: 'throughput',
+    label: () => 'end to end ÷ engine floor (same run)',
+    goal: '≥ 90 %',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
+    meets: (v) => v >= 0.9,
+  },
   ceilingPerSecond: {
     scenario: 'throughput',
     label: (o) => `ceiling: the same hold step as bare SQL (pg, ${o.connections} callers, pool ${o.sqlPool})`,
@@ -83,6 +96,30 @@ export const FIGURES = {
     goal: '0',
     format: whole,
     meets: (v) => v === 0,
+  },
+  floorOnlyPerSecond: {
+    scenario: 'floor',
+    label: (o) => `engine floor: orders held per second, bare worker + client, ${o.connections} callers, ${o.duration} s`,
+    goal: 'report',
+    format: perSecond,
+  },
+  floorOnlyLatencyP99: {
+    scenario: 'floor',
+    label: () => 'engine floor: update-with-start latency p99',
+    goal: '',
+    format: ms,
+  },
+  floorReleasedPerSecond: {
+    scenario: 'floor',
+    label: (o) => `engine floor: releases per second, ${whole(o.expiryOrders)} due within ${o.expiryWindow} s (timer → local no-op)`,
+    goal: 'report',
+    format: perSecond,
+  },
+  floorReleaseLagP99: {
+    scenario: 'floor',
+    label: () => 'engine floor: release lag p99 (deadline → release ran)',
+    goal: '',
+    format: ms,
   },
   awaiting: {
     scenario: 'scale',
