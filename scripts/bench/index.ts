@@ -14,6 +14,7 @@ import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
 import { floorScenario } from './floor';
+import { latencyScenario } from './latency';
 import { ProcessMonitor } from './proc-stats';
 import { Results } from './report';
 import { expiry, scale, throughput, warmUp, type ScenarioContext } from './scenarios';
@@ -124,6 +125,8 @@ async function runScenarios(o: BenchOptions, engine: Engine, results: Results, h
     } else if (scenario === 'throughput') {
       await warmUp(c);
       for (let run = 1; run <= o.repeat; run++) await throughput(c, run);
+    } else if (scenario === 'latency') {
+      for (let run = 1; run <= o.repeat; run++) await latencyScenario(c, run);
     } else if (scenario === 'expiry') {
       for (let run = 1; run <= o.repeat; run++) await expiry(c, run);
     } else {

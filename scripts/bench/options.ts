@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['floor', 'throughput', 'expiry', 'scale'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -52,8 +52,9 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        floor,throughput,expiry,scale (default: all); the throughput
-                           scenario measures the engine's floor beside every run too
+  --scenario <list>        floor,throughput,latency,expiry,scale (default: all); throughput
+                           is the closed loop (saturation) with the engine's floor beside every
+                           run; latency is an open loop at half the closed-loop maximum
   --temporal <list>        dev,server: the engine(s) to run on (default dev). server builds and
                            runs the real temporal-server v1.29.1 on this PostgreSQL (as the
                            compose file runs it) with two worker processes; both print a table each
