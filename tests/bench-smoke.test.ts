@@ -57,16 +57,22 @@ describe('npm run bench -- --smoke', () => {
 
     expect({ exitCode: run.exitCode, stderr: run.exitCode === 0 ? '' : run.stderr }).toEqual({ exitCode: 0, stderr: '' });
     expect(run.stdout).toMatch(/\| figure +\| goal +\| median +\| min +\| max +\| runs +\|/);
-    for (const figure of ['orders held per second', 'POST /orders latency p99', 'bare SQL', 'expiry lag p99', 'orders awaiting payment at once', 'worker RSS']) {
+    for (const figure of ['engine floor', 'end to end ÷ engine floor', 'open loop: POST /orders latency p99', 'orders held per second', 'POST /orders latency p99', 'bare SQL', 'expiry lag p99', 'orders awaiting payment at once', 'worker RSS']) {
       expect(run.stdout).toContain(figure);
     }
     expect(run.stdout).toContain('inventory invariants: ok after every scenario');
+    expect(run.stderr).toMatch(/inventory invariants after floor: ok/);
     expect(run.stderr).toMatch(/inventory invariants after throughput: ok/);
+    expect(run.stderr).toMatch(/inventory invariants after latency: ok/);
     expect(run.stderr).toMatch(/inventory invariants after expiry: ok/);
     expect(run.stderr).toMatch(/inventory invariants after scale: ok/);
     const figures = JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, number[]>; problems: string[] };
     expect(figures.problems).toEqual([]);
     expect(figures.runs.expiryNotReleased).toEqual([0]);
+    expect(figures.runs.floorOnlyPerSecond?.[0]).toBeGreaterThan(0);
+    expect(figures.runs.floorReleasedPerSecond?.[0]).toBeGreaterThan(0);
+    expect(figures.runs.floorRatio?.[0]).toBeGreaterThan(0);
+    expect(figures.runs.openLoopP99?.[0]).toBeGreaterThan(0);
     expect(figures.runs.awaiting?.[0]).toBeGreaterThan(0);
     expect(await databaseExists(benchDatabaseName(run.stderr))).toBe(false);
   }, 300_000);

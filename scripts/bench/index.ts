@@ -11,8 +11,10 @@ import { Client } from 'pg';
 import { createPrismaClient } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
 import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
-import { parseOptions, type BenchOptions, type Scenario } from './options';
+import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { floorScenario } from './floor';
+import { latencyScenario } from './latency';
 import { ProcessMonitor } from './proc-stats';
 import { Results } from './report';
 import { expiry, scale, throughput, warmUp, type ScenarioContext } from './scenarios';
@@ -33,10 +35,14 @@ async function stopCurrent(): Promise<void> {
   await stack?.stop();
 }
 
-async function openStack(o: BenchOptions): Promise<Stack> {
+async function openStack(o: BenchOptions, engine: Engine): Promise<Stack> {
   if (o.target) return targetStack(o.target);
-  log('starting a stack: Temporal dev server, database, worker, API');
+  const workers = o.workers ?? (engine === 'server' ? 2 : 1);
+  log(`starting a stack: ${engine === 'server' ? 'the real temporal-server on PostgreSQL' : 'Temporal dev server'}, database, ${workers} worker(s), API`);
   return startOwnStack({
+    engine,
+    shards: o.temporalShards,
+    workers,
     databaseAdminUrl: o.databaseAdminUrl,
     env: o.stackEnv,
     log,
@@ -93,9 +99,65 @@ async function describeMachine(stack: Stack): Promise<string[]> {
   ];
 }
 
+/** Every scenario on stacks of one engine; the stack is left open in `current` for the caller to stop. */
+async function runScenarios(o: BenchOptions, engine: Engine, results: Results, header: string[], runTag: string, skus: string[]): Promise<Stack | undefined> {
+  let last: Stack | undefined;
+  for (const scenario of o.scenarios) {
+    if (!current || o.stackPerScenario) {
+      await stopCurrent();
+      current = await openStack(o, engine);
+      await addBenchProducts(current.databaseUrl, skus);
+      await waitForFirstOrder(current, skus);
+      if (header.length === 0) header.push(...(await describeMachine(current)));
+    }
+    last = current;
+    const c: ScenarioContext = {
+      stack: current,
+      options: o,
+      results,
+      monitor: new ProcessMonitor(current.parts),
+      skus,
+      runTag,
+      log,
+    };
+    if (scenario === 'floor') {
+      for (let run = 1; run <= o.repeat; run++) await floorScenario(c, run);
+    } else if (scenario === 'throughput') {
+      await warmUp(c);
+      for (let run = 1; run <= o.repeat; run++) await throughput(c, run);
+    } else if (scenario === 'latency') {
+      for (let run = 1; run <= o.repeat; run++) await latencyScenario(c, run);
+    } else if (scenario === 'expiry') {
+      for (let run = 1; run <= o.repeat; run++) await expiry(c, run);
+    } else {
+      await scale(c);
+    }
+    await checkInvariants(current, scenario, results);
+  }
+  return last;
+}
+
+function report(o: BenchOptions, stack: Stack | undefined, results: Results): string[] {
+  const settings = Object.entries(stack?.settings ?? o.stackEnv).map(([k, v]) => `${k}=${v}`);
+  return [
+    `## on ${stack?.engine ?? 'no stack'}`,
+    `stack: ${o.target ? `targeted at ${o.target.apiUrl}` : `started by the bench (${o.stackPerScenario ? 'fresh per scenario' : 'shared'}), ${Object.keys(stack?.parts ?? {}).filter((p) => p.startsWith('worker')).length} worker process(es)`}` +
+      (settings.length ? `; worker/API env: ${settings.join(' ')}` : ''),
+    '',
+    results.figuresTable(o),
+    '',
+    'Where the CPU and memory went (CPU in % of one core, median over runs; RSS peak):',
+    '',
+    results.profileTable(),
+    '',
+    ...results.notes.map((n) => `note: ${n}`),
+    results.problems.length ? `FAILED:\n${results.problems.map((p) => `- ${p}`).join('\n')}` : 'inventory invariants: ok after every scenario',
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const results = new Results();
   const runTag = randomBytes(3).toString('hex');
   const skus = benchSkus(o.skus);
   const header: string[] = [];
@@ -111,63 +173,47 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
+  const byEngine: { engine: Engine; stack: Stack | undefined; results: Results }[] = [];
   try {
-    for (const scenario of o.scenarios) {
-      if (!current || o.stackPerScenario) {
-        await stopCurrent();
-        current = await openStack(o);
-        await addBenchProducts(current.databaseUrl, skus);
-        await waitForFirstOrder(current, skus);
-        if (header.length === 0) header.push(...(await describeMachine(current)));
-      }
-      const c: ScenarioContext = {
-        stack: current,
-        options: o,
-        results,
-        monitor: new ProcessMonitor(current.parts),
-        skus,
-        runTag,
-        log,
-      };
-      if (scenario === 'throughput') {
-        await warmUp(c);
-        for (let run = 1; run <= o.repeat; run++) await throughput(c, run);
-      } else if (scenario === 'expiry') {
-        for (let run = 1; run <= o.repeat; run++) await expiry(c, run);
-      } else {
-        await scale(c);
-      }
-      await checkInvariants(current, scenario, results);
+    for (const engine of o.engines) {
+      const results = new Results();
+      byEngine.push({ engine, results, stack: await runScenarios(o, engine, results, header, runTag, skus) });
+      await stopCurrent();
     }
   } finally {
     await stopCurrent();
   }
 
-  const settings = Object.entries(current?.settings ?? o.stackEnv).map(([k, v]) => `${k}=${v}`);
   const out = [
     '',
     `# checkout-service bench (${o.smoke ? 'smoke' : 'full'}), ${new Date().toISOString()}`,
     ...header,
-    `stack: ${o.target ? `targeted at ${o.target.apiUrl}` : `started by the bench (${o.stackPerScenario ? 'fresh per scenario' : 'shared'})`}` +
-      (settings.length ? `; worker/API env: ${settings.join(' ')}` : ''),
     `load: ${o.connections} clients, ${o.skus} skus, orders of 1–3 items; ${o.repeat} run(s) per scenario (scale: 1)`,
     '',
-    results.figuresTable(o),
-    '',
-    'Where the CPU and memory went (CPU in % of one core, median over runs; RSS peak):',
-    '',
-    results.profileTable(),
-    '',
-    ...results.notes.map((n) => `note: ${n}`),
-    results.problems.length ? `FAILED:\n${results.problems.map((p) => `- ${p}`).join('\n')}` : 'inventory invariants: ok after every scenario',
-    '',
+    ...byEngine.flatMap(({ stack, results }) => report(o, stack, results)),
   ];
   process.stdout.write(out.join('\n'));
+  const problems = byEngine.flatMap(({ results }) => results.problems);
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ options: o, header, runs: results.runs, usage: results.usage, problems: results.problems }, null, 2));
+    const [first] = byEngine;
+    const figures = (r: Results) => ({ runs: r.runs, usage: r.usage, problems: r.problems });
+    writeFileSync(
+      o.json,
+      JSON.stringify(
+        {
+          options: o,
+          header,
+          // The first engine's figures at the top (one engine is the usual run), every engine's below.
+          ...(first && figures(first.results)),
+          engines: byEngine.map(({ engine, stack, results }) => ({ engine, describedAs: stack?.engine, ...figures(results) })),
+        },
+        null,
+        2,
+      ),
+    );
     log(`raw figures written to ${o.json}`);
   }
-  process.exitCode = results.problems.length ? 1 : 0;
+  process.exitCode = problems.length ? 1 : 0;
 }
 
 main().catch(async (error: unknown) => {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['throughput', 'expiry', 'scale'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -13,8 +13,18 @@ export interface TargetStack {
   pids: Record<string, number>;
 }
 
+export const ENGINES = ['dev', 'server'] as const;
+/** `dev`: the Temporal CLI's dev server (what `npm start` runs); `server`: the real temporal-server on PostgreSQL. */
+export type Engine = (typeof ENGINES)[number];
+
 export interface BenchOptions {
   scenarios: Scenario[];
+  /** Each engine runs every scenario on a stack of its own; one table per engine. */
+  engines: Engine[];
+  /** History shards of the real server. */
+  temporalShards: number;
+  /** Worker processes of a stack the bench starts (default: 1 on the dev server, 2 on the real server). */
+  workers?: number;
   smoke: boolean;
   /** Seconds of measured load per throughput run (HTTP, then the same again for the bare-SQL ceiling). */
   duration: number;
@@ -42,7 +52,14 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        throughput,expiry,scale (default: all)
+  --scenario <list>        floor,throughput,latency,expiry,scale (default: all); throughput
+                           is the closed loop (saturation) with the engine's floor beside every
+                           run; latency is an open loop at half the closed-loop maximum
+  --temporal <list>        dev,server: the engine(s) to run on (default dev). server builds and
+                           runs the real temporal-server v1.29.1 on this PostgreSQL (as the
+                           compose file runs it) with two worker processes; both print a table each
+  --shards <n>             history shards of the real server (default 4)
+  --workers <n>            worker processes (default 1 on dev, 2 on server)
   --smoke                  seconds-long run of every scenario (CI)
   --duration <s>           measured seconds per throughput run (default 60)
   --warmup <s>             unmeasured seconds before the first run (default 5)
@@ -74,6 +91,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     strict: true,
     options: {
       scenario: { type: 'string' },
+      temporal: { type: 'string' },
+      shards: { type: 'string' },
+      workers: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       duration: { type: 'string' },
       warmup: { type: 'string' },
@@ -124,9 +144,19 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     };
   }
 
+  const engines = (values.temporal ?? 'dev')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => z.enum(ENGINES).parse(s));
+  if (target && engines.includes('server')) throw new Error('--temporal server starts its own stack; it cannot be combined with --api-url');
+
   const json = values.json;
   return {
     scenarios: [...new Set(scenarios)],
+    engines: [...new Set(engines)],
+    temporalShards: pick(values.shards, 4, 4),
+    ...(values.workers !== undefined && { workers: count.parse(values.workers) }),
     smoke,
     duration: pick(values.duration, 60, 5),
     warmup: pick(values.warmup, 5, 1, z.coerce.number().int().min(0)),

@@ -6,6 +6,7 @@
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { runSqlCeiling } from './ceiling';
+import { floorBeside } from './floor';
 import { driveOrders } from './load';
 import type { BenchOptions } from './options';
 import { orderBody, randomItems } from './orders';
@@ -68,6 +69,7 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
       `latency p50 ${http.latencyMs.p50} ms p99 ${http.latencyMs.p99} ms max ${http.latencyMs.max} ms, ` +
       `statuses ${JSON.stringify(http.statuses)}, errors ${http.errors}, failed ${http.failed}, in flight at the end ${http.inFlightAtEnd}`,
   );
+  await floorBeside(c, label, heldPerSecond);
 
   monitor.start();
   const sql = await runSqlCeiling({

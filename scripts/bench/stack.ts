@@ -9,10 +9,13 @@ import { Client } from 'pg';
 import { applyMigrations, ensureDatabase } from '../../src/db/migrate';
 import { devServerArgs, freePort, ProcessGroup, typescriptEntry, waitForPort } from '../processes';
 import { ensureTemporalCli } from '../temporal-cli';
+import { startRealTemporalServer } from '../temporal-server';
 import type { ProcessSelector } from './proc-stats';
-import type { TargetStack } from './options';
+import type { Engine, TargetStack } from './options';
 
 export interface Stack {
+  /** What the stack runs on: the dev server or the real server (with its shards), for the report. */
+  engine: string;
   apiUrl: string;
   databaseUrl: string;
   databaseName: string;
@@ -25,6 +28,10 @@ export interface Stack {
 }
 
 export interface OwnStackOptions {
+  engine: Engine;
+  /** History shards of the real server. */
+  shards: number;
+  workers: number;
   databaseAdminUrl: string;
   env: Record<string, string>;
   log: (line: string) => void;
@@ -49,27 +56,35 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
   const databaseName = `checkout_bench_${randomBytes(5).toString('hex')}`;
   const databaseUrl = withDatabase(o.databaseAdminUrl, databaseName);
   let databaseCreated = false;
+  let stopTemporal = () => parts.stop(['temporal']);
+  const workerNames = Array.from({ length: o.workers }, (_, i) => (i === 0 ? 'worker' : `worker-${i + 1}`));
   const stop = async () => {
-    await parts.stop(['api', 'worker']);
-    await parts.stop(['temporal']);
+    await parts.stop(['api', ...workerNames]);
+    await stopTemporal();
     if (databaseCreated) await dropDatabase(o.databaseAdminUrl, databaseName);
   };
 
   try {
-    const [temporalPort, httpPort, metricsPort, apiPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const cli = ensureTemporalCli(o.log);
-    const temporal = parts.start(
-      'temporal',
-      cli.path,
-      devServerArgs({ ip: '127.0.0.1', port: temporalPort, httpPort, metricsPort, namespace: 'default' }),
-    );
+    const apiPort = await freePort();
+    let temporalAddress: string;
+    let engine: string;
+    if (o.engine === 'server') {
+      const server = await startRealTemporalServer({ databaseAdminUrl: o.databaseAdminUrl, shards: o.shards, group: parts, log: o.log });
+      stopTemporal = server.stop;
+      temporalAddress = server.address;
+      engine = `temporal-server v1.29.1 on PostgreSQL, ${server.shards} history shards`;
+    } else {
+      const [temporalPort, httpPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
+      parts.start('temporal', ensureTemporalCli(o.log).path, devServerArgs({ ip: '127.0.0.1', port: temporalPort, httpPort, metricsPort, namespace: 'default' }));
+      await waitForPort('127.0.0.1', temporalPort, 60_000);
+      temporalAddress = `127.0.0.1:${temporalPort}`;
+      engine = 'Temporal CLI dev server (in memory)';
+    }
 
     await ensureDatabase(databaseUrl);
     databaseCreated = true;
     await applyMigrations(databaseUrl);
-    await waitForPort('127.0.0.1', temporalPort, 60_000);
 
-    const temporalAddress = `127.0.0.1:${temporalPort}`;
     // Request logs off (warn); the rest is the bench's tuning (--env), reported with the figures.
     const settings = { LOG_LEVEL: 'warn', ...o.env };
     const env = {
@@ -82,20 +97,22 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       WORKER_METRICS_PORT: '0',
       ...settings,
     };
-    const worker = parts.start('worker', ...typescriptEntry('src/worker.ts'), env);
+    const workers = workerNames.map((name) => ({ name, child: parts.start(name, ...typescriptEntry('src/worker.ts'), env) }));
     const api = parts.start('api', ...typescriptEntry('src/api/server.ts'), env);
     await waitForPort('127.0.0.1', apiPort, 120_000);
-    o.log(`stack up: API :${apiPort}, Temporal ${temporalAddress}, database ${databaseName}`);
+    o.log(`stack up: API :${apiPort}, ${workers.length} worker(s), ${engine} at ${temporalAddress}, database ${databaseName}`);
+    const temporalPid = parts.pid('temporal');
 
     return {
+      engine,
       apiUrl: `http://127.0.0.1:${apiPort}`,
       databaseUrl,
       databaseName,
       temporalAddress,
       parts: {
         api: { kind: 'tree', pid: pidOf(api.pid) },
-        worker: { kind: 'tree', pid: pidOf(worker.pid) },
-        temporal: { kind: 'tree', pid: pidOf(temporal.pid) },
+        ...Object.fromEntries(workers.map(({ name, child }) => [name, { kind: 'tree', pid: pidOf(child.pid) } as const])),
+        temporal: { kind: 'tree', pid: pidOf(temporalPid) },
         postgres: { kind: 'postgresBackends', database: databaseName },
         bench: { kind: 'self' },
       },
@@ -116,6 +133,7 @@ export function targetStack(target: TargetStack): Stack {
     bench: { kind: 'self' },
   };
   return {
+    engine: 'a running stack',
     apiUrl: target.apiUrl,
     databaseUrl: target.databaseUrl,
     databaseName,

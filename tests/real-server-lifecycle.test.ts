@@ -1,0 +1,113 @@
+/**
+ * The order's lifecycle on the production engine: the real temporal-server v1.29.1 on this
+ * machine's PostgreSQL (4 history shards, schemas and namespace by the compose jobs' scripts),
+ * as docker-compose.yml runs it, rather than the dev server every other suite uses. Held,
+ * paid, expired, cancelled; stock and search attributes checked on that server.
+ */
+import { randomUUID } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ProcessGroup } from '../scripts/processes';
+import { startRealTemporalServer, type RealTemporalServer } from '../scripts/temporal-server';
+import { checkInventory } from '../src/db/inventory-check';
+import { createTestDatabase, addProduct, stockOf, type TestDatabase } from './support/database';
+import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
+import { createTestApi, eventually, startWorker, type RunningWorker } from './support/stack';
+import { orderStatusKey, orderWorkflowId } from '../workflows/messages';
+
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+let group: ProcessGroup;
+let server: RealTemporalServer;
+let env: TestWorkflowEnvironment;
+let db: TestDatabase;
+let worker: RunningWorker;
+let api: ReturnType<typeof createTestApi>;
+const serverLines: string[] = [];
+
+beforeAll(async () => {
+  group = new ProcessGroup({
+    onLine: (_name, line) => {
+      serverLines.push(line);
+      if (serverLines.length > 50) serverLines.shift();
+    },
+    onUnexpectedExit: () => undefined,
+  });
+  // The first run on a machine builds the server with go install (minutes); later runs find it cached.
+  server = await startRealTemporalServer({ databaseAdminUrl: ADMIN_URL, shards: 4, group, log: () => undefined });
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address, namespace: server.namespace });
+  db = await createTestDatabase();
+  const taskQueue = `checkout-real-server-${randomUUID()}`;
+  worker = await startWorker(env, db, taskQueue);
+  api = createTestApi({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
+}, 900_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await api?.services.readiness.close();
+  await env?.teardown();
+  await server?.stop();
+  await db?.drop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+async function newProduct(available: number, priceCents = 1000): Promise<string> {
+  const sku = `REAL-${randomUUID().slice(0, 8)}`;
+  await addProduct(db.prisma, sku, available, priceCents);
+  return sku;
+}
+
+async function orderStatusAttribute(orderId: string): Promise<unknown> {
+  const { typedSearchAttributes } = await env.client.workflow.getHandle(orderWorkflowId(orderId)).describe();
+  return typedSearchAttributes.get(orderStatusKey);
+}
+
+describe('on the real temporal-server with PostgreSQL', () => {
+  test('an order is held, then paid: reserved → sold, and the workflow closes PAID', async () => {
+    const sku = await newProduct(5, 1250);
+    const placed = await placeOverHttp(api.app, { customerId: 'real-paid', items: [{ sku, quantity: 2 }] });
+    expect(placed.status).toBe(201);
+    expect(await stockOf(db.prisma, sku)).toEqual({ available: 3, reserved: 2, sold: 0 });
+    expect(await orderStatusAttribute(placed.orderId)).toBe('AWAITING_PAYMENT');
+
+    const paid = await payOverHttp(api.app, placed.orderId, { paymentId: `pay-${randomUUID()}`, amountCents: 2500 });
+
+    expect(paid.status).toBe(200);
+    expect(await stockOf(db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+    await env.client.workflow.getHandle(orderWorkflowId(placed.orderId)).result();
+    expect(await orderStatusAttribute(placed.orderId)).toBe('PAID');
+  });
+
+  test('an unpaid order expires when its window ends and its stock is back on sale', async () => {
+    const sku = await newProduct(4);
+    const placed = await placeOverHttp(api.app, { customerId: 'real-expired', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 2 });
+    expect(placed.status).toBe(201);
+
+    const order = await eventually(() => api.services.checkout.getOrder(placed.orderId), (o) => o.status === 'EXPIRED', 60_000);
+
+    expect(order.closedAt).toBeDefined();
+    expect(await stockOf(db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 0 });
+    await env.client.workflow.getHandle(orderWorkflowId(placed.orderId)).result();
+    expect(await orderStatusAttribute(placed.orderId)).toBe('EXPIRED');
+  });
+
+  test('a cancelled order gives its stock back at once', async () => {
+    const sku = await newProduct(2);
+    const placed = await placeOverHttp(api.app, { customerId: 'real-cancelled', items: [{ sku, quantity: 2 }] });
+
+    const cancelled = await cancelOverHttp(api.app, placed.orderId);
+
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: 'CANCELLED' });
+    expect(await stockOf(db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
+  });
+
+  test('an order for more than is on sale is rejected and holds nothing', async () => {
+    const sku = await newProduct(1);
+    const placed = await placeOverHttp(api.app, { customerId: 'real-rejected', items: [{ sku, quantity: 2 }] });
+    expect(placed.status).toBe(409);
+    expect(await stockOf(db.prisma, sku)).toEqual({ available: 1, reserved: 0, sold: 0 });
+  });
+});
