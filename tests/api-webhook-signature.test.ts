@@ -43,7 +43,9 @@ const bodyFor = (orderId: string, paymentId = 'sig-pay', amountCents = PRICE, ty
   JSON.stringify({ type, data: { orderId, paymentId, amountCents } });
 
 function deliver(raw: string | Buffer, headers: Record<string, string>, app = stack.app) {
-  return request(app).post('/webhooks/payments').set('Content-Type', 'application/json').set(headers).send(raw);
+  // superagent would JSON-encode a Buffer sent as application/json; bytes go as they are.
+  const type = Buffer.isBuffer(raw) ? 'application/octet-stream' : 'application/json';
+  return request(app).post('/webhooks/payments').set('Content-Type', type).set(headers).send(raw);
 }
 
 async function expectUntouched(orderId: string): Promise<void> {
