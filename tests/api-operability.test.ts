@@ -122,7 +122,7 @@ test('every log line of an order, from the API and from the worker, carries its 
   });
   expect(apiLines.some((l) => (l.req as { url?: string } | undefined)?.url === `/orders/${orderId}`)).toBe(true);
   // No header is logged: they carry the admin token and webhook signatures.
-  expect(JSON.stringify(api.lines)).not.toMatch(/authorization|x-signature/i);
+  expect(JSON.stringify(api.lines)).not.toMatch(/authorization|x-signature|webhook-signature/i);
 
   const workerLines = worker.lines.filter((l) => l.orderId === orderId);
   expect(workerLines.map((l) => l.msg)).toEqual(

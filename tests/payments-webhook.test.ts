@@ -75,6 +75,24 @@ describe('processing and failed', () => {
   });
 });
 
+test('deliveries out of order: processing and failed arriving after the payment succeeded are answered and recorded, and change nothing', async () => {
+  const { orderId, sku } = await newOrder();
+  const paid = await payOverHttp(stack.app, orderId, { paymentId: 'pv-late-events', amountCents: 1000 });
+  const succeededAt = (await receiptOf('pv-late-events'))?.succeededAt;
+
+  const processing = await deliverOverHttp(stack.app, 'payment.processing', orderId, { paymentId: 'pv-late-events', amountCents: 1000 });
+  const failed = await deliverOverHttp(stack.app, 'payment.failed', orderId, { paymentId: 'pv-late-events', amountCents: 1000 });
+  const again = await payOverHttp(stack.app, orderId, { paymentId: 'pv-late-events', amountCents: 1000 });
+
+  expect(outcomeOf(processing)).toBe('PROCESSING');
+  expect(outcomeOf(failed)).toBe('FAILED');
+  expect(again).toEqual(paid);
+  expect(orderOf(failed)).toMatchObject({ status: 'PAID', paymentId: 'pv-late-events' });
+  expect((await receiptOf('pv-late-events'))?.succeededAt).toEqual(succeededAt);
+  expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'], refunds: [] });
+  expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 1 });
+});
+
 describe('one paymentId pays one order', () => {
   test('a paymentId that paid one order, delivered for another, answers 200 PAYMENT_ALREADY_USED: nothing applied, nothing refunded, no signal', async () => {
     const first = await newOrder();
