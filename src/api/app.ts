@@ -75,7 +75,7 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/webhooks/payments')
     .post(rawBody, async (req, res) => {
       const event = standardWebhooks.read(rawBytes(req), (name) => req.header(name));
-      noteOrder(res, event.orderId);
+      if (isOrderId(event.orderId)) noteOrder(res, event.orderId);
       res.json(await checkout.receivePayment(event));
     })
     .all(methodNotAllowed(['POST']));
@@ -91,7 +91,7 @@ export function createApp(deps: AppDependencies): express.Express {
           res.json({ ignored: true });
           return;
         }
-        noteOrder(res, delivery.event.orderId);
+        if (isOrderId(delivery.event.orderId)) noteOrder(res, delivery.event.orderId);
         res.json(await checkout.receivePayment(delivery.event));
       })
       .all(methodNotAllowed(['POST']));
