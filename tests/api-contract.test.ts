@@ -199,6 +199,16 @@ describe('health, metrics, OpenAPI, routing', () => {
       properties: { items: { minItems: 1, maxItems: 50 } },
     });
     expect(res.body.paths['/orders'].post.responses).toHaveProperty('409');
+    expect(res.body.components.schemas.PaymentWebhook).toMatchObject({ required: ['type', 'data'], additionalProperties: false });
+    for (const path of ['/webhooks/payments', '/webhooks/stripe']) {
+      expect(Object.keys(res.body.paths[path].post.responses).sort()).toEqual(['200', '400', '401', '404']);
+    }
+    expect(res.body.components.schemas.PaymentAnswer.properties.outcome.enum).toEqual(expect.arrayContaining(['PAYMENT_ALREADY_USED', 'CURRENCY_MISMATCH']));
+    expect(res.body.paths['/webhooks/payments'].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
+      'webhook-id',
+      'webhook-signature',
+      'webhook-timestamp',
+    ]);
     expect(res.body.components.securitySchemes.adminToken).toEqual({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' });
   });
 
