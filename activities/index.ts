@@ -118,7 +118,7 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         skipDuplicates: true,
       });
       const recorded = await prisma.payment.findUniqueOrThrow({ where: { orderId_paymentId: { orderId, paymentId } } });
-      return payments.refund({ orderId, paymentId, amountCents: recorded.amountCents });
+      return payments.refund({ orderId, paymentId, amountCents: Number(recorded.amountCents) });
     },
 
     /**
@@ -195,7 +195,8 @@ async function findReservation(prisma: PrismaClient, orderId: string): Promise<R
   if (order.status === 'REJECTED') throw outOfStock((order.rejection ?? []) as unknown as Shortage[]);
   return {
     lines: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
-    totalCents: order.totalCents,
+    // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
+    totalCents: Number(order.totalCents),
   };
 }
 

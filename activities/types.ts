@@ -57,6 +57,7 @@ export interface CommitStockInput {
 /** Why a payment was not applied to its order; each is refunded. */
 export type PaymentRefusal =
   | 'AMOUNT_MISMATCH'
+  | 'CURRENCY_MISMATCH'
   | 'ORDER_EXPIRED'
   | 'ORDER_CANCELLED'
   | 'ORDER_REJECTED'

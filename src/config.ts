@@ -5,7 +5,8 @@
 import v8 from 'node:v8';
 import { z } from 'zod';
 
-const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
+/** `whsec_` + base64 of "checkout-dev-webhook-secret!": for local runs and `npm run pay` only. */
+const DEV_WEBHOOK_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ==';
 const DEV_ADMIN_TOKEN = 'dev-admin-token';
 const DEV_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/checkout';
 
@@ -40,6 +41,8 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
   PAYMENT_WEBHOOK_SECRET: optionalString,
+  STRIPE_WEBHOOK_SECRET: optionalString,
+  CHECKOUT_CURRENCY: optionalString.pipe(z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO 4217 code, e.g. eur').optional()),
   ADMIN_TOKEN: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(40),
   // The SDK refuses fewer than 2 workflow task slots while the cache is on.
@@ -101,7 +104,12 @@ export interface Config extends DatabaseConfig {
   port: number;
   temporal: TemporalConfig;
   paymentTimeoutSeconds: number;
-  paymentWebhookSecret: string;
+  /** Standard Webhooks secrets (`whsec_<base64>`); more than one while a secret is rotated. */
+  paymentWebhookSecrets: string[];
+  /** The Stripe endpoint's signing secret; undefined turns POST /webhooks/stripe off (404). */
+  stripeWebhookSecret?: string;
+  /** Lowercase ISO 4217: every order is priced and paid in it. */
+  checkoutCurrency: string;
   adminToken: string;
   worker: WorkerTuning;
 }
@@ -129,7 +137,9 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     ...databaseConfig(e),
     temporal: temporalConfig(e),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
-    paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET', e.PAYMENT_WEBHOOK_SECRET, DEV_WEBHOOK_SECRET, production),
+    paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
+    ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
+    checkoutCurrency: e.CHECKOUT_CURRENCY ?? 'eur',
     adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
     worker: workerTuning(e, runtime),
   };
@@ -160,6 +170,36 @@ function secret(name: string, value: string | undefined, devDefault: string, pro
     throw new ConfigError(`${name} must be set (and not to the development default) when NODE_ENV=production`);
   }
   return value ?? devDefault;
+}
+
+/** Shorter keys are guessable; Standard Webhooks recommends 24 to 64 bytes. */
+const MIN_WEBHOOK_KEY_BYTES = 16;
+const WHSEC = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+
+function paymentWebhookSecrets(value: string | undefined, production: boolean): string[] {
+  const secrets = webhookSecrets(secret('PAYMENT_WEBHOOK_SECRET', value, DEV_WEBHOOK_SECRET, production));
+  // The development secret is public (it is in this file), also as one of several.
+  if (production && secrets.includes(DEV_WEBHOOK_SECRET)) {
+    throw new ConfigError('PAYMENT_WEBHOOK_SECRET must not include the development default when NODE_ENV=production');
+  }
+  return secrets;
+}
+
+/** `PAYMENT_WEBHOOK_SECRET`: comma-separated `whsec_<base64>` secrets, each of at least 16 bytes. */
+export function webhookSecrets(value: string): string[] {
+  const secrets = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (secrets.length === 0) throw new ConfigError('PAYMENT_WEBHOOK_SECRET holds no secret');
+  for (const [index, candidate] of secrets.entries()) {
+    const base64 = WHSEC.exec(candidate)?.[1];
+    // Round-tripping catches base64 that Node would decode leniently (bad padding, stray bits).
+    const key = base64 === undefined ? undefined : Buffer.from(base64, 'base64');
+    if (key === undefined || key.toString('base64') !== base64 || key.length < MIN_WEBHOOK_KEY_BYTES) {
+      throw new ConfigError(
+        `PAYMENT_WEBHOOK_SECRET: secret #${index + 1} must be whsec_ followed by the base64 of at least ${MIN_WEBHOOK_KEY_BYTES} bytes`,
+      );
+    }
+  }
+  return secrets;
 }
 
 type ParsedEnv = z.infer<typeof EnvSchema>;

@@ -7,11 +7,11 @@ import type express from 'express';
 import request from 'supertest';
 import { createApp } from '../src/api/app';
 import { createApiServices } from '../src/api/services';
-import { signPayload } from '../src/api/signature';
 import { createPrismaClient } from '../src/db/client';
 import { checkInventory } from '../src/db/inventory-check';
 import { createLogger } from '../src/logger';
 import { addProduct, stockOf } from './support/database';
+import { payOverHttp } from './support/lifecycle';
 import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
 
 let stack: TestStack;
@@ -36,13 +36,8 @@ interface OrderBody {
   closedAt?: string;
 }
 
-function pay(orderId: string, body: object) {
-  const raw = JSON.stringify(body);
-  return request(stack.app)
-    .post(`/orders/${orderId}/payment`)
-    .set('Content-Type', 'application/json')
-    .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
-    .send(raw);
+function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
+  return payOverHttp(stack.app, orderId, payment);
 }
 
 async function placeOrder(sku: string, quantity: number, extra: object = {}): Promise<OrderBody> {
@@ -72,7 +67,7 @@ describe('POST /orders/:orderId/cancel', () => {
   test('refuses a paid order (409 ORDER_ALREADY_PAID) and keeps it paid', async () => {
     await addProduct(stack.db.prisma, 'CAN-2', 5, 100);
     const order = await placeOrder('CAN-2', 2);
-    await pay(order.orderId, { paymentId: 'can-2-pay', amountCents: 200 }).expect(200);
+    expect((await pay(order.orderId, { paymentId: 'can-2-pay', amountCents: 200 })).body.outcome).toBe('APPLIED');
     const res = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(409);
     expect(res.body.error.code).toBe('ORDER_ALREADY_PAID');
     expect(await stockOf(stack.db.prisma, 'CAN-2')).toEqual({ available: 3, reserved: 0, sold: 2 });
@@ -99,39 +94,42 @@ describe('POST /orders/:orderId/cancel', () => {
   });
 });
 
-describe('POST /orders/:orderId/payment', () => {
-  test('a repeated delivery of the same paymentId answers the same 200 and commits once', async () => {
+describe('POST /webhooks/payments', () => {
+  test('a repeated delivery of the same paymentId answers the same 200 APPLIED and commits once', async () => {
     await addProduct(stack.db.prisma, 'PAY-1', 3, 700);
     const order = await placeOrder('PAY-1', 3);
-    const first = await pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 }).expect(200);
+    const first = await pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 });
+    expect(first).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId: order.orderId, status: 'PAID', paymentId: 'p-1' } } });
     const again = await Promise.all([1, 2, 3].map(() => pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 })));
-    for (const res of again) expect({ status: res.status, body: res.body }).toEqual({ status: 200, body: first.body });
+    for (const res of again) expect(res).toEqual(first);
     expect(await stack.db.prisma.stockMovement.count({ where: { orderId: order.orderId, kind: 'COMMIT' } })).toBe(1);
     expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 0, reserved: 0, sold: 3 });
   });
 
-  test('a wrong amount answers 422 AMOUNT_MISMATCH, is refunded, and the order still awaits payment', async () => {
+  test('a wrong amount answers 200 AMOUNT_MISMATCH, is refunded, and the order still awaits payment', async () => {
     await addProduct(stack.db.prisma, 'PAY-2', 3, 700);
     const order = await placeOrder('PAY-2', 1);
-    const res = await pay(order.orderId, { paymentId: 'p-2', amountCents: 1 }).expect(422);
-    expect(res.body.error).toMatchObject({ code: 'AMOUNT_MISMATCH', details: { refund: { paymentId: 'p-2', status: 'REFUNDED' } } });
+    const res = await pay(order.orderId, { paymentId: 'p-2', amountCents: 1 });
+    expect(res).toMatchObject({
+      status: 200,
+      body: { outcome: 'AMOUNT_MISMATCH', refund: { paymentId: 'p-2', status: 'REFUNDED' }, order: { status: 'AWAITING_PAYMENT' } },
+    });
     await request(stack.app).get(`/orders/${order.orderId}`).expect(200).expect((r) => expect(r.body.status).toBe('AWAITING_PAYMENT'));
-    await pay(order.orderId, { paymentId: 'p-2b', amountCents: 700 }).expect(200);
+    expect((await pay(order.orderId, { paymentId: 'p-2b', amountCents: 700 })).body.outcome).toBe('APPLIED');
   });
 
-  test('a second payment of a paid order answers 409 ORDER_ALREADY_PAID and is refunded exactly once', async () => {
+  test('a second payment of a paid order answers 200 ORDER_ALREADY_PAID and is refunded exactly once', async () => {
     await addProduct(stack.db.prisma, 'PAY-3', 3, 500);
     const order = await placeOrder('PAY-3', 1);
-    await pay(order.orderId, { paymentId: 'p-3a', amountCents: 500 }).expect(200);
+    expect((await pay(order.orderId, { paymentId: 'p-3a', amountCents: 500 })).body.outcome).toBe('APPLIED');
     const responses = await Promise.all([1, 2].map(() => pay(order.orderId, { paymentId: 'p-3b', amountCents: 500 })));
     for (const res of responses) {
-      expect(res.status).toBe(409);
-      expect(res.body.error).toMatchObject({ code: 'ORDER_ALREADY_PAID', details: { refund: { paymentId: 'p-3b', status: 'REFUNDED' } } });
+      expect(res).toMatchObject({ status: 200, body: { outcome: 'ORDER_ALREADY_PAID', refund: { paymentId: 'p-3b', status: 'REFUNDED' } } });
     }
     expect(await stack.db.prisma.refund.count({ where: { orderId: order.orderId } })).toBe(1);
   });
 
-  test('payments for expired, cancelled and rejected orders answer 409 with their code and are refunded', async () => {
+  test('payments for expired, cancelled and rejected orders answer 200 with their outcome and are refunded', async () => {
     await addProduct(stack.db.prisma, 'PAY-4', 2, 100);
     const toExpire = await placeOrder('PAY-4', 1, { paymentTimeoutSeconds: 1 });
     const toCancel = await placeOrder('PAY-4', 1);
@@ -144,16 +142,19 @@ describe('POST /orders/:orderId/payment', () => {
       [toCancel.orderId, 'ORDER_CANCELLED'],
       [rejected.body.orderId as string, 'ORDER_REJECTED'],
     ];
-    for (const [orderId, code] of cases) {
-      const res = await pay(orderId, { paymentId: `late-${code}`, amountCents: 100 }).expect(409);
-      expect(res.body.error).toMatchObject({ code, details: { refund: { paymentId: `late-${code}`, status: 'REFUNDED' } } });
+    for (const [orderId, outcome] of cases) {
+      const res = await pay(orderId, { paymentId: `late-${outcome}`, amountCents: 100 });
+      expect(res).toMatchObject({ status: 200, body: { outcome, refund: { paymentId: `late-${outcome}`, status: 'REFUNDED' }, order: { orderId } } });
     }
     expect(await stockOf(stack.db.prisma, 'PAY-4')).toEqual({ available: 2, reserved: 0, sold: 0 });
   });
 
-  test('an unknown order answers 404 ORDER_NOT_FOUND', async () => {
-    const res = await pay('00000000-0000-4000-8000-000000000002', { paymentId: 'p', amountCents: 1 }).expect(404);
-    expect(res.body.error.code).toBe('ORDER_NOT_FOUND');
+  test('an unknown order, or an orderId that is no UUID, answers 404 ORDER_NOT_FOUND and records nothing', async () => {
+    for (const orderId of ['00000000-0000-4000-8000-000000000002', 'not-a-uuid', "1' OR '1'='1"]) {
+      const res = await pay(orderId, { paymentId: `p-${orderId}`, amountCents: 1 });
+      expect({ orderId, status: res.status, code: (res.body.error as { code: string }).code }).toEqual({ orderId, status: 404, code: 'ORDER_NOT_FOUND' });
+    }
+    expect(await stack.db.prisma.paymentReceipt.count({ where: { paymentId: { startsWith: 'p-0000' } } })).toBe(0);
   });
 });
 
@@ -198,6 +199,16 @@ describe('health, metrics, OpenAPI, routing', () => {
       properties: { items: { minItems: 1, maxItems: 50 } },
     });
     expect(res.body.paths['/orders'].post.responses).toHaveProperty('409');
+    expect(res.body.components.schemas.PaymentWebhook).toMatchObject({ required: ['type', 'data'], additionalProperties: false });
+    for (const path of ['/webhooks/payments', '/webhooks/stripe']) {
+      expect(Object.keys(res.body.paths[path].post.responses).sort()).toEqual(['200', '400', '401', '404']);
+    }
+    expect(res.body.components.schemas.PaymentAnswer.properties.outcome.enum).toEqual(expect.arrayContaining(['PAYMENT_ALREADY_USED', 'CURRENCY_MISMATCH']));
+    expect(res.body.paths['/webhooks/payments'].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
+      'webhook-id',
+      'webhook-signature',
+      'webhook-timestamp',
+    ]);
     expect(res.body.components.securitySchemes.adminToken).toEqual({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' });
   });
 
@@ -228,8 +239,8 @@ describe('when PostgreSQL or Temporal is down', () => {
     const prisma = createPrismaClient('postgresql://postgres@127.0.0.1:1/none', 1);
     const connection = await Connection.lazy({ address: '127.0.0.1:1' });
     const temporal = new Client({ connection });
-    const services = createApiServices({ prisma, temporal, taskQueue: 'nowhere', defaultPaymentTimeoutSeconds: 60 });
-    app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecret: 's', adminToken: 't' });
+    const services = createApiServices({ prisma, temporal, taskQueue: 'nowhere', defaultPaymentTimeoutSeconds: 60, checkoutCurrency: 'eur' });
+    app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecrets: [TEST_WEBHOOK_SECRET], adminToken: 't' });
     closeAll = async () => {
       await services.readiness.close();
       await connection.close();

@@ -9,12 +9,12 @@ import type express from 'express';
 import request from 'supertest';
 import { createApp } from '../src/api/app';
 import { createApiServices, type ApiServices } from '../src/api/services';
-import { signPayload } from '../src/api/signature';
 import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { createLogger } from '../src/logger';
-import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { payOverHttp } from './support/lifecycle';
+import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
 
 let stack: TestStack;
 /** Four API instances over the same Temporal and database, as behind a load balancer. */
@@ -23,8 +23,14 @@ let instances: { app: express.Express; services: ApiServices }[];
 beforeAll(async () => {
   stack = await startStack();
   instances = Array.from({ length: 4 }, () => {
-    const services = createApiServices({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.taskQueue, defaultPaymentTimeoutSeconds: 900 });
-    const app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecret: TEST_WEBHOOK_SECRET, adminToken: TEST_ADMIN_TOKEN });
+    const services = createApiServices({
+      prisma: stack.db.prisma,
+      temporal: stack.client,
+      taskQueue: stack.taskQueue,
+      defaultPaymentTimeoutSeconds: 900,
+      checkoutCurrency: TEST_CURRENCY,
+    });
+    const app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecrets: [TEST_WEBHOOK_SECRET], adminToken: TEST_ADMIN_TOKEN });
     return { app, services };
   });
 });
@@ -47,13 +53,10 @@ function placeAcrossInstances(key: string, body: object, i: number) {
   return place(key, body, instances[i % instances.length]?.app);
 }
 
-function pay(orderId: string, body: object) {
-  const raw = JSON.stringify(body);
-  return request(stack.app)
-    .post(`/orders/${orderId}/payment`)
-    .set('Content-Type', 'application/json')
-    .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
-    .send(raw);
+async function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
+  const answer = await payOverHttp(stack.app, orderId, payment);
+  expect(answer).toMatchObject({ status: 200, body: { outcome: 'APPLIED' } });
+  return answer;
 }
 
 async function reserveMovements(sku: string): Promise<number> {
@@ -162,7 +165,7 @@ describe('replays after the order closed', () => {
     const bodyOf = (customerId: string) => ({ customerId, items: [{ sku: 'DONE-1', quantity: 1 }], paymentTimeoutSeconds: 1 });
 
     const paid = await place('done-paid', bodyOf('done-a')).expect(201);
-    await pay(paid.body.orderId, { paymentId: 'done-pay', amountCents: 100 }).expect(200);
+    await pay(paid.body.orderId, { paymentId: 'done-pay', amountCents: 100 });
     const cancelled = await place('done-cancel', bodyOf('done-b')).expect(201);
     await request(stack.app).post(`/orders/${cancelled.body.orderId}/cancel`).expect(200);
     const expired = await place('done-expire', bodyOf('done-c')).expect(201);
@@ -194,7 +197,7 @@ describe('replays after the order closed', () => {
     await addProduct(stack.db.prisma, 'GONE-1', 5, 100);
     const body = { customerId: 'gone', items: [{ sku: 'GONE-1', quantity: 2 }] };
     const placed = await place('gone-key', body).expect(201);
-    await pay(placed.body.orderId, { paymentId: 'gone-pay', amountCents: 200 }).expect(200);
+    await pay(placed.body.orderId, { paymentId: 'gone-pay', amountCents: 200 });
     const workflowId = orderWorkflowId(placed.body.orderId);
     await eventually(
       async () => (await stack.client.workflow.getHandle(workflowId).describe()).status.name,

@@ -1,9 +1,9 @@
 /** The order path through HTTP, against the real worker, dev server and PostgreSQL. */
 import request from 'supertest';
-import { signPayload } from '../src/api/signature';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
-import { eventually, startStack, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { payOverHttp } from './support/lifecycle';
+import { eventually, startStack, type TestStack } from './support/stack';
 
 let stack: TestStack;
 
@@ -21,13 +21,8 @@ afterEach(async () => {
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
 
-function pay(orderId: string, body: object) {
-  const raw = JSON.stringify(body);
-  return request(stack.app)
-    .post(`/orders/${orderId}/payment`)
-    .set('Content-Type', 'application/json')
-    .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
-    .send(raw);
+function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
+  return payOverHttp(stack.app, orderId, payment);
 }
 
 test('POST /orders holds the stock, the webhook pays it, GET shows it PAID', async () => {
@@ -44,11 +39,11 @@ test('POST /orders holds the stock, the webhook pays it, GET shows it PAID', asy
   const { orderId } = created.body as { orderId: string };
   expect(await stockOf(stack.db.prisma, 'HTTP-1')).toEqual({ available: 8, reserved: 2, sold: 0 });
 
-  const paid = await pay(orderId, { paymentId: 'psp-1', amountCents: 3998 }).expect(200);
-  expect(paid.body).toMatchObject({ orderId, status: 'PAID', paymentId: 'psp-1' });
+  const paid = await pay(orderId, { paymentId: 'psp-1', amountCents: 3998 });
+  expect(paid).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId, status: 'PAID', paymentId: 'psp-1' } } });
 
   const fetched = await request(stack.app).get(`/orders/${orderId}`).expect(200);
-  expect(fetched.body).toEqual(paid.body);
+  expect(fetched.body).toEqual(paid.body.order);
   const product = await request(stack.app).get('/products/HTTP-1').expect(200);
   expect(product.body).toEqual({ sku: 'HTTP-1', name: 'Product HTTP-1', priceCents: 1999, available: 8, reserved: 0, sold: 2 });
 });

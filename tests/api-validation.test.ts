@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check';
 import request from 'supertest';
-import { signPayload } from '../src/api/signature';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct } from './support/database';
-import { startStack, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { startStack, type TestStack } from './support/stack';
+import { signedHeaders } from './support/webhooks';
 
 let stack: TestStack;
 const SKUS = ['VAL-A', 'VAL-B', 'VAL-C'];
@@ -28,19 +28,21 @@ interface Snapshot {
   orders: number;
   movements: number;
   payments: number;
+  receipts: number;
   workflows: number;
 }
 
 async function snapshot(): Promise<Snapshot> {
   const { prisma } = stack.db;
-  const [products, orders, movements, payments, workflows] = await Promise.all([
+  const [products, orders, movements, payments, receipts, workflows] = await Promise.all([
     prisma.product.findMany({ orderBy: { sku: 'asc' }, select: { sku: true, available: true, reserved: true, sold: true } }),
     prisma.order.count(),
     prisma.stockMovement.count(),
     prisma.payment.count(),
+    prisma.paymentReceipt.count(),
     stack.client.workflow.count(`TaskQueue = "${stack.taskQueue}"`).then((c) => c.count),
   ]);
-  return { products, orders, movements, payments, workflows };
+  return { products, orders, movements, payments, receipts, workflows };
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -234,29 +236,41 @@ test('a missing body and an empty body answer 400', async () => {
   await request(stack.app).post('/orders').set('Content-Type', 'application/json').set('Content-Encoding', 'br-nope').send('{}').expect(400);
 });
 
-test('60 generated malformed payment bodies, correctly signed, answer 400 and apply nothing', async () => {
+test('80 generated malformed payment deliveries, correctly signed, answer 400 and apply or record nothing', async () => {
   const placed = await request(stack.app).post('/orders').send({ customerId: 'payer', items: [{ sku: 'VAL-C', quantity: 1 }] }).expect(201);
   const { orderId } = placed.body as { orderId: string };
   const before = await snapshot();
+  const data = (change: Record<string, Json | undefined>) =>
+    Object.fromEntries(Object.entries({ orderId, paymentId: 'p', amountCents: 300, ...change }).filter(([, v]) => v !== undefined));
+  const delivery = (type: Json, fields: Record<string, Json | undefined>) => JSON.stringify({ type, data: data(fields) });
   const badPayment: fc.Arbitrary<string> = fc.oneof(
     fc.oneof(fc.constant(''), fc.string({ minLength: 129, maxLength: 140 }), wrongType('string')).map((paymentId) =>
-      JSON.stringify({ paymentId, amountCents: 300 }),
+      delivery('payment.succeeded', { paymentId }),
     ),
-    fc.oneof(fc.integer({ max: -1 }), fc.double({ min: 0.1, max: 1000.9, noNaN: true }).filter((n) => !Number.isInteger(n)), fc.constantFrom(1e300), wrongType('integer')).map(
-      (amountCents) => JSON.stringify({ paymentId: 'p', amountCents }),
+    fc.oneof(fc.integer({ max: -1 }), fc.double({ min: 0.1, max: 1000.9, noNaN: true }).filter((n) => !Number.isInteger(n)), fc.constantFrom(1e300, 2 ** 53), wrongType('integer')).map(
+      (amountCents) => delivery('payment.succeeded', { amountCents }),
     ),
-    fc.constantFrom('{"paymentId": "p"}', '{"amountCents": 300}', '{"paymentId":"p","amountCents":300,"x":1}', '[]', 'null', '"p"', '{', 'not json'),
+    fc.oneof(fc.constantFrom('', 'eu', 'euro', 'e1r', '€€€'), wrongType('string')).map((currency) => delivery('payment.succeeded', { currency })),
+    fc.oneof(fc.constantFrom('', 'payment.refunded', 'PAYMENT.SUCCEEDED', 'payment_intent.succeeded'), wrongType('string')).map((type) => delivery(type, {})),
+    fc.oneof(fc.constant(''), fc.string({ minLength: 65, maxLength: 80 }), wrongType('string')).map((badOrderId) => delivery('payment.succeeded', { orderId: badOrderId })),
+    fc.constantFrom(
+      delivery('payment.succeeded', { paymentId: undefined }),
+      delivery('payment.succeeded', { amountCents: undefined }),
+      delivery('payment.succeeded', { orderId: undefined }),
+      delivery('payment.succeeded', { extra: 1 }),
+      JSON.stringify({ type: 'payment.succeeded', data: data({}), extra: true }),
+      JSON.stringify({ type: 'payment.succeeded' }),
+      JSON.stringify({ data: data({}) }),
+      JSON.stringify(data({})),
+      '[]', 'null', '"p"', '{', 'not json', '',
+    ),
   );
   await fc.assert(
     fc.asyncProperty(badPayment, async (raw) => {
-      const res = await request(stack.app)
-        .post(`/orders/${orderId}/payment`)
-        .set('Content-Type', 'application/json')
-        .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
-        .send(raw);
+      const res = await request(stack.app).post('/webhooks/payments').set('Content-Type', 'application/json').set(signedHeaders(raw)).send(raw);
       expect({ raw, status: res.status, code: res.body?.error?.code }).toEqual({ raw, status: 400, code: 'VALIDATION_FAILED' });
     }),
-    { numRuns: 60 },
+    { numRuns: 80 },
   );
   expect(await snapshot()).toEqual(before);
   const order = await request(stack.app).get(`/orders/${orderId}`).expect(200);

@@ -7,7 +7,7 @@
  * their own.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,11 +19,12 @@ import { Client } from 'pg';
 import { workflowCacheSizeFor } from '../src/config';
 import { buildImage, type ImageBuild } from './support/image-build';
 import { eventually, startDevServer } from './support/stack';
+import { signedHeaders } from './support/webhooks';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const WEBHOOK_SECRET = `whsec-${randomBytes(8).toString('hex')}`;
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const WORKER_HEAP_MIB = 256;
 
 interface RunningProcess {
@@ -211,14 +212,16 @@ test('the compiled worker (prebuilt bundle, capped heap) and API take an order t
     body: JSON.stringify({ customerId: 'image-test', items: [{ sku: 'SKU-1', quantity: 2 }] }),
   });
   const order = (await placed.json()) as { orderId: string; status: string; totalCents: number };
-  const paymentBody = JSON.stringify({ paymentId: 'pay-image-1', amountCents: order.totalCents });
-  const signature = `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(paymentBody).digest('hex')}`;
-  const paid = await fetch(`${base}/orders/${order.orderId}/payment`, {
+  const paymentBody = JSON.stringify({
+    type: 'payment.succeeded',
+    data: { orderId: order.orderId, paymentId: 'pay-image-1', amountCents: order.totalCents },
+  });
+  const paid = await fetch(`${base}/webhooks/payments`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-signature': signature },
+    headers: { 'content-type': 'application/json', ...signedHeaders(paymentBody, { secret: WEBHOOK_SECRET }) },
     body: paymentBody,
   });
-  const paidOrder = (await paid.json()) as { status: string };
+  const paidOrder = ((await paid.json()) as { order: { status: string } }).order;
 
   expect(placed.status).toBe(201);
   expect(order.status).toBe('AWAITING_PAYMENT');

@@ -22,7 +22,7 @@ const ROOT = path.resolve(__dirname, '..');
 const SECRETS = {
   POSTGRES_PASSWORD: 'pg-secret',
   CHECKOUT_DB_PASSWORD: 'app-db-secret',
-  PAYMENT_WEBHOOK_SECRET: 'webhook-secret',
+  PAYMENT_WEBHOOK_SECRET: 'whsec_Y29tcG9zZS10ZXN0LXdlYmhvb2stc2VjcmV0',
   ADMIN_TOKEN: 'admin-token',
 };
 const APP_SERVICES = ['migrate', 'seed', 'api', 'worker'];

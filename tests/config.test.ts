@@ -14,7 +14,7 @@ const CA = '-----BEGIN CERTIFICATE-----\nMIIBrootca\n-----END CERTIFICATE-----\n
 const PRODUCTION: Env = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgresql://checkout:s3cret@db.internal:5432/checkout',
-  PAYMENT_WEBHOOK_SECRET: 'whsec-prod',
+  PAYMENT_WEBHOOK_SECRET: `whsec_${Buffer.from('production-webhook-secret-32-bytes').toString('base64')}`,
   ADMIN_TOKEN: 'admin-prod',
 };
 
@@ -180,7 +180,9 @@ describe('production', () => {
 
     expect(config.env).toBe('production');
     expect(config.databaseUrl).toBe(PRODUCTION.DATABASE_URL);
-    expect(config.paymentWebhookSecret).toBe('whsec-prod');
+    expect(config.paymentWebhookSecrets).toEqual([PRODUCTION.PAYMENT_WEBHOOK_SECRET]);
+    expect(config.stripeWebhookSecret).toBeUndefined();
+    expect(config.checkoutCurrency).toBe('eur');
     expect(config.adminToken).toBe('admin-prod');
   });
 
@@ -191,7 +193,8 @@ describe('production', () => {
   });
 
   test.each([
-    ['PAYMENT_WEBHOOK_SECRET', 'dev-webhook-secret'],
+    ['PAYMENT_WEBHOOK_SECRET', 'whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ=='],
+    ['PAYMENT_WEBHOOK_SECRET', `${PRODUCTION.PAYMENT_WEBHOOK_SECRET},whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ==`],
     ['ADMIN_TOKEN', 'dev-admin-token'],
     ['DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/checkout'],
   ])('production with the development default for %s is an error', (name, devValue) => {
@@ -204,6 +207,41 @@ describe('production', () => {
     expect(loadDatabaseConfig(env)).toEqual({ databaseUrl: PRODUCTION.DATABASE_URL, databasePoolSize: 10 });
     expect(() => loadDatabaseConfig({ NODE_ENV: 'production' })).toThrow(/DATABASE_URL must be set/);
     expect(() => load(env)).toThrow(/PAYMENT_WEBHOOK_SECRET/);
+  });
+});
+
+describe('payment provider settings', () => {
+  const secretOf = (text: string) => `whsec_${Buffer.from(text).toString('base64')}`;
+
+  test('locally: one development whsec_ secret, no Stripe endpoint, eur', () => {
+    const config = load({});
+
+    expect(config.paymentWebhookSecrets).toEqual([expect.stringMatching(/^whsec_/)]);
+    expect(config.stripeWebhookSecret).toBeUndefined();
+    expect(config.checkoutCurrency).toBe('eur');
+  });
+
+  test('several comma-separated secrets are all kept, in order (rotation); STRIPE_WEBHOOK_SECRET and CHECKOUT_CURRENCY are read', () => {
+    const [older, newer] = [secretOf('the-older-secret-of-the-two'), secretOf('the-newer-secret-of-the-two')];
+    const config = load({ PAYMENT_WEBHOOK_SECRET: ` ${older} , ${newer} `, STRIPE_WEBHOOK_SECRET: 'whsec_stripe', CHECKOUT_CURRENCY: 'usd' });
+
+    expect(config.paymentWebhookSecrets).toEqual([older, newer]);
+    expect(config.stripeWebhookSecret).toBe('whsec_stripe');
+    expect(config.checkoutCurrency).toBe('usd');
+  });
+
+  test.each([
+    ['no whsec_ prefix', 'plain-text-secret-that-is-long'],
+    ['not base64', 'whsec_not*base64!'],
+    ['shorter than 16 bytes', secretOf('short')],
+    ['an empty list', ' , '],
+    ['one bad secret among good ones', `${secretOf('a-good-secret-long-enough')},whsec_`],
+  ])('PAYMENT_WEBHOOK_SECRET with %s is refused, naming the variable', (_name, value) => {
+    expect(() => load({ PAYMENT_WEBHOOK_SECRET: value })).toThrow(/PAYMENT_WEBHOOK_SECRET/);
+  });
+
+  test.each(['EUR', 'euro', 'e1', '€ur'])('CHECKOUT_CURRENCY %p is refused: it must be lowercase ISO 4217', (value) => {
+    expect(() => load({ CHECKOUT_CURRENCY: value })).toThrow(/CHECKOUT_CURRENCY/);
   });
 });
 

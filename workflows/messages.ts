@@ -43,6 +43,8 @@ export interface OrderWorkflowInput {
   customerId: string;
   items: RequestedItem[];
   paymentTimeoutSeconds: number;
+  /** The checkout currency (lowercase ISO 4217) the order is priced in; absent in older histories. */
+  currency?: string;
   /** Present when the order was placed with an Idempotency-Key. */
   idempotencyKey?: string;
   requestHash?: string;
@@ -67,6 +69,8 @@ export interface OrderView {
 export interface PaymentReceived {
   paymentId: string;
   amountCents: Cents;
+  /** Lowercase ISO 4217, as the provider reported it; absent in older histories. */
+  currency?: string;
 }
 
 export interface PaymentDecision {

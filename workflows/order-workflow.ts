@@ -271,6 +271,7 @@ class OrderProcess {
       case 'CANCELLED':
         return 'ORDER_CANCELLED';
       case undefined:
+        if (isOtherCurrency(payment.currency, this.input.currency)) return 'CURRENCY_MISMATCH';
         return payment.amountCents === this.view.totalCents ? undefined : 'AMOUNT_MISMATCH';
     }
   }
@@ -341,7 +342,20 @@ function outOfStockDetails(error: unknown): Shortage[] | undefined {
 
 function isPaymentReceived(value: unknown): value is PaymentReceived {
   if (typeof value !== 'object' || value === null) return false;
-  const { paymentId, amountCents } = value as Record<string, unknown>;
-  return typeof paymentId === 'string' && paymentId.length > 0 && Number.isSafeInteger(amountCents);
+  const { paymentId, amountCents, currency } = value as Record<string, unknown>;
+  return (
+    typeof paymentId === 'string' &&
+    paymentId.length > 0 &&
+    Number.isSafeInteger(amountCents) &&
+    (currency === undefined || typeof currency === 'string')
+  );
+}
+
+/**
+ * Histories from before currencies were carried have neither side, and are decided as they
+ * were; a payment that names no currency is taken to be in the order's.
+ */
+function isOtherCurrency(paid: string | undefined, priced: string | undefined): boolean {
+  return paid !== undefined && priced !== undefined && paid.toLowerCase() !== priced.toLowerCase();
 }
 

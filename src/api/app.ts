@@ -5,13 +5,13 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CheckoutService, isOrderId, paymentRefusalError } from './checkout';
+import { type CheckoutService, isOrderId } from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
 import type { Readiness } from './readiness';
-import { CreateOrderBody, IdempotencyKey, parseOrThrow, PaymentBody, PutProductBody, RestockBody, Sku } from './schemas';
-import { isValidSignature } from './signature';
+import { CreateOrderBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
+import { StandardWebhookVerifier, StripeWebhookVerifier } from './webhooks';
 
 export interface AppDependencies {
   checkout: CheckoutService;
@@ -20,7 +20,10 @@ export interface AppDependencies {
   logger: Logger;
   /** The process's registry; a fresh one when not given (tests). */
   metrics?: ApiMetrics;
-  paymentWebhookSecret: string;
+  /** Standard Webhooks secrets for POST /webhooks/payments; any of them may sign a delivery. */
+  paymentWebhookSecrets: readonly string[];
+  /** Turns POST /webhooks/stripe on. */
+  stripeWebhookSecret?: string;
   adminToken: string;
 }
 
@@ -62,25 +65,37 @@ export function createApp(deps: AppDependencies): express.Express {
     })
     .all(methodNotAllowed(['GET']));
 
-  // The webhook verifies the signature over the exact bytes received, so it parses JSON itself.
+  // Provider deliveries are verified over the exact bytes received, so they are parsed after
+  // that, by the verifier. Compressed bodies are refused (415 from the parser → 400): a
+  // signature covers the bytes on the wire.
+  const rawBody = express.raw({ type: () => true, limit: BODY_LIMIT, inflate: false });
+  const standardWebhooks = new StandardWebhookVerifier(deps.paymentWebhookSecrets);
+
   app
-    .route('/orders/:orderId/payment')
-    .post(express.raw({ type: () => true, limit: BODY_LIMIT }), async (req, res) => {
-      const orderId = orderIdParam(req, res);
-      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      if (!isValidSignature(deps.paymentWebhookSecret, raw, req.header('X-Signature'))) {
-        throw new ApiError('INVALID_SIGNATURE', 'missing or invalid X-Signature');
-      }
-      const payment = parseOrThrow(PaymentBody, parseJson(raw));
-      const result = await checkout.pay(orderId, payment);
-      if (result.outcome === 'APPLIED') {
-        res.json(result.order);
-        return;
-      }
-      const error = paymentRefusalError(result.outcome, result.refund);
-      res.status(error.status).json(error.toBody());
+    .route('/webhooks/payments')
+    .post(rawBody, async (req, res) => {
+      const event = standardWebhooks.read(rawBytes(req), (name) => req.header(name));
+      if (isOrderId(event.orderId)) noteOrder(res, event.orderId);
+      res.json(await checkout.receivePayment(event));
     })
     .all(methodNotAllowed(['POST']));
+
+  // Without a signing secret the Stripe endpoint does not exist (404 ROUTE_NOT_FOUND).
+  if (deps.stripeWebhookSecret !== undefined) {
+    const stripe = new StripeWebhookVerifier(deps.stripeWebhookSecret);
+    app
+      .route('/webhooks/stripe')
+      .post(rawBody, async (req, res) => {
+        const delivery = stripe.read(rawBytes(req), req.header('Stripe-Signature'));
+        if (delivery.kind === 'ignored') {
+          res.json({ ignored: true });
+          return;
+        }
+        if (isOrderId(delivery.event.orderId)) noteOrder(res, delivery.event.orderId);
+        res.json(await checkout.receivePayment(delivery.event));
+      })
+      .all(methodNotAllowed(['POST']));
+  }
 
   app
     .route('/orders/:orderId/cancel')
@@ -285,10 +300,6 @@ function param(req: Request, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-function parseJson(raw: Buffer): unknown {
-  try {
-    return JSON.parse(raw.toString('utf8')) as unknown;
-  } catch {
-    throw new ApiError('VALIDATION_FAILED', 'the body is not valid JSON', [{ path: '', message: 'malformed JSON' }]);
-  }
+function rawBytes(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }

@@ -30,11 +30,14 @@ import {
   type OrderWorkflowInput,
   type PaymentDecisionOfClosedOrder,
   type PaymentOutcome,
+  type PaymentReceived,
+  type RefundResult,
   type Shortage,
 } from '../../workflows/messages';
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { ApiError } from './errors';
-import type { CreateOrderBody, OrderResponse, PaymentBody, ProductResponse } from './schemas';
+import type { CreateOrderBody, OrderResponse, ProductResponse } from './schemas';
+import type { PaymentEvent } from './webhooks';
 
 export type { OrderResponse, ProductResponse } from './schemas';
 
@@ -50,7 +53,21 @@ export interface CheckoutDependencies {
   temporal: Client;
   taskQueue: string;
   defaultPaymentTimeoutSeconds: number;
+  /** Lowercase ISO 4217 (CHECKOUT_CURRENCY): orders are priced in it, payments must be in it. */
+  checkoutCurrency: string;
 }
+
+/** What a verified delivery gets: 200 with its outcome, so the provider stops redelivering. */
+export interface PaymentAnswer {
+  outcome: PaymentOutcome | 'PAYMENT_ALREADY_USED' | 'PROCESSING' | 'FAILED';
+  refund?: RefundResult;
+  order: OrderResponse;
+}
+
+const CLOSED_BY_ANOTHER_DECISION: ReadonlySet<PaymentOutcome> = new Set(['ORDER_EXPIRED', 'ORDER_CANCELLED', 'ORDER_ALREADY_PAID']);
+
+/** Receipts are one short transaction; a busy machine should not fail it spuriously. */
+const RECEIPT_TRANSACTION_OPTIONS = { maxWait: 5_000, timeout: 8_000 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -99,6 +116,7 @@ export class CheckoutService {
       customerId: body.customerId,
       items: body.items,
       paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds,
+      currency: this.deps.checkoutCurrency,
       ...(idempotencyKey !== undefined && { idempotencyKey, requestHash }),
     };
     // A WithStartWorkflowOperation is good for one call: each attempt gets its own.
@@ -136,16 +154,70 @@ export class CheckoutService {
     return toOrderResponse(await this.findOrder(orderId));
   }
 
-  async pay(orderId: string, payment: PaymentBody): Promise<{ outcome: PaymentOutcome; refund?: { paymentId: string; status: string }; order: OrderResponse }> {
-    await this.findOrder(orderId);
+  /**
+   * A verified delivery: recorded as a receipt first (which claims its paymentId for the order
+   * it names), then, for payment.succeeded, decided by the order's workflow.
+   */
+  async receivePayment(event: PaymentEvent): Promise<PaymentAnswer> {
+    const currency = event.currency ?? this.deps.checkoutCurrency;
+    const claimedBy = await this.recordReceipt(event, currency);
+    if (claimedBy !== event.orderId) return { outcome: 'PAYMENT_ALREADY_USED', order: await this.getOrder(event.orderId) };
+    switch (event.type) {
+      case 'payment.processing':
+        return { outcome: 'PROCESSING', order: await this.getOrder(event.orderId) };
+      case 'payment.failed':
+        return { outcome: 'FAILED', order: await this.getOrder(event.orderId) };
+      case 'payment.succeeded':
+        return this.decidePayment(event.orderId, { paymentId: event.paymentId, amountCents: event.amountCents, currency });
+    }
+  }
+
+  /** A verified payment.succeeded for the order (the fault tests and scripts pay through here). */
+  async pay(orderId: string, payment: { paymentId: string; amountCents: number; currency?: string }): Promise<PaymentAnswer> {
+    return this.receivePayment({ type: 'payment.succeeded', orderId, ...payment });
+  }
+
+  /**
+   * Inserts the delivery's receipt unless its paymentId has one, and returns the order that
+   * paymentId belongs to. The order row is share-locked first: the reclaim of overdue orders
+   * claims rows FOR UPDATE SKIP LOCKED, so it either sees this receipt or passes the order by.
+   */
+  private async recordReceipt(event: PaymentEvent, currency: string): Promise<string> {
+    if (!isOrderId(event.orderId)) throw orderNotFound(event.orderId);
+    const succeeded = event.type === 'payment.succeeded';
+    return this.deps.prisma.$transaction(async (tx) => {
+      const [order] = await tx.$queryRaw<{ id: string }[]>`
+        SELECT id::text FROM orders WHERE id = ${event.orderId}::uuid FOR SHARE`;
+      if (!order) throw orderNotFound(event.orderId);
+      await tx.$executeRaw`
+        INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+        VALUES (${event.paymentId}, ${event.orderId}::uuid, ${BigInt(event.amountCents)}, ${currency},
+                CASE WHEN ${succeeded} THEN now() END)
+        ON CONFLICT (payment_id) DO NOTHING`;
+      const [receipt] = await tx.$queryRaw<{ order_id: string }[]>`
+        SELECT order_id::text FROM payment_receipts WHERE payment_id = ${event.paymentId}`;
+      if (!receipt) throw new Error(`the receipt of payment ${event.paymentId} vanished`);
+      if (succeeded && receipt.order_id === event.orderId) {
+        await tx.$executeRaw`
+          UPDATE payment_receipts SET succeeded_at = COALESCE(succeeded_at, now())
+           WHERE payment_id = ${event.paymentId} AND succeeded_at IS NULL`;
+      }
+      return receipt.order_id;
+    }, RECEIPT_TRANSACTION_OPTIONS);
+  }
+
+  private async decidePayment(orderId: string, payment: PaymentReceived): Promise<PaymentAnswer> {
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     let decision: PaymentDecisionOfClosedOrder;
     try {
       await handle.signal(paymentReceivedSignal, payment);
       decision = await resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] }));
+      // A payment refused because the order was decided otherwise is answered with the order as
+      // it ends (its stock moved), so a redelivery later shows the same order.
+      if (CLOSED_BY_ANOTHER_DECISION.has(decision.outcome)) await resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate));
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
-      decision = await this.decideLatePayment(orderId, payment);
+      decision = await this.decideLatePayment(orderId, { paymentId: payment.paymentId, amountCents: payment.amountCents });
     }
     const order = await this.getOrder(orderId);
     return { outcome: decision.outcome, ...(decision.refund && { refund: decision.refund }), order };
@@ -177,7 +249,7 @@ export class CheckoutService {
     return toProductResponse(product);
   }
 
-  private async decideLatePayment(orderId: string, payment: PaymentBody): Promise<PaymentDecisionOfClosedOrder> {
+  private async decideLatePayment(orderId: string, payment: { paymentId: string; amountCents: number }): Promise<PaymentDecisionOfClosedOrder> {
     return this.deps.temporal.workflow.execute(LATE_PAYMENT_WORKFLOW_TYPE, {
       workflowId: latePaymentWorkflowId(orderId, payment.paymentId),
       taskQueue: this.deps.taskQueue,
@@ -190,7 +262,7 @@ export class CheckoutService {
 
   private async findOrder(orderId: string): Promise<OrderRecord> {
     const order = isOrderId(orderId) ? await this.findOrderRecord(orderId) : null;
-    if (!order) throw new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
+    if (!order) throw orderNotFound(orderId);
     return order;
   }
 
@@ -206,15 +278,8 @@ export class CheckoutService {
   }
 }
 
-export function paymentRefusalError(outcome: Exclude<PaymentOutcome, 'APPLIED'>, refund: unknown): ApiError {
-  const messages: Record<typeof outcome, string> = {
-    AMOUNT_MISMATCH: 'the amount does not match the order total; the payment was refunded',
-    ORDER_EXPIRED: 'the order expired before the payment; the payment was refunded',
-    ORDER_CANCELLED: 'the order was cancelled; the payment was refunded',
-    ORDER_REJECTED: 'the order was rejected; the payment was refunded',
-    ORDER_ALREADY_PAID: 'the order was paid by another payment; this payment was refunded',
-  };
-  return new ApiError(outcome, messages[outcome], { refund });
+function orderNotFound(orderId: string): ApiError {
+  return new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
 }
 
 function cancelRefusal(status: OrderResponse['status']): ApiError | undefined {
@@ -302,7 +367,8 @@ export function toOrderResponse(order: OrderRecord): OrderResponse {
     customerId: order.customerId,
     status: order.status,
     items: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
-    totalCents: order.totalCents,
+    // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
+    totalCents: Number(order.totalCents),
     createdAt: order.createdAt.toISOString(),
     expiresAt: order.expiresAt.toISOString(),
     ...(order.paidAt && { paidAt: order.paidAt.toISOString() }),

@@ -13,7 +13,8 @@ import {
   InventoryReportSchema,
   OrderSchema,
   OutOfStockErrorSchema,
-  PaymentBody,
+  IgnoredDeliverySchema,
+  PaymentAnswerSchema,
   ProductListSchema,
   ProductSchema,
   PutProductBody,
@@ -21,6 +22,7 @@ import {
   RestockBody,
   Sku,
 } from './schemas';
+import { PaymentWebhookBody, StripeEventSchema } from './webhooks';
 
 const json = (schema: z.ZodType, description: string): ResponseConfig => ({
   description,
@@ -76,28 +78,62 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     responses: { 200: json(OrderSchema, 'The order'), 404: failure(['ORDER_NOT_FOUND']) },
   });
 
+  const deliveryResponses = {
+    200: json(
+      PaymentAnswerSchema,
+      'A decided business outcome (the provider stops redelivering): APPLIED (the order is PAID; a redelivery answers the same), ' +
+        'ORDER_EXPIRED | ORDER_CANCELLED | ORDER_REJECTED | ORDER_ALREADY_PAID | AMOUNT_MISMATCH | CURRENCY_MISMATCH (not applied, ' +
+        'refunded exactly once; after a mismatch the order still awaits payment), PAYMENT_ALREADY_USED (the paymentId belongs to ' +
+        'another order: nothing applied, nothing refunded), PROCESSING (payment.processing, recorded), FAILED (payment.failed, recorded)',
+    ),
+    400: invalid,
+    401: failure(['INVALID_SIGNATURE'], 'missing, wrong or out-of-window (300 s either way) signature; nothing happened'),
+    404: failure(['ORDER_NOT_FOUND'], 'data.orderId names no order; nothing happened'),
+  };
+
   registry.registerPath({
     method: 'post',
-    path: '/orders/{orderId}/payment',
-    tags: ['orders'],
-    summary: "The payment provider's webhook, delivered to the order's workflow as the paymentReceived signal",
+    path: '/webhooks/payments',
+    tags: ['payments'],
+    summary:
+      "The payment provider's webhook (Standard Webhooks). A verified payment.succeeded reaches the order's workflow as the paymentReceived signal",
     request: {
-      params: orderIdParam,
       headers: z.object({
-        'X-Signature': z.string().meta({ description: '`sha256=<hex HMAC-SHA256 of the raw body with PAYMENT_WEBHOOK_SECRET>`' }),
+        'webhook-id': z.string().meta({ description: 'The delivery id (printable ASCII, 1..256); part of the signed text' }),
+        'webhook-timestamp': z.string().meta({ description: 'Unix seconds; refused more than 300 s from the server clock, either way' }),
+        'webhook-signature': z.string().meta({
+          description:
+            'Space-separated `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed by the base64-decoded part ' +
+            'of a `whsec_` secret of PAYMENT_WEBHOOK_SECRET (comma-separated while rotating: any signature matching any secret)',
+        }),
       }),
-      body: jsonBody(PaymentBody),
+      body: jsonBody(PaymentWebhookBody),
+    },
+    responses: deliveryResponses,
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/webhooks/stripe',
+    tags: ['payments'],
+    summary:
+      'Stripe events (when STRIPE_WEBHOOK_SECRET is set; otherwise 404): payment_intent.succeeded | .processing | .payment_failed ' +
+      'as payment.succeeded | .processing | .failed with paymentId = data.object.id, amountCents = data.object.amount_received ' +
+      '(processing/failed: amount), currency = data.object.currency, orderId = data.object.metadata.orderId',
+    request: {
+      headers: z.object({
+        'Stripe-Signature': z.string().meta({
+          description: '`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed by STRIPE_WEBHOOK_SECRET>[,v1=…]`; 300 s either way',
+        }),
+      }),
+      body: jsonBody(StripeEventSchema),
     },
     responses: {
-      200: json(OrderSchema, 'Paid (a repeated delivery of the same paymentId answers the same)'),
-      400: invalid,
-      401: failure(['INVALID_SIGNATURE'], 'nothing happened'),
-      404: failure(['ORDER_NOT_FOUND']),
-      409: failure(
-        ['ORDER_EXPIRED', 'ORDER_CANCELLED', 'ORDER_REJECTED', 'ORDER_ALREADY_PAID'],
-        'not applied and refunded exactly once; details `{ refund: { paymentId, status } }`',
-      ),
-      422: failure(['AMOUNT_MISMATCH'], 'not applied, refunded; the order still awaits payment'),
+      ...deliveryResponses,
+      200: {
+        description: `${deliveryResponses[200].description}. Any other event type: \`{ "ignored": true }\``,
+        content: { 'application/json': { schema: z.union([PaymentAnswerSchema, IgnoredDeliverySchema]) } },
+      },
     },
   });
 

@@ -33,14 +33,6 @@ export const CreateOrderBody = z
   .meta({ id: 'CreateOrderRequest' });
 export type CreateOrderBody = z.infer<typeof CreateOrderBody>;
 
-export const PaymentBody = z
-  .strictObject({
-    paymentId: z.string().min(1).max(128),
-    amountCents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  })
-  .meta({ id: 'PaymentNotification' });
-export type PaymentBody = z.infer<typeof PaymentBody>;
-
 export const IdempotencyKey = z.string().min(1).max(255);
 
 /** Skus an operator may create: letters, digits, `.`, `_`, `-`; safe in URLs and workflow ids. */
@@ -74,7 +66,7 @@ export const OrderSchema = z
     customerId: z.string(),
     status: OrderStatusSchema,
     items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPriceCents: z.number().int() })),
-    totalCents: z.number().int(),
+    totalCents: z.number().int().meta({ description: 'May exceed 2^31 (64-bit in the database)' }),
     createdAt: IsoTime,
     expiresAt: IsoTime,
     paidAt: IsoTime.optional(),
@@ -83,6 +75,32 @@ export const OrderSchema = z
   })
   .meta({ id: 'Order' });
 export type OrderResponse = z.infer<typeof OrderSchema>;
+
+export const PAYMENT_OUTCOMES = [
+  'APPLIED',
+  'ORDER_EXPIRED',
+  'ORDER_CANCELLED',
+  'ORDER_REJECTED',
+  'ORDER_ALREADY_PAID',
+  'AMOUNT_MISMATCH',
+  'CURRENCY_MISMATCH',
+  'PAYMENT_ALREADY_USED',
+  'PROCESSING',
+  'FAILED',
+] as const;
+
+export const PaymentAnswerSchema = z
+  .object({
+    outcome: z.enum(PAYMENT_OUTCOMES),
+    refund: z
+      .object({ paymentId: z.string(), status: z.literal('REFUNDED') })
+      .optional()
+      .meta({ description: 'For a refused payment (ORDER_* , AMOUNT_MISMATCH, CURRENCY_MISMATCH): refunded exactly once' }),
+    order: OrderSchema,
+  })
+  .meta({ id: 'PaymentAnswer' });
+
+export const IgnoredDeliverySchema = z.object({ ignored: z.literal(true) }).meta({ id: 'IgnoredDelivery' });
 
 export const ProductSchema = z
   .object({

@@ -72,12 +72,14 @@ async function main(): Promise<void> {
     temporal,
     taskQueue: config.temporal.taskQueue,
     defaultPaymentTimeoutSeconds: config.paymentTimeoutSeconds,
+    checkoutCurrency: config.checkoutCurrency,
   });
   const app = createApp({
     ...services,
     logger,
     metrics: createApiMetrics(),
-    paymentWebhookSecret: config.paymentWebhookSecret,
+    paymentWebhookSecrets: config.paymentWebhookSecrets,
+    ...(config.stripeWebhookSecret !== undefined && { stripeWebhookSecret: config.stripeWebhookSecret }),
     adminToken: config.adminToken,
   });
   const api = await startApi({

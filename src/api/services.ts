@@ -16,6 +16,7 @@ export function createApiServices(deps: {
   temporal: Client;
   taskQueue: string;
   defaultPaymentTimeoutSeconds: number;
+  checkoutCurrency: string;
 }): ApiServices {
   return {
     checkout: new CheckoutService(deps),

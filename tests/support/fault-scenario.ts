@@ -43,6 +43,7 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
     temporal: deps.client,
     taskQueue,
     defaultPaymentTimeoutSeconds: 900,
+    checkoutCurrency: 'eur',
   });
   const workers: WorkerProcess[] = [];
   return {

@@ -1,24 +1,43 @@
 /** What the lifecycle tests read back: HTTP calls as the provider makes them, and an order's traces in the database. */
 import type express from 'express';
 import request from 'supertest';
-import { signPayload } from '../../src/api/signature';
 import type { PrismaClient } from '../../prisma/generated/client';
-import { TEST_WEBHOOK_SECRET } from './stack';
+import { signedHeaders } from './webhooks';
 
 export interface HttpAnswer {
   status: number;
   body: Record<string, unknown>;
 }
 
-/** The payment provider's webhook call, signed as the provider signs it. */
-export async function payOverHttp(app: express.Express, orderId: string, payment: { paymentId: string; amountCents: number }): Promise<HttpAnswer> {
-  const raw = JSON.stringify(payment);
-  const res = await request(app)
-    .post(`/orders/${orderId}/payment`)
-    .set('Content-Type', 'application/json')
-    .set('X-Signature', signPayload(TEST_WEBHOOK_SECRET, raw))
-    .send(raw);
+export interface PaymentData {
+  paymentId: string;
+  amountCents: number;
+  currency?: string;
+}
+
+/** A `payment.succeeded` delivery to POST /webhooks/payments, signed as the provider signs it. */
+export async function payOverHttp(app: express.Express, orderId: string, payment: PaymentData): Promise<HttpAnswer> {
+  return deliverOverHttp(app, 'payment.succeeded', orderId, payment);
+}
+
+export async function deliverOverHttp(
+  app: express.Express,
+  type: 'payment.succeeded' | 'payment.processing' | 'payment.failed',
+  orderId: string,
+  payment: PaymentData,
+): Promise<HttpAnswer> {
+  const raw = JSON.stringify({ type, data: { orderId, ...payment } });
+  const res = await request(app).post('/webhooks/payments').set('Content-Type', 'application/json').set(signedHeaders(raw)).send(raw);
   return { status: res.status, body: res.body as Record<string, unknown> };
+}
+
+/** The outcome of a 200 delivery answer (`APPLIED`, `AMOUNT_MISMATCH`, ...). */
+export function outcomeOf(answer: HttpAnswer): unknown {
+  return answer.body.outcome;
+}
+
+export function orderOf(answer: HttpAnswer): Record<string, unknown> {
+  return (answer.body.order ?? {}) as Record<string, unknown>;
 }
 
 export async function cancelOverHttp(app: express.Express, orderId: string): Promise<HttpAnswer> {
@@ -56,5 +75,10 @@ export async function tracesOf(prisma: PrismaClient, orderId: string): Promise<O
     prisma.payment.findMany({ where: { orderId }, orderBy: { paymentId: 'asc' }, select: { paymentId: true, amountCents: true, outcome: true } }),
     prisma.refund.findMany({ where: { orderId }, orderBy: { paymentId: 'asc' }, select: { paymentId: true, amountCents: true, status: true } }),
   ]);
-  return { status: order.status, movements: movements.map((m) => m.kind), payments, refunds };
+  return {
+    status: order.status,
+    movements: movements.map((m) => m.kind),
+    payments: payments.map((p) => ({ ...p, amountCents: Number(p.amountCents) })),
+    refunds: refunds.map((r) => ({ ...r, amountCents: Number(r.amountCents) })),
+  };
 }

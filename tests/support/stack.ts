@@ -16,7 +16,11 @@ import { createOrderWorker } from '../../src/worker';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
 import { createTestDatabase, type TestDatabase } from './database';
 
-export const TEST_WEBHOOK_SECRET = 'test-webhook-secret';
+/** Standard Webhooks secret of the test API (`whsec_` + base64 of 32 bytes). */
+export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('checkout-tests-webhook-secret-32b').toString('base64')}`;
+/** The Stripe endpoint's signing secret in tests. */
+export const TEST_STRIPE_SECRET = 'whsec_test_stripe_signing_secret';
+export const TEST_CURRENCY = 'eur';
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
 
 export function temporalCliPath(): string {
@@ -82,13 +86,20 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-/** The API's services and Express app as the server builds them, with the tests' secrets. */
-export function createTestApi(deps: Parameters<typeof createApiServices>[0]) {
-  const services = createApiServices(deps);
+type ApiServiceDependencies = Parameters<typeof createApiServices>[0];
+
+/** The API's services and Express app as the server builds them, with the tests' secrets and currency. */
+export function createTestApi(
+  deps: Omit<ApiServiceDependencies, 'checkoutCurrency'> & { checkoutCurrency?: string },
+  /** `stripeWebhookSecret: null` builds the app as without STRIPE_WEBHOOK_SECRET. */
+  secrets: { paymentWebhookSecrets?: string[]; stripeWebhookSecret?: string | null } = {},
+) {
+  const services = createApiServices({ ...deps, checkoutCurrency: deps.checkoutCurrency ?? TEST_CURRENCY });
   const app = createApp({
     ...services,
     logger: createLogger('api', 'silent'),
-    paymentWebhookSecret: TEST_WEBHOOK_SECRET,
+    paymentWebhookSecrets: secrets.paymentWebhookSecrets ?? [TEST_WEBHOOK_SECRET],
+    ...(secrets.stripeWebhookSecret !== null && { stripeWebhookSecret: secrets.stripeWebhookSecret ?? TEST_STRIPE_SECRET }),
     adminToken: TEST_ADMIN_TOKEN,
   });
   return { app, services };
