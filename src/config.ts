@@ -39,6 +39,7 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_CA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
+  ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(10),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   ADMIN_TOKEN: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(40),
@@ -101,6 +102,8 @@ export interface Config extends DatabaseConfig {
   port: number;
   temporal: TemporalConfig;
   paymentTimeoutSeconds: number;
+  /** How long a request waits for a decision (hold, payment, cancel) before answering 202. */
+  orderDecisionWaitSeconds: number;
   paymentWebhookSecret: string;
   adminToken: string;
   worker: WorkerTuning;
@@ -129,6 +132,7 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     ...databaseConfig(e),
     temporal: temporalConfig(e),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
+    orderDecisionWaitSeconds: e.ORDER_DECISION_WAIT_SECONDS,
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET', e.PAYMENT_WEBHOOK_SECRET, DEV_WEBHOOK_SECRET, production),
     adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
     worker: workerTuning(e, runtime),

@@ -5,7 +5,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CheckoutService, isOrderId, paymentRefusalError } from './checkout';
+import { type CheckoutService, isOrderId, paymentRefusalError, PENDING_RETRY_AFTER_SECONDS } from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
@@ -51,6 +51,10 @@ export function createApp(deps: AppDependencies): express.Express {
         res.status(409).json(error.toBody());
         return;
       }
+      if (placed.httpStatus === 202) {
+        pending(res, placed.order.orderId).json(placed.order);
+        return;
+      }
       res.status(201).json(placed.order);
     })
     .all(methodNotAllowed(['POST']));
@@ -85,7 +89,12 @@ export function createApp(deps: AppDependencies): express.Express {
   app
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
-      res.json(await checkout.cancel(orderIdParam(req, res)));
+      const cancelled = await checkout.cancel(orderIdParam(req, res));
+      if (cancelled.httpStatus === 202) {
+        pending(res, cancelled.order.orderId).json(cancelled.order);
+        return;
+      }
+      res.json(cancelled.order);
     })
     .all(methodNotAllowed(['POST']));
 
@@ -276,6 +285,11 @@ function orderIdParam(req: Request, res: Response): string {
   const orderId = param(req, 'orderId');
   if (isOrderId(orderId)) noteOrder(res, orderId);
   return orderId;
+}
+
+/** 202: not decided within the decision wait; where to look, and when. */
+function pending(res: Response, orderId: string): Response {
+  return res.status(202).location(`/orders/${orderId}`).set('Retry-After', String(PENDING_RETRY_AFTER_SECONDS));
 }
 
 function param(req: Request, name: string): string {

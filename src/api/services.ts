@@ -16,6 +16,7 @@ export function createApiServices(deps: {
   temporal: Client;
   taskQueue: string;
   defaultPaymentTimeoutSeconds: number;
+  decisionWaitSeconds?: number;
 }): ApiServices {
   return {
     checkout: new CheckoutService(deps),

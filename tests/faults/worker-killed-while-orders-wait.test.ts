@@ -43,7 +43,7 @@ test('orders waiting when the worker is killed are finished by a new worker at t
 
   await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 60_000);
   expect((await payment).order).toMatchObject({ status: 'PAID', paymentId: 'pay-while-down' });
-  expect((await cancellation).status).toBe('CANCELLED');
+  expect((await cancellation).order.status).toBe('CANCELLED');
   for (const order of expiring) {
     const closed = await checkout.getOrder(order.orderId);
     // Released at the deadline or after it (the worker was dead), never before.
