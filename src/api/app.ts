@@ -77,6 +77,10 @@ export function createApp(deps: AppDependencies): express.Express {
       }
       const payment = parseOrThrow(PaymentBody, parseJson(raw));
       const result = await checkout.pay(orderId, payment);
+      if (result.outcome === 'PENDING') {
+        pending(res, result.order.orderId).json({ outcome: result.outcome, order: result.order });
+        return;
+      }
       if (result.outcome === 'APPLIED') {
         res.json(result.order);
         return;

@@ -253,18 +253,27 @@ export class CheckoutService {
     return toOrderResponse(await this.findOrder(orderId));
   }
 
-  async pay(orderId: string, payment: PaymentBody): Promise<{ outcome: PaymentOutcome; refund?: { paymentId: string; status: string }; order: OrderResponse }> {
+  async pay(
+    orderId: string,
+    payment: PaymentBody,
+  ): Promise<{ outcome: PaymentOutcome | 'PENDING'; refund?: { paymentId: string; status: string }; order: OrderResponse }> {
+    const decideBy = Date.now() + this.decisionWaitMs;
     await this.findOrder(orderId);
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
-    let decision: PaymentDecisionOfClosedOrder;
+    let waited: Waited<PaymentDecisionOfClosedOrder>;
     try {
-      await handle.signal(paymentReceivedSignal, payment);
-      decision = await resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] }));
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(paymentReceivedSignal, payment));
+      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
+        resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] })),
+      );
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
-      decision = await this.decideLatePayment(orderId, payment);
+      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => this.decideLatePayment(orderId, payment));
     }
     const order = await this.getOrder(orderId);
+    // Received, not decided in time: the workflow decides it; a redelivery gets the decision.
+    if (!waited.decided) return { outcome: 'PENDING', order };
+    const decision = waited.value;
     return { outcome: decision.outcome, ...(decision.refund && { refund: decision.refund }), order };
   }
 
