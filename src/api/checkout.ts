@@ -34,7 +34,7 @@ import {
 } from '../../workflows/messages';
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { ApiError } from './errors';
-import { isTemporalUnreachable } from './unavailable';
+import { isPostgresUnreachable, isTemporalUnreachable } from './unavailable';
 import type { CreateOrderBody, OrderResponse, PaymentBody, ProductResponse } from './schemas';
 
 export type { OrderResponse, ProductResponse } from './schemas';
@@ -147,12 +147,15 @@ export class CheckoutService {
     if (recorded) assertSameRequest(recorded, requestHash);
     const paymentTimeoutSeconds = body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds;
     // The order is readable (PENDING, holding nothing) before its workflow exists.
-    const recordedHere = !recorded && (await this.recordPending(orderId, body, prices, paymentTimeoutSeconds, keyed));
-    if (!recorded && !recordedHere) {
+    const created = recorded ? undefined : await this.recordPending(orderId, body, prices, paymentTimeoutSeconds, keyed);
+    const recordedHere = created !== undefined;
+    let pendingRecord = recorded ?? created;
+    if (!pendingRecord) {
       // A request with the same key recorded it a moment ago.
       const raced = await this.findOrder(orderId);
       if (raced.status !== 'PENDING') return placedFromRecord(raced, requestHash);
       assertSameRequest(raced, requestHash);
+      pendingRecord = raced;
     }
     const input: OrderWorkflowInput = {
       orderId,
@@ -202,22 +205,28 @@ export class CheckoutService {
       // The order is started: Temporal going away now leaves it to be decided, not undone.
       if (!(error instanceof WorkflowNotFoundError) && !isTemporalUnreachable(error)) throw error;
     }
-    return placedFromRecord(await this.findOrder(orderId), requestHash);
+    try {
+      return placedFromRecord(await this.findOrder(orderId), requestHash);
+    } catch (error) {
+      // Started but unreadable now: it is still PENDING as far as this request can tell.
+      if (!isPostgresUnreachable(error)) throw error;
+      return { httpStatus: 202, order: toOrderResponse(pendingRecord) };
+    }
   }
 
-  /** Records the order as PENDING, holding nothing; false when a row with its id exists. */
+  /** Records the order as PENDING, holding nothing; undefined when a row with its id exists. */
   private async recordPending(
     orderId: string,
     body: CreateOrderBody,
     prices: Map<string, number>,
     paymentTimeoutSeconds: number,
     keyed: { idempotencyKey: string; requestHash: string } | undefined,
-  ): Promise<boolean> {
+  ): Promise<OrderRecord | undefined> {
     const createdAt = new Date();
     // Catalog prices for now; reserveStock writes the prices the stock was held at.
     const items = body.items.map(({ sku, quantity }) => ({ sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }));
     try {
-      await this.deps.prisma.order.create({
+      return await this.deps.prisma.order.create({
         data: {
           id: orderId,
           customerId: body.customerId,
@@ -230,11 +239,10 @@ export class CheckoutService {
           requestHash: keyed?.requestHash ?? null,
           items: { create: items },
         },
-        select: { id: true },
+        include: { items: { orderBy: { sku: 'asc' } } },
       });
-      return true;
     } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return false;
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return undefined;
       throw error;
     }
   }

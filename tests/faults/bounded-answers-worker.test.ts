@@ -50,8 +50,11 @@ async function runWithWorkerDown(fault: 'paused' | 'killed'): Promise<void> {
   await addProduct(db.prisma, sku('NEW'), 10, 700);
   await addProduct(db.prisma, sku('CANCEL'), 10, 900);
   const worker = await scenario.startWorker(`${fault}-worker`);
-  const toPay = await placeOrder(app, CUSTOMER, [{ sku: sku('PAY'), quantity: 2 }], `${fault}-pay`);
-  const toCancel = await placeOrder(app, CUSTOMER, [{ sku: sku('CANCEL'), quantity: 1 }], `${fault}-cancel`);
+  // A fresh worker may take longer than the short wait: the same key again until held.
+  const held = (lines: { sku: string; quantity: number }[], key: string) =>
+    eventually(() => placeOrder(app, CUSTOMER, lines, key), (a) => a.status !== 202, 60_000);
+  const toPay = await held([{ sku: sku('PAY'), quantity: 2 }], `${fault}-pay`);
+  const toCancel = await held([{ sku: sku('CANCEL'), quantity: 1 }], `${fault}-cancel`);
   expect([toPay.status, toCancel.status]).toEqual([201, 201]);
   const payId = String(toPay.body.orderId);
   const cancelId = String(toCancel.body.orderId);
