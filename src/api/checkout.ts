@@ -75,18 +75,30 @@ export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
 
 export const DEFAULT_DECISION_WAIT_SECONDS = 10;
 
+/**
+ * One update id per wait and order (per payment), whatever the number of requests: a repeated
+ * request joins the update in flight, or gets the result of the one completed, rather than
+ * piling up new ones while no worker runs (Temporal caps updates in flight per workflow at 10).
+ */
+const AWAIT_RESERVATION_ID = 'await-reservation';
+const AWAIT_CLOSED_ID = 'await-closed';
+const awaitPaymentDecisionId = (paymentId: string) => `await-payment-decision-${paymentId}`;
+
 export type Waited<T> = { decided: true; value: T } | { decided: false };
 
 /**
  * Runs `wait` (Temporal calls that wait for a decision the workflow makes) with a gRPC deadline
- * `waitMs` away. When the deadline passes first the answer is "not decided yet": the workflow
- * decides anyway, and the caller says so (202) instead of hanging. Any other failure is thrown.
+ * `waitMs` away. When the deadline passes first, or the workflow cannot take the update now, the
+ * answer is "not decided yet": the workflow decides anyway, and the caller says so (202)
+ * instead of hanging. Any other failure is thrown.
  */
 export async function withinDecisionWait<T>(temporal: Client, waitMs: number, wait: () => Promise<T>): Promise<Waited<T>> {
   try {
     return { decided: true, value: await temporal.withDeadline(Date.now() + Math.max(waitMs, 0), wait) };
   } catch (error) {
-    if (isDeadlineExceeded(error)) return { decided: false };
+    // Not ready: the workflow's task keeps failing or timing out (e.g. on a frozen worker), so
+    // the server takes no update now; the decision comes once a worker runs the task.
+    if (isDeadlineExceeded(error) || isWorkflowNotReady(error)) return { decided: false };
     throw error;
   }
 }
@@ -189,15 +201,17 @@ export class CheckoutService {
         return placedFromRecord(await this.findOrder(orderId), requestHash);
       }
       // Not started: the PENDING row this request made goes again, so nothing is left behind
-      // (it never held stock). If the start did reach Temporal after all, reserveStock
-      // creates the row itself (docs/failure-modes.md).
-      if (recordedHere && isTemporalUnreachable(error)) await this.withdrawPending(orderId);
+      // (it never held stock). If the start did reach Temporal after all (a lost answer),
+      // reserveStock creates the row itself (docs/failure-modes.md).
+      if (recordedHere) await this.withdrawPending(orderId);
       throw error;
     }
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     try {
       const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
-        resendingUpdate(() => handle.executeUpdate(awaitReservationUpdate, { args: [requestHash === undefined ? {} : { requestHash }] })),
+        resendingUpdate(() =>
+          handle.executeUpdate(awaitReservationUpdate, { args: [requestHash === undefined ? {} : { requestHash }], updateId: AWAIT_RESERVATION_ID }),
+        ),
       );
       if (waited.decided) return placedFromView(waited.value);
     } catch (error) {
@@ -272,7 +286,12 @@ export class CheckoutService {
     try {
       await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(paymentReceivedSignal, payment));
       waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
-        resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] })),
+        resendingUpdate(() =>
+          handle.executeUpdate(awaitPaymentDecisionUpdate, {
+            args: [{ paymentId: payment.paymentId }],
+            updateId: awaitPaymentDecisionId(payment.paymentId),
+          }),
+        ),
       );
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
@@ -291,7 +310,9 @@ export class CheckoutService {
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     try {
       await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(cancelOrderSignal));
-      await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate)));
+      await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
+        resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate, { updateId: AWAIT_CLOSED_ID })),
+      );
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     }
