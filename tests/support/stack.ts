@@ -87,7 +87,7 @@ export function createTestApi(deps: Parameters<typeof createApiServices>[0]) {
   const services = createApiServices(deps);
   const app = createApp({
     ...services,
-    logger: createLogger('api', process.env.TEST_API_LOG_LEVEL === 'error' ? 'error' : 'silent'),
+    logger: createLogger('api', 'silent'),
     paymentWebhookSecret: TEST_WEBHOOK_SECRET,
     adminToken: TEST_ADMIN_TOKEN,
   });
