@@ -47,6 +47,8 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
      * Holds every item of the order or none: conditional decrements in one transaction,
      * in sku order so concurrent orders never deadlock. Out of stock is a business
      * outcome: the order is recorded as REJECTED and a non-retryable failure is raised.
+     * The API records the order as PENDING before starting its workflow; this moves that row
+     * on (PENDING → AWAITING_PAYMENT / REJECTED), or creates the row when there is none.
      */
     async reserveStock(input: ReserveStockInput): Promise<ReservedOrder> {
       const earlier = await findReservation(prisma, input.orderId);
@@ -62,6 +64,9 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         }
         if (!(error instanceof ShortfallError)) throw error;
         await recordRejection(prisma, input, items, error.shortages);
+        // Another attempt of this activity may have held the stock meanwhile: the row tells.
+        const decided = await findReservation(prisma, input.orderId);
+        if (decided) return decided;
         throw outOfStock(error.shortages);
       }
     },
@@ -149,6 +154,12 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
 export type Activities = ReturnType<typeof createActivities>;
 
 async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[]): Promise<ReservedOrder> {
+  // Claims (and locks) the PENDING row first. None: the order was started by an API from before
+  // PENDING rows, or its start failed and the API withdrew the row; then it is created below.
+  const { count: claimed } = await tx.order.updateMany({
+    where: { id: input.orderId, status: 'PENDING' },
+    data: { status: 'AWAITING_PAYMENT', createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt) },
+  });
   const lines: OrderLine[] = [];
   const shortages: Shortage[] = [];
   for (const { sku, quantity } of items) {
@@ -168,20 +179,26 @@ async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[
   if (shortages.length > 0) throw new ShortfallError(shortages);
 
   const totalCents = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-  await tx.order.create({
-    data: {
-      id: input.orderId,
-      customerId: input.customerId,
-      status: 'AWAITING_PAYMENT',
-      totalCents,
-      createdAt: new Date(input.createdAt),
-      expiresAt: new Date(input.expiresAt),
-      idempotencyKey: input.idempotencyKey ?? null,
-      requestHash: input.requestHash ?? null,
-      items: { create: lines },
-    },
-    select: { id: true },
-  });
+  if (claimed > 0) {
+    // The PENDING row carried the catalog prices at placement; the held prices replace them.
+    await tx.order.update({ where: { id: input.orderId }, data: { totalCents }, select: { id: true } });
+    await replaceLines(tx, input.orderId, lines);
+  } else {
+    await tx.order.create({
+      data: {
+        id: input.orderId,
+        customerId: input.customerId,
+        status: 'AWAITING_PAYMENT',
+        totalCents,
+        createdAt: new Date(input.createdAt),
+        expiresAt: new Date(input.expiresAt),
+        idempotencyKey: input.idempotencyKey ?? null,
+        requestHash: input.requestHash ?? null,
+        items: { create: lines },
+      },
+      select: { id: true },
+    });
+  }
   await tx.stockMovement.createMany({
     data: lines.map((l) => ({ sku: l.sku, orderId: input.orderId, kind: 'RESERVE' as const, quantity: l.quantity })),
   });
@@ -191,7 +208,8 @@ async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[
 /** The reservation an earlier attempt of this activity made, if any (or its rejection). */
 async function findReservation(prisma: PrismaClient, orderId: string): Promise<ReservedOrder | undefined> {
   const order = await prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
-  if (!order) return undefined;
+  // PENDING: recorded by the API, not held yet.
+  if (!order || order.status === 'PENDING') return undefined;
   if (order.status === 'REJECTED') throw outOfStock((order.rejection ?? []) as unknown as Shortage[]);
   return {
     lines: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
@@ -212,17 +230,27 @@ async function recordRejection(
   });
   const price = new Map(products.map((p) => [p.sku, p.priceCents]));
   const lines = items.map((i) => ({ ...i, unitPriceCents: price.get(i.sku) ?? 0 }));
+  const decided = {
+    status: 'REJECTED' as const,
+    totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
+    createdAt: new Date(input.createdAt),
+    expiresAt: new Date(input.expiresAt),
+    closedAt: new Date(),
+    rejection: shortages as unknown as Prisma.InputJsonValue,
+  };
+  // The API's PENDING row, if there is one and nothing decided it yet.
+  const rejectedPending = await prisma.$transaction(async (tx) => {
+    const { count } = await tx.order.updateMany({ where: { id: input.orderId, status: 'PENDING' }, data: decided });
+    if (count > 0) await replaceLines(tx, input.orderId, lines);
+    return count > 0;
+  }, TRANSACTION_OPTIONS);
+  if (rejectedPending) return;
   try {
     await prisma.order.create({
       data: {
         id: input.orderId,
         customerId: input.customerId,
-        status: 'REJECTED',
-        totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
-        createdAt: new Date(input.createdAt),
-        expiresAt: new Date(input.expiresAt),
-        closedAt: new Date(),
-        rejection: shortages as unknown as Prisma.InputJsonValue,
+        ...decided,
         idempotencyKey: input.idempotencyKey ?? null,
         requestHash: input.requestHash ?? null,
         items: { create: lines },
@@ -231,6 +259,11 @@ async function recordRejection(
   } catch (error) {
     if (!isUniqueViolation(error)) throw error; // recorded by an earlier attempt
   }
+}
+
+async function replaceLines(tx: Tx, orderId: string, lines: OrderLine[]): Promise<void> {
+  await tx.orderItem.deleteMany({ where: { orderId } });
+  await tx.orderItem.createMany({ data: lines.map((l) => ({ orderId, ...l })) });
 }
 
 /**

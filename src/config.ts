@@ -40,6 +40,7 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_CA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
+  ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(10),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   STRIPE_WEBHOOK_SECRET: optionalString,
   CHECKOUT_CURRENCY: optionalString.pipe(z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO 4217 code, e.g. eur').optional()),
@@ -104,6 +105,8 @@ export interface Config extends DatabaseConfig {
   port: number;
   temporal: TemporalConfig;
   paymentTimeoutSeconds: number;
+  /** How long a request waits for a decision (hold, payment, cancel) before answering 202. */
+  orderDecisionWaitSeconds: number;
   /** Standard Webhooks secrets (`whsec_<base64>`); more than one while a secret is rotated. */
   paymentWebhookSecrets: string[];
   /** The Stripe endpoint's signing secret; undefined turns POST /webhooks/stripe off (404). */
@@ -137,6 +140,7 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     ...databaseConfig(e),
     temporal: temporalConfig(e),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
+    orderDecisionWaitSeconds: e.ORDER_DECISION_WAIT_SECONDS,
     paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
     ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
     checkoutCurrency: e.CHECKOUT_CURRENCY ?? 'eur',

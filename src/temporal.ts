@@ -1,6 +1,6 @@
 /** Connection settings shared by the API's client and the worker's native connection. */
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
 import { ConfigError, type PemSource, type TemporalConfig } from './config';
 
@@ -42,7 +42,20 @@ function pemBytes(source: PemSource, readFile: ReadFile): Buffer {
   }
 }
 
+/**
+ * The API's Temporal calls (docs/failure-modes.md): connecting gives up after 5 s; a call that
+ * fails with a retryable gRPC status (UNAVAILABLE, ...) is tried 4 times in all, about 1 s of
+ * back-off, instead of the SDK's 10 (about 20 s), so an unreachable server is an answer (503)
+ * within seconds. Each call's own deadline is set where it is made (src/api/checkout.ts).
+ */
+export const TEMPORAL_CONNECT_TIMEOUT_MS = 5_000;
+export const TEMPORAL_CALL_ATTEMPTS = 4;
+
 export async function connectTemporalClient(config: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect(temporalConnectionOptions(config));
+  const connection = await Connection.connect({
+    ...temporalConnectionOptions(config),
+    connectTimeout: TEMPORAL_CONNECT_TIMEOUT_MS,
+    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: TEMPORAL_CALL_ATTEMPTS }))],
+  });
   return new Client({ connection, namespace: config.namespace });
 }

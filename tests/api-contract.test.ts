@@ -171,9 +171,9 @@ describe('POST /orders', () => {
 });
 
 describe('health, metrics, OpenAPI, routing', () => {
-  test('GET /healthz answers 200 and GET /readyz 200 with both checks ok', async () => {
+  test('GET /healthz answers 200 and GET /readyz 200 with every check ok (a worker polls the task queue)', async () => {
     await request(stack.app).get('/healthz').expect(200, { status: 'ok' });
-    await request(stack.app).get('/readyz').expect(200, { status: 'ready', checks: { postgres: 'ok', temporal: 'ok' } });
+    await request(stack.app).get('/readyz').expect(200, { status: 'ready', checks: { postgres: 'ok', temporal: 'ok', worker: 'ok' } });
   });
 
   test('GET /metrics answers Prometheus text with the HTTP latency by route pattern', async () => {
@@ -256,15 +256,22 @@ describe('when PostgreSQL or Temporal is down', () => {
     const res = await request(app).get('/readyz').expect(503);
     expect(res.body.error).toMatchObject({
       code: 'SERVICE_UNAVAILABLE',
-      details: { postgres: expect.stringMatching(/^unavailable: /), temporal: expect.stringMatching(/^unavailable: /) },
+      details: {
+        postgres: expect.stringMatching(/^unavailable: /),
+        temporal: expect.stringMatching(/^unavailable: /),
+        worker: expect.stringMatching(/^unavailable: /),
+      },
     });
     await request(app).get('/healthz').expect(200);
   });
 
-  test('an internal error answers 500 INTERNAL_ERROR with no stack or cause', async () => {
-    const res = await request(app).get('/products').expect(500);
-    expect(res.body).toEqual({ error: { code: 'INTERNAL_ERROR', message: 'internal error' } });
+  test('an unreachable database answers 503 SERVICE_UNAVAILABLE with Retry-After, with no stack or cause', async () => {
+    const res = await request(app).get('/products').expect(503);
+    expect(res.headers['retry-after']).toMatch(/^\d+$/);
+    expect(res.body).toEqual({ error: { code: 'SERVICE_UNAVAILABLE', message: expect.any(String), details: { unavailable: 'postgres' } } });
     expect(res.text).not.toMatch(/at |prisma|ECONNREFUSED|127\.0\.0\.1/i);
+    const order = await request(app).post('/orders').send({ customerId: 'c', items: [{ sku: 'X', quantity: 1 }] }).expect(503);
+    expect(order.headers['retry-after']).toMatch(/^\d+$/);
   });
 });
 

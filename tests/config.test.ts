@@ -40,6 +40,13 @@ describe('local defaults', () => {
     expect(config.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/checkout');
     expect(config.temporal).toEqual({ address: 'localhost:7233', namespace: 'default', taskQueue: 'checkout' });
     expect(temporalConnectionOptions(config.temporal, noFiles)).toEqual({ address: 'localhost:7233' });
+    expect(config.orderDecisionWaitSeconds).toBe(10);
+  });
+
+  test('ORDER_DECISION_WAIT_SECONDS is read in whole seconds, 1 to 60', () => {
+    expect(load({ ORDER_DECISION_WAIT_SECONDS: '2' }).orderDecisionWaitSeconds).toBe(2);
+    expect(() => load({ ORDER_DECISION_WAIT_SECONDS: '0' })).toThrow(/ORDER_DECISION_WAIT_SECONDS/);
+    expect(() => load({ ORDER_DECISION_WAIT_SECONDS: '61' })).toThrow(/ORDER_DECISION_WAIT_SECONDS/);
   });
 
   test('blank values count as unset', () => {

@@ -5,7 +5,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CheckoutService, isOrderId } from './checkout';
+import { type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
@@ -54,6 +54,10 @@ export function createApp(deps: AppDependencies): express.Express {
         res.status(409).json(error.toBody());
         return;
       }
+      if (placed.httpStatus === 202) {
+        pending(res, placed.order.orderId).json(placed.order);
+        return;
+      }
       res.status(201).json(placed.order);
     })
     .all(methodNotAllowed(['POST']));
@@ -76,7 +80,7 @@ export function createApp(deps: AppDependencies): express.Express {
     .post(rawBody, async (req, res) => {
       const event = standardWebhooks.read(rawBytes(req), (name) => req.header(name));
       if (isOrderId(event.orderId)) noteOrder(res, event.orderId);
-      res.json(await checkout.receivePayment(event));
+      answerDelivery(res, await checkout.receivePayment(event));
     })
     .all(methodNotAllowed(['POST']));
 
@@ -92,7 +96,7 @@ export function createApp(deps: AppDependencies): express.Express {
           return;
         }
         if (isOrderId(delivery.event.orderId)) noteOrder(res, delivery.event.orderId);
-        res.json(await checkout.receivePayment(delivery.event));
+        answerDelivery(res, await checkout.receivePayment(delivery.event));
       })
       .all(methodNotAllowed(['POST']));
   }
@@ -100,7 +104,12 @@ export function createApp(deps: AppDependencies): express.Express {
   app
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
-      res.json(await checkout.cancel(orderIdParam(req, res)));
+      const cancelled = await checkout.cancel(orderIdParam(req, res));
+      if (cancelled.httpStatus === 202) {
+        pending(res, cancelled.order.orderId).json(cancelled.order);
+        return;
+      }
+      res.json(cancelled.order);
     })
     .all(methodNotAllowed(['POST']));
 
@@ -293,6 +302,20 @@ function orderIdParam(req: Request, res: Response): string {
   const orderId = param(req, 'orderId');
   if (isOrderId(orderId)) noteOrder(res, orderId);
   return orderId;
+}
+
+/** 202: not decided within the decision wait; where to look, and when. */
+/** A decided delivery answers 200 so the provider stops; an undecided one 202, and its redelivery gets the decision. */
+function answerDelivery(res: Response, answer: PaymentAnswer): void {
+  if (answer.outcome === 'PENDING') {
+    pending(res, answer.order.orderId).json(answer);
+    return;
+  }
+  res.json(answer);
+}
+
+function pending(res: Response, orderId: string): Response {
+  return res.status(202).location(`/orders/${orderId}`).set('Retry-After', String(PENDING_RETRY_AFTER_SECONDS));
 }
 
 function param(req: Request, name: string): string {

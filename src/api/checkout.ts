@@ -7,12 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isGrpcServiceError,
   ServiceError,
-  WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import type { Order, OrderItem, PrismaClient, Product } from '../../prisma/generated/client';
+import { Prisma, type Order, type OrderItem, type PrismaClient, type Product } from '../../prisma/generated/client';
 import {
   awaitClosedUpdate,
   awaitPaymentDecisionUpdate,
@@ -37,13 +37,17 @@ import {
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { ApiError } from './errors';
 import type { CreateOrderBody, OrderResponse, ProductResponse } from './schemas';
+import { isPostgresUnreachable, isTemporalUnreachable } from './unavailable';
 import type { PaymentEvent } from './webhooks';
 
 export type { OrderResponse, ProductResponse } from './schemas';
 
 export interface PlacedOrder {
-  /** 201 when the stock was held (whatever happened since), 409 when it was rejected. */
-  httpStatus: 201 | 409;
+  /**
+   * 201 when the stock was held (whatever happened since), 409 when it was rejected, 202 when
+   * neither was decided within the decision wait (the order is PENDING and will be decided).
+   */
+  httpStatus: 201 | 202 | 409;
   order: OrderResponse;
   shortages?: Shortage[];
 }
@@ -55,11 +59,65 @@ export interface CheckoutDependencies {
   defaultPaymentTimeoutSeconds: number;
   /** Lowercase ISO 4217 (CHECKOUT_CURRENCY): orders are priced in it, payments must be in it. */
   checkoutCurrency: string;
+  /** How long a request waits for a decision before answering "pending" (default 10 s). */
+  decisionWaitSeconds?: number;
+}
+
+/** What a cancel answers: 200 once the stock is back, 202 while that is not done yet. */
+export interface CancelledOrder {
+  httpStatus: 200 | 202;
+  order: OrderResponse;
+}
+
+/** The Retry-After of a 202: when asking again (GET /orders/:orderId, or the same request) is worth it. */
+export const PENDING_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The deadline of a Temporal call that must answer by itself, without a worker (starting a
+ * workflow, sending a signal): past it, Temporal counts as unreachable (503).
+ */
+export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
+
+export const DEFAULT_DECISION_WAIT_SECONDS = 10;
+
+/**
+ * One update id per wait and order (per payment), whatever the number of requests: a repeated
+ * request joins the update in flight, or gets the result of the one completed, rather than
+ * piling up new ones while no worker runs (Temporal caps updates in flight per workflow at 10).
+ */
+const AWAIT_RESERVATION_ID = 'await-reservation';
+const AWAIT_CLOSED_ID = 'await-closed';
+const awaitPaymentDecisionId = (paymentId: string) => `await-payment-decision-${paymentId}`;
+
+export type Waited<T> = { decided: true; value: T } | { decided: false };
+
+/**
+ * Runs `wait` (Temporal calls that wait for a decision the workflow makes) with a gRPC deadline
+ * `waitMs` away. When the deadline passes first, or the workflow cannot take the update now, the
+ * answer is "not decided yet": the workflow decides anyway, and the caller says so (202)
+ * instead of hanging. Any other failure is thrown.
+ */
+export async function withinDecisionWait<T>(temporal: Client, waitMs: number, wait: () => Promise<T>): Promise<Waited<T>> {
+  try {
+    return { decided: true, value: await temporal.withDeadline(Date.now() + Math.max(waitMs, 0), wait) };
+  } catch (error) {
+    // Not ready: the workflow's task keeps failing or timing out (e.g. on a frozen worker), so
+    // the server takes no update now; the decision comes once a worker runs the task.
+    if (isDeadlineExceeded(error) || isWorkflowNotReady(error)) return { decided: false };
+    throw error;
+  }
+}
+
+function isDeadlineExceeded(error: unknown): boolean {
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  const cause = error instanceof ServiceError ? error.cause : error;
+  return isGrpcServiceError(cause) && cause.code === GRPC_DEADLINE_EXCEEDED;
 }
 
 /** What a verified delivery gets: 200 with its outcome, so the provider stops redelivering. */
 export interface PaymentAnswer {
-  outcome: PaymentOutcome | 'PAYMENT_ALREADY_USED' | 'PROCESSING' | 'FAILED';
+  /** PENDING: received and recorded, not decided within the decision wait (202). */
+  outcome: PaymentOutcome | 'PAYMENT_ALREADY_USED' | 'PROCESSING' | 'FAILED' | 'PENDING';
   refund?: RefundResult;
   order: OrderResponse;
 }
@@ -82,7 +140,11 @@ export class CheckoutService {
    */
   private readonly placing = new Map<string, Promise<PlacedOrder>>();
 
-  constructor(private readonly deps: CheckoutDependencies) {}
+  private readonly decisionWaitMs: number;
+
+  constructor(private readonly deps: CheckoutDependencies) {
+    this.decisionWaitMs = (deps.decisionWaitSeconds ?? DEFAULT_DECISION_WAIT_SECONDS) * 1000;
+  }
 
   async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
     if (idempotencyKey === undefined) return this.place(body, randomUUID());
@@ -101,52 +163,130 @@ export class CheckoutService {
     orderId: string,
     keyed?: { idempotencyKey: string; requestHash: string },
   ): Promise<PlacedOrder> {
+    const decideBy = Date.now() + this.decisionWaitMs;
     const idempotencyKey = keyed?.idempotencyKey;
     const requestHash = keyed?.requestHash;
     // With a key, the order may exist already: look it up alongside the skus (no extra latency).
-    const [, recorded] = await Promise.all([
-      this.assertSkusExist(body.items.map((i) => i.sku)),
+    const [prices, recorded] = await Promise.all([
+      this.catalogPrices(body.items.map((i) => i.sku)),
       idempotencyKey === undefined ? undefined : this.findOrderRecord(orderId),
     ]);
-    // A replay is answered from the record, without Temporal: this also holds once the
-    // order's workflow history is gone, when starting the workflow again would be wrong.
-    if (recorded) return placedFromRecord(recorded, requestHash);
+    // A replay of a decided order is answered from the record, without Temporal: this also holds
+    // once the order's workflow history is gone, when starting the workflow again would be wrong.
+    if (recorded && recorded.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
+    if (recorded) assertSameRequest(recorded, requestHash);
+    const paymentTimeoutSeconds = body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds;
+    // The order is readable (PENDING, holding nothing) before its workflow exists.
+    const created = recorded ? undefined : await this.recordPending(orderId, body, prices, paymentTimeoutSeconds, keyed);
+    const recordedHere = created !== undefined;
+    let pendingRecord = recorded ?? created;
+    if (!pendingRecord) {
+      // A request with the same key recorded it a moment ago.
+      const raced = await this.findOrder(orderId);
+      if (raced.status !== 'PENDING') return placedFromRecord(raced, requestHash);
+      assertSameRequest(raced, requestHash);
+      pendingRecord = raced;
+    }
     const input: OrderWorkflowInput = {
       orderId,
       customerId: body.customerId,
       items: body.items,
-      paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds,
+      paymentTimeoutSeconds,
       currency: this.deps.checkoutCurrency,
       ...(idempotencyKey !== undefined && { idempotencyKey, requestHash }),
     };
-    // A WithStartWorkflowOperation is good for one call: each attempt gets its own.
-    const startOrder = () => new WithStartWorkflowOperation(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(orderId),
-      taskQueue: this.deps.taskQueue,
-      args: [input],
-      // A racing request with the same Idempotency-Key joins the running workflow.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      staticSummary: orderSummary(orderId, body.customerId, body.items),
-      staticDetails: orderDetails(input),
-      typedSearchAttributes: [
-        { key: customerIdKey, value: body.customerId },
-        { key: orderStatusKey, value: 'PENDING' },
-      ],
-    });
     try {
-      const view = await resendingUpdate(() =>
-        this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
-          args: [requestHash === undefined ? {} : { requestHash }],
-          startWorkflowOperation: startOrder(),
+      // Its own call with its own deadline, not update-with-start: starting needs only the
+      // Temporal server, so "not started" (503) and "started, not decided" (202) stay apart.
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
+        this.deps.temporal.workflow.start(ORDER_WORKFLOW_TYPE, {
+          workflowId: orderWorkflowId(orderId),
+          taskQueue: this.deps.taskQueue,
+          args: [input],
+          // A racing request with the same Idempotency-Key joins the running workflow.
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          staticSummary: orderSummary(orderId, body.customerId, body.items),
+          staticDetails: orderDetails(input),
+          typedSearchAttributes: [
+            { key: customerIdKey, value: body.customerId },
+            { key: orderStatusKey, value: 'PENDING' },
+          ],
         }),
       );
-      return placedFromView(view);
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        // The order with this key has finished its workflow: answer from the record.
+        return placedFromRecord(await this.findOrder(orderId), requestHash);
+      }
+      // Not started: the PENDING row this request made goes again, so nothing is left behind
+      // (it never held stock). If the start did reach Temporal after all (a lost answer),
+      // reserveStock creates the row itself (docs/failure-modes.md).
+      if (recordedHere) await this.withdrawPending(orderId);
+      throw error;
+    }
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
+    try {
+      const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
+        resendingUpdate(() =>
+          handle.executeUpdate(awaitReservationUpdate, { args: [requestHash === undefined ? {} : { requestHash }], updateId: AWAIT_RESERVATION_ID }),
+        ),
+      );
+      if (waited.decided) return placedFromView(waited.value);
     } catch (error) {
       if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
-      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-      // The order with this key has finished its workflow: answer from the record.
+      // The order is started: Temporal going away now leaves it to be decided, not undone.
+      if (!(error instanceof WorkflowNotFoundError) && !isTemporalUnreachable(error)) throw error;
+    }
+    try {
       return placedFromRecord(await this.findOrder(orderId), requestHash);
+    } catch (error) {
+      // Started but unreadable now: it is still PENDING as far as this request can tell.
+      if (!isPostgresUnreachable(error)) throw error;
+      return { httpStatus: 202, order: toOrderResponse(pendingRecord) };
+    }
+  }
+
+  /** Records the order as PENDING, holding nothing; undefined when a row with its id exists. */
+  private async recordPending(
+    orderId: string,
+    body: CreateOrderBody,
+    prices: Map<string, number>,
+    paymentTimeoutSeconds: number,
+    keyed: { idempotencyKey: string; requestHash: string } | undefined,
+  ): Promise<OrderRecord | undefined> {
+    const createdAt = new Date();
+    // Catalog prices for now; reserveStock writes the prices the stock was held at.
+    const items = body.items.map(({ sku, quantity }) => ({ sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }));
+    try {
+      return await this.deps.prisma.order.create({
+        data: {
+          id: orderId,
+          customerId: body.customerId,
+          status: 'PENDING',
+          totalCents: items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0),
+          createdAt,
+          // An estimate until the hold: the workflow's own start time counts.
+          expiresAt: new Date(createdAt.getTime() + paymentTimeoutSeconds * 1000),
+          idempotencyKey: keyed?.idempotencyKey ?? null,
+          requestHash: keyed?.requestHash ?? null,
+          items: { create: items },
+        },
+        include: { items: { orderBy: { sku: 'asc' } } },
+      });
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return undefined;
+      throw error;
+    }
+  }
+
+  /** Takes back a PENDING row whose workflow could not be started (never one the hold claimed). */
+  private async withdrawPending(orderId: string): Promise<void> {
+    try {
+      await this.deps.prisma.order.deleteMany({ where: { id: orderId, status: 'PENDING' } });
+    } catch {
+      // The database is gone too: the row stays PENDING, holding nothing; a retry with the
+      // same key starts it (docs/failure-modes.md).
     }
   }
 
@@ -207,35 +347,54 @@ export class CheckoutService {
   }
 
   private async decidePayment(orderId: string, payment: PaymentReceived): Promise<PaymentAnswer> {
+    const decideBy = Date.now() + this.decisionWaitMs;
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
-    let decision: PaymentDecisionOfClosedOrder;
+    let waited: Waited<PaymentDecisionOfClosedOrder>;
     try {
-      await handle.signal(paymentReceivedSignal, payment);
-      decision = await resendingUpdate(() => handle.executeUpdate(awaitPaymentDecisionUpdate, { args: [{ paymentId: payment.paymentId }] }));
-      // A payment refused because the order was decided otherwise is answered with the order as
-      // it ends (its stock moved), so a redelivery later shows the same order.
-      if (CLOSED_BY_ANOTHER_DECISION.has(decision.outcome)) await resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate));
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(paymentReceivedSignal, payment));
+      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), async () => {
+        const decision = await resendingUpdate(() =>
+          handle.executeUpdate(awaitPaymentDecisionUpdate, {
+            args: [{ paymentId: payment.paymentId }],
+            updateId: awaitPaymentDecisionId(payment.paymentId),
+          }),
+        );
+        // A payment refused because the order was decided otherwise is answered with the order as
+        // it ends (its stock moved), so a redelivery later shows the same order.
+        if (CLOSED_BY_ANOTHER_DECISION.has(decision.outcome)) {
+          await resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate, { updateId: AWAIT_CLOSED_ID }));
+        }
+        return decision;
+      });
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
-      decision = await this.decideLatePayment(orderId, { paymentId: payment.paymentId, amountCents: payment.amountCents });
+      const late = { paymentId: payment.paymentId, amountCents: payment.amountCents };
+      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => this.decideLatePayment(orderId, late));
     }
     const order = await this.getOrder(orderId);
+    // Received, not decided in time: the workflow decides it; a redelivery gets the decision.
+    if (!waited.decided) return { outcome: 'PENDING', order };
+    const decision = waited.value;
     return { outcome: decision.outcome, ...(decision.refund && { refund: decision.refund }), order };
   }
 
-  async cancel(orderId: string): Promise<OrderResponse> {
+  async cancel(orderId: string): Promise<CancelledOrder> {
+    const decideBy = Date.now() + this.decisionWaitMs;
     await this.findOrder(orderId);
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     try {
-      await handle.signal(cancelOrderSignal);
-      await resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate));
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(cancelOrderSignal));
+      await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
+        resendingUpdate(() => handle.executeUpdate(awaitClosedUpdate, { updateId: AWAIT_CLOSED_ID })),
+      );
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     }
+    // The record decides the answer: a final state, or still open (the release not done yet).
     const order = await this.getOrder(orderId);
     const refusal = cancelRefusal(order.status);
     if (refusal) throw refusal;
-    return order;
+    return { httpStatus: order.status === 'CANCELLED' ? 200 : 202, order };
   }
 
   async listProducts(): Promise<ProductResponse[]> {
@@ -270,11 +429,13 @@ export class CheckoutService {
     return this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
   }
 
-  private async assertSkusExist(skus: string[]): Promise<void> {
-    const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true } });
-    const known = new Set(found.map((p) => p.sku));
-    const unknown = skus.filter((sku) => !known.has(sku));
+  /** The catalog prices of the skus; UNKNOWN_SKU when some name no product. */
+  private async catalogPrices(skus: string[]): Promise<Map<string, number>> {
+    const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true, priceCents: true } });
+    const prices = new Map(found.map((p) => [p.sku, p.priceCents]));
+    const unknown = skus.filter((sku) => !prices.has(sku));
     if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', unknown);
+    return prices;
   }
 }
 
@@ -298,7 +459,8 @@ function cancelRefusal(status: OrderResponse['status']): ApiError | undefined {
 type OrderRecord = Order & { items: OrderItem[] };
 
 function placedFromRecord(order: OrderRecord, requestHash: string | undefined): PlacedOrder {
-  if (order.requestHash !== (requestHash ?? null)) throw keyReused();
+  assertSameRequest(order, requestHash);
+  if (order.status === 'PENDING') return { httpStatus: 202, order: toOrderResponse(order) };
   if (order.status !== 'REJECTED') return { httpStatus: 201, order: toOrderResponse(order) };
   return { httpStatus: 409, order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
 }
@@ -309,12 +471,17 @@ function placedFromView(view: OrderView): PlacedOrder {
   return { httpStatus: 201, order };
 }
 
+function assertSameRequest(order: OrderRecord, requestHash: string | undefined): void {
+  if (order.requestHash !== (requestHash ?? null)) throw keyReused();
+}
+
 function keyReused(): ApiError {
   return new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
 }
 
 const UPDATE_ATTEMPTS = 5;
 const GRPC_FAILED_PRECONDITION = 9;
+const GRPC_DEADLINE_EXCEEDED = 4;
 
 /**
  * Sends an update again when the workflow task it was delivered in failed before the update ran:

@@ -3,6 +3,7 @@
  * `{ "error": { "code", "message", "details"? } }`; internal errors say nothing more.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS, unavailableMessage, unreachablePart, type UnreachablePart } from './unavailable';
 
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
@@ -94,7 +95,16 @@ function toApiError(error: unknown, path: string): ApiError {
     return new ApiError('VALIDATION_FAILED', message, [{ path: '', message }]);
   }
   if (error instanceof URIError) return undecodablePath(path);
+  const part = unreachablePart(error);
+  if (part) return serviceUnavailable(part);
   return new ApiError('INTERNAL_ERROR', 'internal error');
+}
+
+/** 503 with Retry-After: Temporal or PostgreSQL could not be reached (src/api/unavailable.ts). */
+export function serviceUnavailable(part: UnreachablePart): ApiError {
+  return new ApiError('SERVICE_UNAVAILABLE', unavailableMessage(part), { unavailable: part }, undefined, {
+    'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS),
+  });
 }
 
 function undecodablePath(path: string): ApiError {

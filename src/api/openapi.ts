@@ -40,6 +40,24 @@ const adminSkuParam = z.object({ sku: Sku });
 const adminResponses = { 401: failure(['UNAUTHORIZED'], 'missing or wrong `Authorization: Bearer <ADMIN_TOKEN>`') };
 const invalid = failure(['VALIDATION_FAILED'], 'details list the fields and why; nothing changed');
 
+const retryAfter = { description: 'Seconds to wait before asking again', schema: { type: 'string' as const } };
+const location = { description: '`/orders/<orderId>`: where the decision will show', schema: { type: 'string' as const } };
+
+/** Not decided within ORDER_DECISION_WAIT_SECONDS (default 10): the order exists and will be decided. */
+const pending = (schema: z.ZodType, description: string): ResponseConfig => ({
+  ...json(schema, `${description} (not decided within \`ORDER_DECISION_WAIT_SECONDS\`)`),
+  headers: { Location: location, 'Retry-After': retryAfter },
+});
+
+const unavailable: ResponseConfig = {
+  ...failure(['SERVICE_UNAVAILABLE'], 'Temporal or PostgreSQL cannot be reached (details `{ unavailable }`); nothing was done, send it again'),
+  headers: { 'Retry-After': retryAfter },
+};
+
+const PaymentPendingSchema = z
+  .object({ outcome: z.literal('PENDING'), order: OrderSchema })
+  .meta({ id: 'PaymentPending', description: 'The payment was received; its outcome was not decided in time' });
+
 export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
   const registry = new OpenAPIRegistry();
   const admin = registry.registerComponent('securitySchemes', 'adminToken', {
@@ -63,9 +81,11 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     },
     responses: {
       201: json(OrderSchema, 'Stock held; status AWAITING_PAYMENT with expiresAt (or the same order again, for a repeated Idempotency-Key)'),
+      202: pending(OrderSchema, 'Status PENDING: the order exists, holds nothing yet, and will be held or rejected; the same Idempotency-Key returns it'),
       400: invalid,
       409: json(OutOfStockErrorSchema, '`OUT_OF_STOCK`: nothing held; details `[{ sku, requested, available }]`; the order is REJECTED'),
       422: failure(['UNKNOWN_SKU', 'IDEMPOTENCY_KEY_REUSED'], 'UNKNOWN_SKU details list the unknown skus'),
+      503: unavailable,
     },
   });
 
@@ -75,7 +95,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     tags: ['orders'],
     summary: 'Read an order',
     request: { params: orderIdParam },
-    responses: { 200: json(OrderSchema, 'The order'), 404: failure(['ORDER_NOT_FOUND']) },
+    responses: { 200: json(OrderSchema, 'The order (also PENDING)'), 404: failure(['ORDER_NOT_FOUND']), 503: unavailable },
   });
 
   const deliveryResponses = {
@@ -89,6 +109,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     400: invalid,
     401: failure(['INVALID_SIGNATURE'], 'missing, wrong or out-of-window (300 s either way) signature; nothing happened'),
     404: failure(['ORDER_NOT_FOUND'], 'data.orderId names no order; nothing happened'),
+    202: pending(PaymentPendingSchema, 'Received and recorded, not decided yet; a redelivery gets the decision'),
+    503: unavailable,
   };
 
   registry.registerPath({
@@ -145,8 +167,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     request: { params: orderIdParam },
     responses: {
       200: json(OrderSchema, 'CANCELLED, stock back on sale'),
+      202: pending(OrderSchema, 'Cancel asked for, the stock not back yet (status still AWAITING_PAYMENT or PENDING); repeat the cancel for the outcome'),
       404: failure(['ORDER_NOT_FOUND']),
       409: failure(['ORDER_ALREADY_PAID', 'ORDER_EXPIRED', 'ORDER_REJECTED']),
+      503: unavailable,
     },
   });
 
@@ -225,7 +249,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'get',
     path: '/readyz',
     tags: ['health'],
-    summary: 'Readiness: PostgreSQL and Temporal answer, and the process is not shutting down',
+    summary: 'Readiness: PostgreSQL and Temporal answer, a worker polled the task queue recently, and the process is not shutting down',
     responses: {
       200: json(ReadinessSchema, 'Ready'),
       503: failure(['SERVICE_UNAVAILABLE'], 'details name the check that failed'),

@@ -1,24 +1,51 @@
 /**
- * Readiness: the API is ready when PostgreSQL and Temporal both answer, and it stops being
- * ready as soon as it starts draining for shutdown, so a load balancer sends it nothing new.
+ * Readiness: the API is ready when PostgreSQL and Temporal both answer and a worker polls the
+ * task queue, and it stops being ready as soon as it starts draining for shutdown, so a load
+ * balancer sends it nothing new.
  */
 import { Connection, type Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
 import type { PrismaClient } from '../../prisma/generated/client';
 
 export type CheckResult = 'ok' | `unavailable: ${string}`;
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: { postgres: CheckResult; temporal: CheckResult; draining?: true };
+  checks: { postgres: CheckResult; temporal: CheckResult; worker: CheckResult; draining?: true };
+}
+
+/**
+ * A worker counts as polling when Temporal saw a poll from it this recently. A healthy idle
+ * worker re-polls at least every long-poll interval (the server answers an empty poll after
+ * about 60 s), so the window must be longer than that; a stopped or dead worker's last poll
+ * ages past it.
+ */
+export const WORKER_POLL_WINDOW_MS = 90_000;
+
+/** The worker check asks Temporal at most this often; /readyz stays cheap when probed a lot. */
+export const WORKER_CHECK_CACHE_MS = 5_000;
+
+// temporal.api.enums.v1.TaskQueueType
+const TASK_QUEUE_TYPES = [
+  { type: 1, name: 'workflow' },
+  { type: 2, name: 'activity' },
+] as const;
+
+export interface ReadinessDependencies {
+  prisma: PrismaClient;
+  temporal: Client;
+  taskQueue: string;
+  timeoutMs?: number;
+  workerPollWindowMs?: number;
+  workerCheckCacheMs?: number;
 }
 
 export class Readiness {
   private draining = false;
   private probeConnection: Connection | undefined;
+  private workerCheck: { at: number; result: Promise<CheckResult> } | undefined;
 
-  constructor(
-    private readonly deps: { prisma: PrismaClient; temporal: Client; timeoutMs?: number },
-  ) {}
+  constructor(private readonly deps: ReadinessDependencies) {}
 
   markDraining(): void {
     this.draining = true;
@@ -30,12 +57,44 @@ export class Readiness {
 
   async check(): Promise<ReadinessReport> {
     const timeoutMs = this.deps.timeoutMs ?? 2_000;
-    const [postgres, temporal] = await Promise.all([
+    const [postgres, temporal, worker] = await Promise.all([
       probe(() => this.deps.prisma.$queryRaw`SELECT 1`, timeoutMs),
       probe(() => this.pingTemporal(timeoutMs), timeoutMs),
+      this.checkWorker(timeoutMs),
     ]);
-    const checks: ReadinessReport['checks'] = { postgres, temporal, ...(this.draining && { draining: true as const }) };
-    return { ready: !this.draining && postgres === 'ok' && temporal === 'ok', checks };
+    const checks: ReadinessReport['checks'] = { postgres, temporal, worker, ...(this.draining && { draining: true as const }) };
+    return { ready: !this.draining && postgres === 'ok' && temporal === 'ok' && worker === 'ok', checks };
+  }
+
+  /** Cached briefly (also while it runs, so concurrent probes share one question to Temporal). */
+  private checkWorker(timeoutMs: number): Promise<CheckResult> {
+    const now = Date.now();
+    const cacheMs = this.deps.workerCheckCacheMs ?? WORKER_CHECK_CACHE_MS;
+    if (this.workerCheck && now - this.workerCheck.at < cacheMs) return this.workerCheck.result;
+    const result = probe(() => this.findPollingWorker(timeoutMs), timeoutMs);
+    this.workerCheck = { at: now, result };
+    return result;
+  }
+
+  /** Both task queue types need a recent poller: a workflow without activities holds nothing. */
+  private async findPollingWorker(timeoutMs: number): Promise<void> {
+    const connection = this.connection();
+    const windowMs = this.deps.workerPollWindowMs ?? WORKER_POLL_WINDOW_MS;
+    const { taskQueue } = this.deps;
+    const namespace = this.deps.temporal.options.namespace;
+    const idle = await Promise.all(
+      TASK_QUEUE_TYPES.map(async ({ type, name }) => {
+        const { pollers } = await connection.withDeadline(Date.now() + timeoutMs, () =>
+          connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: type }),
+        );
+        const latest = Math.max(0, ...(pollers ?? []).map((p) => tsToMs(p.lastAccessTime)));
+        return Date.now() - latest <= windowMs ? undefined : name;
+      }),
+    );
+    const missing = idle.filter((name) => name !== undefined);
+    if (missing.length > 0) {
+      throw new Error(`no worker polled task queue ${taskQueue} (${missing.join(', ')} tasks) in the last ${Math.round(windowMs / 1000)} s`);
+    }
   }
 
   /**
@@ -43,11 +102,15 @@ export class Readiness {
    * answers now, and leaves no retries behind that could outlive the connection.
    */
   private async pingTemporal(timeoutMs: number): Promise<void> {
+    const connection = this.connection();
+    await connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({}));
+  }
+
+  private connection(): Connection {
     const client = this.deps.temporal.connection;
     if (!(client instanceof Connection)) throw new Error('the Temporal client has no gRPC connection to probe');
     this.probeConnection ??= Connection.lazy({ ...client.options, interceptors: [] });
-    const connection = this.probeConnection;
-    await connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({}));
+    return this.probeConnection;
   }
 }
 

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import { loadConfig } from '../config';
-import { createPrismaClient } from '../db/client';
+import { API_DATABASE_TIMEOUTS, createPrismaClient } from '../db/client';
 import { createLogger, type Logger } from '../logger';
 import { createApiMetrics } from '../metrics';
 import { connectTemporalClient } from '../temporal';
@@ -65,7 +65,7 @@ export async function startApi({ app, readiness, logger, port, closeClients, dra
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api', config.logLevel);
-  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
+  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize, API_DATABASE_TIMEOUTS);
   const temporal = await connectTemporalClient(config.temporal);
   const services = createApiServices({
     prisma,
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     defaultPaymentTimeoutSeconds: config.paymentTimeoutSeconds,
     checkoutCurrency: config.checkoutCurrency,
+    decisionWaitSeconds: config.orderDecisionWaitSeconds,
   });
   const app = createApp({
     ...services,

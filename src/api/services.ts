@@ -17,6 +17,7 @@ export function createApiServices(deps: {
   taskQueue: string;
   defaultPaymentTimeoutSeconds: number;
   checkoutCurrency: string;
+  decisionWaitSeconds?: number;
 }): ApiServices {
   return {
     checkout: new CheckoutService(deps),

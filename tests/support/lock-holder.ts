@@ -33,9 +33,13 @@ export class LockHolder {
     await this.holder.query('SELECT id FROM orders WHERE id = $1 FOR NO KEY UPDATE', [orderId]);
   }
 
-  /** Locks a product's row, so a reservation of it waits inside its transaction at that sku's update. */
+  /**
+   * Locks a product's row, so a reservation of it waits inside its transaction at that sku's update.
+   * The lock a concurrent hold takes (NO KEY UPDATE): it lets the API record new orders' items,
+   * whose foreign key only needs KEY SHARE on the product.
+   */
   async lockProduct(sku: string): Promise<void> {
-    await this.holder.query('SELECT sku FROM products WHERE sku = $1 FOR UPDATE', [sku]);
+    await this.holder.query('SELECT sku FROM products WHERE sku = $1 FOR NO KEY UPDATE', [sku]);
   }
 
   /** Connections of `applicationName` to this database, or only those waiting for a lock. */

@@ -35,7 +35,7 @@ export async function placeOrdersInEveryState(stack: TestStack, options: { expir
   const paidNow = (await checkout.pay(paid.orderId, { paymentId: 'pay-7001', amountCents: paid.totalCents })).order;
 
   const cancelled = await place('dan', [{ sku: 'SKU-1', quantity: 1 }, { sku: 'SKU-2', quantity: 2 }]);
-  const cancelledNow = await checkout.cancel(cancelled.orderId);
+  const { order: cancelledNow } = await checkout.cancel(cancelled.orderId);
 
   // SKU-5 has 3 in stock.
   const rejected = await place('eve', [{ sku: 'SKU-5', quantity: 5 }]);

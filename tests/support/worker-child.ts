@@ -23,6 +23,10 @@ export interface WorkerProcess {
   alive(): boolean;
   /** The fault: SIGKILL, then waits until the process is gone. */
   kill(): Promise<void>;
+  /** The other fault: SIGSTOP, the process freezes with its connections open (a hung machine). */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
   /** Cleanup: asks for a graceful shutdown, and kills it if that takes too long. */
   stop(): Promise<void>;
   /** The last lines it wrote, for failure messages. */
@@ -72,8 +76,16 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
+    pause() {
+      child.kill('SIGSTOP');
+    },
+    resume() {
+      child.kill('SIGCONT');
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      // A paused process would only take the SIGTERM once continued.
+      child.kill('SIGCONT');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), GRACEFUL_STOP_MS);
       await exited;

@@ -1,0 +1,115 @@
+/**
+ * reserveStock over the PENDING row the API records before it starts an order: the hold moves
+ * that row on (to AWAITING_PAYMENT with the held prices, or to REJECTED) in its own transaction,
+ * however many attempts run at once or late, and holds each unit once.
+ */
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../activities';
+import { createLocalPaymentProvider } from '../activities/payment-provider';
+import { FailureType } from '../activities/types';
+import { checkInventory } from '../src/db/inventory-check';
+import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
+
+let db: TestDatabase;
+let activities: ReturnType<typeof createActivities>;
+
+beforeAll(async () => {
+  db = await createTestDatabase(40);
+  activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(db.prisma) });
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+type Lines = { sku: string; quantity: number; unitPriceCents: number }[];
+
+/** The row as the API records it: PENDING, catalog prices, an estimated expiry. */
+async function recordPending(lines: Lines): Promise<string> {
+  const orderId = randomUUID();
+  const createdAt = new Date(Date.now() - 1_000);
+  await db.prisma.order.create({
+    data: {
+      id: orderId,
+      customerId: 'pending',
+      status: 'PENDING',
+      totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
+      createdAt,
+      expiresAt: new Date(createdAt.getTime() + 60_000),
+      idempotencyKey: orderId,
+      requestHash: 'hash',
+      items: { create: lines },
+    },
+  });
+  return orderId;
+}
+
+function reserveAttempts(orderId: string, lines: Lines, times = 6) {
+  const createdAt = new Date();
+  const input = {
+    orderId,
+    customerId: 'pending',
+    items: lines.map(({ sku, quantity }) => ({ sku, quantity })),
+    createdAt: createdAt.toISOString(),
+    expiresAt: new Date(createdAt.getTime() + 60_000).toISOString(),
+    idempotencyKey: orderId,
+    requestHash: 'hash',
+  };
+  const run = () => new MockActivityEnvironment().run(activities.reserveStock, input);
+  return { input, run, together: () => Promise.allSettled(Array.from({ length: times }, run)) };
+}
+
+test('a PENDING order is held once, at the held prices, whatever the number of attempts at once and after', async () => {
+  await addProduct(db.prisma, 'PEN-A', 10, 500);
+  await addProduct(db.prisma, 'PEN-B', 10, 700);
+  const lines = [{ sku: 'PEN-A', quantity: 2, unitPriceCents: 500 }, { sku: 'PEN-B', quantity: 1, unitPriceCents: 700 }];
+  const orderId = await recordPending(lines);
+  // The price changes between placement and hold: the hold's price counts.
+  await db.prisma.product.update({ where: { sku: 'PEN-B' }, data: { priceCents: 800 } });
+
+  const { input, run, together } = reserveAttempts(orderId, lines);
+  const results = [...(await together()), ...(await Promise.allSettled([run()]))];
+  const held = { lines: [{ sku: 'PEN-A', quantity: 2, unitPriceCents: 500 }, { sku: 'PEN-B', quantity: 1, unitPriceCents: 800 }], totalCents: 1800 };
+  for (const result of results) expect(result).toEqual({ status: 'fulfilled', value: held });
+
+  const order = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
+  expect(order).toMatchObject({ status: 'AWAITING_PAYMENT', totalCents: 1800, createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt) });
+  expect(order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents }))).toEqual(held.lines);
+  expect(await stockOf(db.prisma, 'PEN-A')).toEqual({ available: 8, reserved: 2, sold: 0 });
+  expect(await stockOf(db.prisma, 'PEN-B')).toEqual({ available: 9, reserved: 1, sold: 0 });
+  expect(await db.prisma.stockMovement.count({ where: { orderId } })).toBe(2);
+});
+
+test('a PENDING order without the stock is rejected once, holding nothing, and every attempt answers out of stock', async () => {
+  await addProduct(db.prisma, 'PEN-C', 3, 900);
+  await addProduct(db.prisma, 'PEN-D', 10, 100);
+  const lines = [{ sku: 'PEN-C', quantity: 5, unitPriceCents: 900 }, { sku: 'PEN-D', quantity: 1, unitPriceCents: 100 }];
+  const orderId = await recordPending(lines);
+
+  const { run, together } = reserveAttempts(orderId, lines);
+  const results = [...(await together()), ...(await Promise.allSettled([run()]))];
+  for (const result of results) {
+    expect(result.status).toBe('rejected');
+    expect((result as PromiseRejectedResult).reason).toMatchObject({ type: FailureType.OutOfStock, nonRetryable: true });
+  }
+  const order = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId } });
+  expect(order).toMatchObject({ status: 'REJECTED', rejection: [{ sku: 'PEN-C', requested: 5, available: 3 }] });
+  expect(order.closedAt).not.toBeNull();
+  expect(await stockOf(db.prisma, 'PEN-C')).toEqual({ available: 3, reserved: 0, sold: 0 });
+  expect(await stockOf(db.prisma, 'PEN-D')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  expect(await db.prisma.stockMovement.count({ where: { orderId } })).toBe(0);
+});
+
+test('an order whose PENDING row is gone (its start failed and the API withdrew it) is still held once, the row created', async () => {
+  await addProduct(db.prisma, 'PEN-E', 4, 250);
+  const lines = [{ sku: 'PEN-E', quantity: 4, unitPriceCents: 250 }];
+  const { input, together } = reserveAttempts(randomUUID(), lines);
+  for (const result of await together()) expect(result).toEqual({ status: 'fulfilled', value: { lines, totalCents: 1000 } });
+  expect(await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId } })).toMatchObject({ status: 'AWAITING_PAYMENT' });
+  expect(await stockOf(db.prisma, 'PEN-E')).toEqual({ available: 0, reserved: 4, sold: 0 });
+});
