@@ -201,7 +201,7 @@ describe('health, metrics, OpenAPI, routing', () => {
     expect(res.body.paths['/orders'].post.responses).toHaveProperty('409');
     expect(res.body.components.schemas.PaymentWebhook).toMatchObject({ required: ['type', 'data'], additionalProperties: false });
     for (const path of ['/webhooks/payments', '/webhooks/stripe']) {
-      expect(Object.keys(res.body.paths[path].post.responses).sort()).toEqual(['200', '400', '401', '404']);
+      expect(Object.keys(res.body.paths[path].post.responses).sort()).toEqual(['200', '202', '400', '401', '404', '503']);
     }
     expect(res.body.components.schemas.PaymentAnswer.properties.outcome.enum).toEqual(expect.arrayContaining(['PAYMENT_ALREADY_USED', 'CURRENCY_MISMATCH']));
     expect(res.body.paths['/webhooks/payments'].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
