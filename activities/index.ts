@@ -8,8 +8,9 @@ import { Prisma, type PrismaClient } from '../prisma/generated/client';
 import type { PaymentProvider } from './payment-provider';
 import {
   FailureType,
+  paymentOutcomeOf,
   type CommitStockInput,
-  type IsoTime,
+  type LatePaymentInput,
   type OrderLine,
   type PaymentOutcome,
   type RefundPaymentInput,
@@ -18,6 +19,7 @@ import {
   type RequestedItem,
   type ReservedOrder,
   type ReserveStockInput,
+  type SettledOrder,
   type Shortage,
 } from './types';
 
@@ -72,45 +74,21 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
     },
 
     /**
-     * Moves the order's held stock to sold and records the payment that paid it. The order row
-     * is claimed first (checked and locked), so a commit never moves the stock of an order that
-     * was closed otherwise or paid by another payment.
+     * Proposes the payment's commit to the database, which decides (see decideOrder): the
+     * answer is the order's outcome, PAID by this payment or whatever won instead. Never
+     * throws for a lost race, so nothing retries forever.
      */
-    async commitStock({ orderId, paymentId, amountCents }: CommitStockInput): Promise<{ paidAt: IsoTime }> {
-      return prisma.$transaction(async (tx) => {
-        const [row] = await tx.$queryRaw<{ paid_at: Date }[]>`
-          UPDATE orders
-             SET status = 'PAID', payment_id = ${paymentId},
-                 paid_at = COALESCE(paid_at, now()), closed_at = COALESCE(closed_at, now())
-           WHERE id = ${orderId}::uuid
-             AND (status = 'AWAITING_PAYMENT' OR (status = 'PAID' AND payment_id = ${paymentId}))
-           RETURNING paid_at`;
-        if (!row) throw new Error(`order ${orderId} cannot be paid by ${paymentId}: it is no longer awaiting payment`);
-        await tx.payment.createMany({
-          data: [{ orderId, paymentId, amountCents, outcome: 'APPLIED' }],
-          skipDuplicates: true,
-        });
-        await moveHeldStock(tx, orderId, 'COMMIT');
-        return { paidAt: row.paid_at.toISOString() };
-      }, TRANSACTION_OPTIONS);
+    async commitStock({ orderId, paymentId, amountCents }: CommitStockInput): Promise<SettledOrder> {
+      return decideOrder(prisma, orderId, { kind: 'COMMIT', paymentId, amountCents });
     },
 
     /**
-     * Puts the order's held stock back on sale; `closedAt` is when the stock was back (with
-     * `expiresAt` beside it, so the worker can measure how late an expiry ran). Claims the
-     * order row first, as commitStock does.
+     * Proposes putting the order's held stock back on sale (timer or cancel); the answer is the
+     * outcome the database holds, which may be another party's (the reclaim, the deadline).
+     * `closedAt` is when the stock was back, with `expiresAt` beside it to measure lateness.
      */
-    async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<{ closedAt: IsoTime; expiresAt: IsoTime }> {
-      return prisma.$transaction(async (tx) => {
-        const [row] = await tx.$queryRaw<{ closed_at: Date; expires_at: Date }[]>`
-          UPDATE orders
-             SET status = ${reason}::"OrderStatus", closed_at = COALESCE(closed_at, now())
-           WHERE id = ${orderId}::uuid AND status IN ('AWAITING_PAYMENT', ${reason}::"OrderStatus")
-           RETURNING closed_at, expires_at`;
-        if (!row) throw new Error(`order ${orderId} cannot be closed as ${reason}: it is in another final state`);
-        await moveHeldStock(tx, orderId, 'RELEASE');
-        return { closedAt: row.closed_at.toISOString(), expiresAt: row.expires_at.toISOString() };
-      }, TRANSACTION_OPTIONS);
+    async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<SettledOrder> {
+      return decideOrder(prisma, orderId, { kind: 'RELEASE', reason });
     },
 
     /**
@@ -127,13 +105,26 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
     },
 
     /**
-     * Decides a payment that arrives after its order's workflow has closed: the outcome
-     * recorded earlier for the same payment, else the refusal that matches the order's state.
+     * Decides a payment whose order's workflow is gone (closed, or terminated while the order
+     * still awaited payment): the outcome recorded earlier for the same payment, else the
+     * refusal that matches the order's final state, else the payment is proposed for commit
+     * through the same compare-and-set as the workflow's (so before the deadline it pays, after
+     * it the order is released and the payment refused as ORDER_EXPIRED).
      */
-    async decideLatePayment({ orderId, paymentId }: { orderId: string; paymentId: string }): Promise<PaymentOutcome> {
+    async decideLatePayment({ orderId, paymentId, amountCents }: LatePaymentInput): Promise<PaymentOutcome> {
       const recorded = await prisma.payment.findUnique({ where: { orderId_paymentId: { orderId, paymentId } } });
       if (recorded) return recorded.outcome;
-      const order = await prisma.order.findUnique({ where: { id: orderId }, select: { status: true, paymentId: true } });
+      const order = await prisma.order.findUnique({
+        where: { id: orderId },
+        select: { status: true, paymentId: true, totalCents: true },
+      });
+      if (order?.status === 'AWAITING_PAYMENT') {
+        // An older late-payment workflow may not pass the amount; then the order's total is assumed.
+        const totalCents = Number(order.totalCents);
+        if (amountCents !== undefined && amountCents !== totalCents) return 'AMOUNT_MISMATCH';
+        const settled = await decideOrder(prisma, orderId, { kind: 'COMMIT', paymentId, amountCents: amountCents ?? totalCents });
+        return paymentOutcomeOf(settled, paymentId);
+      }
       switch (order?.status) {
         case 'PAID':
           return order.paymentId === paymentId ? 'APPLIED' : 'ORDER_ALREADY_PAID';
@@ -144,8 +135,8 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         case 'REJECTED':
           return 'ORDER_REJECTED';
         default:
-          // The order is still open or unknown, so its own workflow must decide; try again later.
-          throw new Error(`order ${orderId} is not closed; its payment cannot be decided here`);
+          // Not yet held (PENDING) or unknown: its own workflow must decide; try again later.
+          throw new Error(`order ${orderId} is not held; its payment cannot be decided here`);
       }
     },
   };
@@ -264,6 +255,97 @@ async function recordRejection(
 async function replaceLines(tx: Tx, orderId: string, lines: OrderLine[]): Promise<void> {
   await tx.orderItem.deleteMany({ where: { orderId } });
   await tx.orderItem.createMany({ data: lines.map((l) => ({ orderId, ...l })) });
+}
+
+type Proposal =
+  | { kind: 'COMMIT'; paymentId: string; amountCents: number }
+  | { kind: 'RELEASE'; reason: ReleaseStockInput['reason'] };
+
+/**
+ * The one way an order leaves AWAITING_PAYMENT from the workflow's side: a compare-and-set on
+ * its status and deadline, and the stock moved in the same transaction (the reclaim in
+ * ./reclaim.ts is the bulk twin of the EXPIRED case). The rule:
+ * - a commit wins while the order awaits payment and either the deadline has not passed
+ *   (database clock) or this payment has a receipt that succeeded by the deadline; a commit
+ *   that comes too late releases the order as EXPIRED instead (the deadline won);
+ * - a release for the timer wins while the order awaits payment;
+ * - a cancel wins while the order awaits payment before its deadline; after it the order
+ *   is released as EXPIRED (the cancel lost to the deadline).
+ * Whoever loses reads the outcome that won and gets it as its answer.
+ */
+async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder> {
+  return prisma.$transaction(async (tx) => {
+    const [decided] =
+      proposal.kind === 'COMMIT'
+        ? await proposeCommit(tx, orderId, proposal.paymentId)
+        : await proposeRelease(tx, orderId, proposal.reason);
+    if (!decided) return readOutcome(tx, orderId);
+    if (proposal.kind === 'COMMIT' && decided.status === 'PAID') {
+      const { paymentId, amountCents } = proposal;
+      await tx.payment.createMany({ data: [{ orderId, paymentId, amountCents, outcome: 'APPLIED' }], skipDuplicates: true });
+    }
+    await moveHeldStock(tx, orderId, decided.status === 'PAID' ? 'COMMIT' : 'RELEASE');
+    return { ...settledOrderOf(decided), decidedNow: true };
+  }, TRANSACTION_OPTIONS);
+}
+
+interface DecidedRow {
+  status: string;
+  closed_at: Date | null;
+  expires_at: Date;
+  paid_at: Date | null;
+  payment_id: string | null;
+}
+
+function proposeCommit(tx: Tx, orderId: string, paymentId: string): Promise<DecidedRow[]> {
+  const inTime = Prisma.sql`(o.expires_at > now() OR EXISTS (
+      SELECT 1 FROM payment_receipts r
+       WHERE r.payment_id = ${paymentId} AND r.order_id = o.id AND r.succeeded_at <= o.expires_at))`;
+  return tx.$queryRaw<DecidedRow[]>`
+    UPDATE orders o
+       SET status = CASE WHEN ${inTime} THEN 'PAID' ELSE 'EXPIRED' END::"OrderStatus",
+           payment_id = CASE WHEN ${inTime} THEN ${paymentId} END,
+           paid_at = CASE WHEN ${inTime} THEN now() END,
+           closed_at = now()
+     WHERE o.id = ${orderId}::uuid AND o.status = 'AWAITING_PAYMENT'
+    RETURNING o.status::text AS status, o.closed_at, o.expires_at, o.paid_at, o.payment_id`;
+}
+
+function proposeRelease(tx: Tx, orderId: string, reason: ReleaseStockInput['reason']): Promise<DecidedRow[]> {
+  const status =
+    reason === 'EXPIRED'
+      ? Prisma.sql`'EXPIRED'::"OrderStatus"`
+      : Prisma.sql`CASE WHEN o.expires_at > now() THEN 'CANCELLED' ELSE 'EXPIRED' END::"OrderStatus"`;
+  return tx.$queryRaw<DecidedRow[]>`
+    UPDATE orders o SET status = ${status}, closed_at = now()
+     WHERE o.id = ${orderId}::uuid AND o.status = 'AWAITING_PAYMENT'
+    RETURNING o.status::text AS status, o.closed_at, o.expires_at, o.paid_at, o.payment_id`;
+}
+
+/** The outcome another party (or an earlier attempt) decided. */
+async function readOutcome(tx: Tx, orderId: string): Promise<SettledOrder> {
+  const [row] = await tx.$queryRaw<DecidedRow[]>`
+    SELECT status::text AS status, closed_at, expires_at, paid_at, payment_id FROM orders WHERE id = ${orderId}::uuid`;
+  if (!row) throw new Error(`order ${orderId} does not exist`);
+  // PENDING or REJECTED here would be a bug elsewhere; retrying lets an operator see and mend it.
+  if (!isSettledStatus(row.status)) throw new Error(`order ${orderId} is ${row.status}: there is no held stock to settle`);
+  return { ...settledOrderOf(row), decidedNow: false };
+}
+
+function settledOrderOf(row: DecidedRow): Omit<SettledOrder, 'decidedNow'> {
+  if (!isSettledStatus(row.status)) throw new Error(`unexpected order status ${row.status}`);
+  const closedAt = (row.closed_at ?? row.paid_at ?? row.expires_at).toISOString();
+  return {
+    status: row.status,
+    closedAt,
+    expiresAt: row.expires_at.toISOString(),
+    ...(row.paid_at && { paidAt: row.paid_at.toISOString() }),
+    ...(row.payment_id !== null && { paymentId: row.payment_id }),
+  };
+}
+
+function isSettledStatus(status: string): status is SettledOrder['status'] {
+  return status === 'PAID' || status === 'EXPIRED' || status === 'CANCELLED';
 }
 
 /**

@@ -54,6 +54,28 @@ export interface CommitStockInput {
   amountCents: Cents;
 }
 
+export interface LatePaymentInput {
+  orderId: OrderId;
+  paymentId: string;
+  /** Absent from late-payment workflows started before it was passed. */
+  amountCents?: Cents;
+}
+
+/** The final states an order that held stock can reach; the database decides which. */
+export type SettledStatus = 'PAID' | 'EXPIRED' | 'CANCELLED';
+
+/** An order's outcome as the database decided it, answered to whoever proposed one. */
+export interface SettledOrder {
+  status: SettledStatus;
+  /** True when this very call made the decision (false: another party, or an earlier attempt, did). */
+  decidedNow: boolean;
+  /** When the order reached its final state; for EXPIRED and CANCELLED, when the stock was back on sale. */
+  closedAt: IsoTime;
+  expiresAt: IsoTime;
+  paidAt?: IsoTime;
+  paymentId?: string;
+}
+
 /** Why a payment was not applied to its order; each is refunded. */
 export type PaymentRefusal =
   | 'AMOUNT_MISMATCH'
@@ -77,6 +99,18 @@ export type RefundStatus = 'REFUNDED';
 export interface RefundResult {
   paymentId: string;
   status: RefundStatus;
+}
+
+/** What a proposed payment got, given the outcome the database decided. */
+export function paymentOutcomeOf(settled: Pick<SettledOrder, 'status' | 'paymentId'>, paymentId: string): PaymentOutcome {
+  switch (settled.status) {
+    case 'PAID':
+      return settled.paymentId === paymentId ? 'APPLIED' : 'ORDER_ALREADY_PAID';
+    case 'EXPIRED':
+      return 'ORDER_EXPIRED';
+    case 'CANCELLED':
+      return 'ORDER_CANCELLED';
+  }
 }
 
 /** The failure types activities raise for business outcomes; never retried. */

@@ -54,6 +54,10 @@ const EnvSchema = DatabaseEnvSchema.extend({
   WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(20),
   WORKER_WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_METRICS_PORT: intFromEnv(0, 65535).default(9464),
+  // The reclaim in every worker; its interval bounds how late past expiresAt stock comes back.
+  RECLAIM_ENABLED: z.enum(['true', 'false']).default('true'),
+  RECLAIM_INTERVAL_MS: intFromEnv(10, 250).default(200),
+  RECLAIM_BATCH_SIZE: intFromEnv(1, 10_000).default(500),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -94,6 +98,13 @@ export interface WorkerTuning {
   metricsPort: number;
 }
 
+/** The bulk release of holds past their deadline (src/reclaim.ts). */
+export interface ReclaimConfig {
+  enabled: boolean;
+  intervalMs: number;
+  batchSize: number;
+}
+
 export interface DatabaseConfig {
   databaseUrl: string;
   databasePoolSize: number;
@@ -115,6 +126,7 @@ export interface Config extends DatabaseConfig {
   checkoutCurrency: string;
   adminToken: string;
   worker: WorkerTuning;
+  reclaim: ReclaimConfig;
 }
 
 /** What the process itself contributes to the config: its V8 heap limit bounds the workflow cache. */
@@ -146,6 +158,11 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     checkoutCurrency: e.CHECKOUT_CURRENCY ?? 'eur',
     adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
     worker: workerTuning(e, runtime),
+    reclaim: {
+      enabled: e.RECLAIM_ENABLED === 'true',
+      intervalMs: e.RECLAIM_INTERVAL_MS,
+      batchSize: e.RECLAIM_BATCH_SIZE,
+    },
   };
 }
 

@@ -56,24 +56,9 @@ function recordSuccess(ctx: Context, metrics: WorkerMetrics | undefined, arg: un
       ctx.log.info('stock held; awaiting payment', { totalCents });
       return;
     }
-    case 'commitStock': {
-      const { paymentId } = arg as Input<'commitStock'>;
-      metrics?.ordersClosed.inc({ outcome: 'PAID' });
-      ctx.log.info('order paid; stock moved reserved → sold', { paymentId });
-      return;
-    }
+    case 'commitStock':
     case 'releaseStock': {
-      const { reason } = arg as Input<'releaseStock'>;
-      const { closedAt, expiresAt } = result as Output<'releaseStock'>;
-      metrics?.ordersClosed.inc({ outcome: reason });
-      if (reason !== 'EXPIRED') {
-        ctx.log.info('order cancelled; stock back on sale', { reason });
-        return;
-      }
-      const expiryLagSeconds = (Date.parse(closedAt) - Date.parse(expiresAt)) / 1000;
-      metrics?.expiries.inc();
-      metrics?.expiryLag.observe(Math.max(0, expiryLagSeconds));
-      ctx.log.info('order expired; stock back on sale', { reason, expiresAt, closedAt, expiryLagSeconds });
+      recordSettled(ctx, metrics, result as Output<'commitStock'>);
       return;
     }
     case 'refundPayment': {
@@ -95,6 +80,28 @@ function recordSuccess(ctx: Context, metrics: WorkerMetrics | undefined, arg: un
     default:
       return;
   }
+}
+
+/** Counts an outcome only where it was decided (not where a proposal found it decided). */
+function recordSettled(ctx: Context, metrics: WorkerMetrics | undefined, settled: Output<'commitStock'>): void {
+  const { status, decidedNow, closedAt, expiresAt, paymentId } = settled;
+  if (!decidedNow) {
+    ctx.log.info('order already decided; following the database', { status, closedAt });
+    return;
+  }
+  metrics?.ordersClosed.inc({ outcome: status });
+  if (status === 'PAID') {
+    ctx.log.info('order paid; stock moved reserved → sold', { paymentId });
+    return;
+  }
+  if (status === 'CANCELLED') {
+    ctx.log.info('order cancelled; stock back on sale', { closedAt });
+    return;
+  }
+  const expiryLagSeconds = (Date.parse(closedAt) - Date.parse(expiresAt)) / 1000;
+  metrics?.expiries.inc();
+  metrics?.expiryLag.observe(Math.max(0, expiryLagSeconds));
+  ctx.log.info('order expired; stock back on sale', { expiresAt, closedAt, expiryLagSeconds });
 }
 
 function recordFailure(ctx: Context, metrics: WorkerMetrics | undefined, error: unknown): void {

@@ -36,6 +36,9 @@ export interface WorkerMetrics {
   expiries: Counter;
   expiryLag: Histogram;
   refunds: Counter<'reason'>;
+  reclaimReleased: Counter;
+  reclaimBatchDuration: Histogram;
+  reclaimFailures: Counter;
 }
 
 export function createWorkerMetrics(): WorkerMetrics {
@@ -70,6 +73,22 @@ export function createWorkerMetrics(): WorkerMetrics {
       name: 'checkout_payment_refunds_total',
       help: 'Payments refused and refunded, by reason',
       labelNames: ['reason'],
+      registers,
+    }),
+    reclaimReleased: new Counter({
+      name: 'checkout_reclaim_released_total',
+      help: 'Orders past their deadline whose stock the reclaim put back on sale (also counted in the expiries)',
+      registers,
+    }),
+    reclaimBatchDuration: new Histogram({
+      name: 'checkout_reclaim_batch_duration_seconds',
+      help: 'Duration of one reclaim batch (claim, release, ledger, counters in one transaction)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    reclaimFailures: new Counter({
+      name: 'checkout_reclaim_failures_total',
+      help: 'Reclaim batches that failed and rolled back (e.g. database unreachable); retried on the next tick',
       registers,
     }),
   };

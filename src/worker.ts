@@ -12,6 +12,7 @@ import { createPrismaClient } from './db/client';
 import { createLogger, temporalLoggerFrom } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
 import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
+import { startReclaimLoop } from './reclaim';
 import { temporalConnectionOptions } from './temporal';
 
 export interface OrderWorkerDependencies {
@@ -96,7 +97,14 @@ async function main(): Promise<void> {
       { taskQueue: config.temporal.taskQueue, address: config.temporal.address, tuning: config.worker },
       'worker started',
     );
-    await worker.run();
+    // Stock past its deadline goes back on sale from here, whatever the workflows' backlog.
+    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, metrics, logger }) : undefined;
+    logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
+    try {
+      await worker.run();
+    } finally {
+      await reclaim?.stop();
+    }
     logger.info('worker stopped');
   } finally {
     await connection.close();

@@ -121,16 +121,18 @@ test('refundPayment run repeatedly and concurrently records one payment and one 
   expect(await stockOf(db.prisma, 'REFUND-A')).toEqual({ available: 4, reserved: 1, sold: 0 });
 });
 
-test('a release of a paid order, a commit of a released one, or a commit by another payment fails and changes nothing', async () => {
+test('a release of a paid order, a commit of a released one, or a commit by another payment changes nothing and answers the outcome that won', async () => {
   await addProduct(db.prisma, 'GUARD-A', 4);
   const paid = await reservedOrder([{ sku: 'GUARD-A', quantity: 1 }]);
   const expired = await reservedOrder([{ sku: 'GUARD-A', quantity: 1 }]);
-  await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-guard', amountCents: 1000 });
-  await attempt(activities.releaseStock, { orderId: expired, reason: 'EXPIRED' });
+  const won = await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-guard', amountCents: 1000 });
+  const released = await attempt(activities.releaseStock, { orderId: expired, reason: 'EXPIRED' });
+  expect(won).toMatchObject({ status: 'PAID', paymentId: 'pay-guard', decidedNow: true });
+  expect(released).toMatchObject({ status: 'EXPIRED', decidedNow: true });
 
-  await expect(attempt(activities.releaseStock, { orderId: paid, reason: 'CANCELLED' })).rejects.toThrow(/cannot be closed as CANCELLED/);
-  await expect(attempt(activities.commitStock, { orderId: expired, paymentId: 'pay-late', amountCents: 1000 })).rejects.toThrow(/cannot be paid/);
-  await expect(attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-other', amountCents: 1000 })).rejects.toThrow(/cannot be paid/);
+  expect(await attempt(activities.releaseStock, { orderId: paid, reason: 'CANCELLED' })).toEqual({ ...won, decidedNow: false });
+  expect(await attempt(activities.commitStock, { orderId: expired, paymentId: 'pay-late', amountCents: 1000 })).toEqual({ ...released, decidedNow: false });
+  expect(await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-other', amountCents: 1000 })).toEqual({ ...won, decidedNow: false });
 
   expect(await tracesOf(db.prisma, paid)).toMatchObject({
     status: 'PAID',
@@ -142,7 +144,52 @@ test('a release of a paid order, a commit of a released one, or a commit by anot
   expect(await stockOf(db.prisma, 'GUARD-A')).toEqual({ available: 3, reserved: 0, sold: 1 });
 });
 
-test('decideLatePayment answers from the payment recorded earlier, else from the final state, and refuses to decide for an open order', async () => {
+test('commits and releases of one order proposed all at once: exactly one outcome, which every proposal answers', async () => {
+  await addProduct(db.prisma, 'RACE-A', 30);
+  for (let round = 0; round < 5; round++) {
+    const orderId = await reservedOrder([{ sku: 'RACE-A', quantity: 2 }]);
+    const answers = await Promise.all([
+      attempt(activities.commitStock, { orderId, paymentId: `pay-a-${round}`, amountCents: 2000 }),
+      attempt(activities.releaseStock, { orderId, reason: 'EXPIRED' }),
+      attempt(activities.commitStock, { orderId, paymentId: `pay-b-${round}`, amountCents: 2000 }),
+      attempt(activities.releaseStock, { orderId, reason: 'CANCELLED' }),
+    ]);
+    expect(answers.filter((a) => a.decidedNow)).toHaveLength(1);
+    const decided = answers.find((a) => a.decidedNow);
+    for (const answer of answers) expect({ ...answer, decidedNow: true }).toEqual(decided);
+    const traces = await tracesOf(db.prisma, orderId);
+    expect(traces.status).toBe(decided?.status);
+    expect(traces.movements).toEqual(decided?.status === 'PAID' ? ['RESERVE', 'COMMIT'] : ['RESERVE', 'RELEASE']);
+  }
+});
+
+test('after the deadline a commit wins only with a receipt that succeeded in time; without one it releases the order as EXPIRED, and a cancel does too', async () => {
+  await addProduct(db.prisma, 'DUE-A', 6);
+  const withReceipt = await reservedOrder([{ sku: 'DUE-A', quantity: 1 }]);
+  const withoutReceipt = await reservedOrder([{ sku: 'DUE-A', quantity: 1 }]);
+  const lateReceipt = await reservedOrder([{ sku: 'DUE-A', quantity: 1 }]);
+  const cancelled = await reservedOrder([{ sku: 'DUE-A', quantity: 1 }]);
+  for (const orderId of [withReceipt, withoutReceipt, lateReceipt, cancelled]) {
+    await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${orderId}::uuid`;
+  }
+  await db.prisma.$executeRaw`
+    INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+    VALUES ('pay-receipt-in-time', ${withReceipt}::uuid, 1000, 'eur', now() - interval '2 seconds'),
+           ('pay-receipt-late', ${lateReceipt}::uuid, 1000, 'eur', now())`;
+
+  expect(await attempt(activities.commitStock, { orderId: withReceipt, paymentId: 'pay-receipt-in-time', amountCents: 1000 })).toMatchObject({ status: 'PAID', decidedNow: true });
+  expect(await attempt(activities.commitStock, { orderId: withoutReceipt, paymentId: 'pay-no-receipt', amountCents: 1000 })).toMatchObject({ status: 'EXPIRED', decidedNow: true });
+  expect(await attempt(activities.commitStock, { orderId: lateReceipt, paymentId: 'pay-receipt-late', amountCents: 1000 })).toMatchObject({ status: 'EXPIRED', decidedNow: true });
+  expect(await attempt(activities.releaseStock, { orderId: cancelled, reason: 'CANCELLED' })).toMatchObject({ status: 'EXPIRED', decidedNow: true });
+
+  expect((await tracesOf(db.prisma, withReceipt)).movements).toEqual(['RESERVE', 'COMMIT']);
+  for (const orderId of [withoutReceipt, lateReceipt, cancelled]) {
+    expect(await tracesOf(db.prisma, orderId)).toMatchObject({ status: 'EXPIRED', movements: ['RESERVE', 'RELEASE'], payments: [] });
+  }
+  expect(await stockOf(db.prisma, 'DUE-A')).toEqual({ available: 5, reserved: 0, sold: 1 });
+});
+
+test('decideLatePayment answers from the payment recorded earlier, else from the final state, and for an order still open (its workflow gone) proposes the commit', async () => {
   await addProduct(db.prisma, 'LATE-A', 5);
   const paid = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
   await attempt(activities.commitStock, { orderId: paid, paymentId: 'pay-applied', amountCents: 1000 });
@@ -150,15 +197,20 @@ test('decideLatePayment answers from the payment recorded earlier, else from the
   const cancelled = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
   await attempt(activities.releaseStock, { orderId: cancelled, reason: 'CANCELLED' });
   const open = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
+  const openPastDeadline = await reservedOrder([{ sku: 'LATE-A', quantity: 1 }]);
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${openPastDeadline}::uuid`;
 
-  const decide = (orderId: string, paymentId: string) => attempt(activities.decideLatePayment, { orderId, paymentId });
+  const decide = (orderId: string, paymentId: string, amountCents?: number) =>
+    attempt(activities.decideLatePayment, { orderId, paymentId, ...(amountCents !== undefined && { amountCents }) });
 
   expect(await decide(paid, 'pay-applied')).toBe('APPLIED');
   expect(await decide(paid, 'pay-second')).toBe('ORDER_ALREADY_PAID');
   expect(await decide(paid, 'pay-third')).toBe('ORDER_ALREADY_PAID');
   expect(await decide(cancelled, 'pay-any')).toBe('ORDER_CANCELLED');
-  // An open order is its own workflow's to decide: a plain (retryable) error, never a guess.
-  await expect(decide(open, 'pay-any')).rejects.toThrow(/is not closed/);
-  await attempt(activities.releaseStock, { orderId: open, reason: 'EXPIRED' });
-  expect(await decide(open, 'pay-any')).toBe('ORDER_EXPIRED');
+  expect(await decide(open, 'pay-short', 999)).toBe('AMOUNT_MISMATCH');
+  expect(await decide(open, 'pay-open', 1000)).toBe('APPLIED');
+  expect(await decide(open, 'pay-open', 1000)).toBe('APPLIED');
+  expect(await decide(openPastDeadline, 'pay-too-late', 1000)).toBe('ORDER_EXPIRED');
+  expect(await tracesOf(db.prisma, open)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'] });
+  expect(await tracesOf(db.prisma, openPastDeadline)).toMatchObject({ status: 'EXPIRED', movements: ['RESERVE', 'RELEASE'] });
 });

@@ -72,7 +72,9 @@ beforeAll(async () => {
     PAYMENT_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
   };
-  worker = spawnService('worker', 'src/worker.ts', { ...shared, WORKER_METRICS_PORT: '0' });
+  // The reclaim off: these tests follow one order's expiry through its workflow's own lines and
+  // counters (the reclaim's are covered in tests/reclaim.test.ts).
+  worker = spawnService('worker', 'src/worker.ts', { ...shared, WORKER_METRICS_PORT: '0', RECLAIM_ENABLED: 'false' });
   api = spawnService('api', 'src/api/server.ts', { ...shared, PORT: '0' });
   const [metricsLine, listening] = await Promise.all([
     worker.waitForLine((l) => l.msg === 'worker metrics listening on /metrics'),

@@ -317,3 +317,20 @@ describe('worker tuning', () => {
     expect(() => load({ WORKER_MAX_CACHED_WORKFLOWS: '-1' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS/);
   });
 });
+
+describe('reclaim', () => {
+  test('defaults: on, every 200 ms, 500 orders a batch', () => {
+    expect(load({}).reclaim).toEqual({ enabled: true, intervalMs: 200, batchSize: 500 });
+  });
+
+  test('read from the environment, within bounds that keep stock back within a second', () => {
+    expect(load({ RECLAIM_ENABLED: 'false', RECLAIM_INTERVAL_MS: '50', RECLAIM_BATCH_SIZE: '2000' }).reclaim).toEqual({
+      enabled: false,
+      intervalMs: 50,
+      batchSize: 2000,
+    });
+    expect(() => load({ RECLAIM_INTERVAL_MS: '1000' })).toThrow(/RECLAIM_INTERVAL_MS/);
+    expect(() => load({ RECLAIM_BATCH_SIZE: '0' })).toThrow(/RECLAIM_BATCH_SIZE/);
+    expect(() => load({ RECLAIM_ENABLED: 'yes' })).toThrow(/RECLAIM_ENABLED/);
+  });
+});

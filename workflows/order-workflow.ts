@@ -1,7 +1,9 @@
 /**
  * One workflow per order. It holds the stock, races the payment window against payments
- * and cancellation, and settles the outcome through activities that retry until they
- * succeed. Decisions are made here, once; the database follows them.
+ * and cancellation, and proposes the outcome to the database through activities that retry
+ * until they get an answer. The database decides once (a compare-and-set on the order row):
+ * a commit may find the order already released (by the reclaim or the deadline), a release may
+ * find it released already; the workflow then follows what the database decided.
  *
  * Nothing here may be cut short by a Temporal cancellation request (Web UI, CLI): the main
  * path and every handler run in non-cancellable scopes, and such a request is taken as a
@@ -25,7 +27,15 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { FailureType, type PaymentRefusal, type RefundResult, type Shortage } from '../activities/types';
+import {
+  FailureType,
+  paymentOutcomeOf,
+  type PaymentRefusal,
+  type RefundResult,
+  type SettledOrder,
+  type SettledStatus,
+  type Shortage,
+} from '../activities/types';
 import {
   awaitClosedUpdate,
   awaitPaymentDecisionUpdate,
@@ -75,12 +85,23 @@ const settleOptions: ActivityOptions = {
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds' },
 };
 
+/**
+ * Orders started since this patch commit and release in local activities (inside the workflow
+ * task that fires the timer or takes the payment: no activity task, no second workflow task).
+ * That is safe now that the database decides: a lost task retried with its messages in another
+ * order can only propose again, and gets the outcome already decided. They also record the
+ * order's status (search attribute) after the database's answer rather than before it.
+ * Histories from before the patch keep the (remote) activities and that order of commands.
+ */
+const SETTLE_LOCALLY_PATCH = 'settle-as-local-activity';
+
 const activitiesWith = (options: ActivityOptions, summary: string) =>
   proxyActivities<Activities>({ ...options, summary });
 
 const localActivitiesWith = (options: LocalActivityOptions, summary: string) =>
   proxyLocalActivities<Activities>({ ...options, summary });
 
+/** What the workflow proposes; the database's answer (SettledOrder) may differ. */
 type Decision = { kind: 'PAID'; payment: PaymentReceived } | { kind: 'EXPIRED' } | { kind: 'CANCELLED' };
 
 interface PaymentRecord {
@@ -105,6 +126,9 @@ function shielded<A extends unknown[], R>(handler: (...args: A) => Promise<R>): 
 class OrderProcess {
   private status: OrderStatus = 'PENDING';
   private decision: Decision | undefined;
+  /** The outcome the database decided, once the proposal was answered. */
+  private outcome: SettledStatus | undefined;
+  private settleLocally = false;
   private settled = false;
   private readonly view: OrderView;
   // A list, not a Map (state stays JSON) nor an object keyed by paymentId (which would mistake
@@ -170,6 +194,7 @@ class OrderProcess {
 
   async run(): Promise<OrderView> {
     const reserveLocally = patched(RESERVE_LOCALLY_PATCH);
+    this.settleLocally = patched(SETTLE_LOCALLY_PATCH);
     // The API sets OrderStatus PENDING and CustomerId when it starts the order: no upsert needed.
     if (!reserveLocally) this.transition('PENDING');
     const held = await this.reserve(reserveLocally);
@@ -214,26 +239,65 @@ class OrderProcess {
     }
   }
 
-  /** Carries out the decision (in the non-cancellable scope `run` is called in). */
+  /**
+   * Proposes the decision to the database and follows its answer (in the non-cancellable scope
+   * `run` is called in). A payment whose commit lost is refunded here, once.
+   */
   private async settle(): Promise<void> {
     const decision = this.decision;
     if (!decision) throw new Error('settle called before a decision');
-    this.transition(decision.kind);
-    const items = describeItems(this.view.items);
-    if (decision.kind === 'PAID') {
-      const { paymentId, amountCents } = decision.payment;
-      const { commitStock } = activitiesWith(settleOptions, `commit ${items} (payment ${paymentId})`);
-      const { paidAt } = await commitStock({ orderId: this.input.orderId, paymentId, amountCents });
-      this.view.paidAt = paidAt;
-      this.view.paymentId = paymentId;
-      this.view.closedAt = paidAt;
-    } else {
-      const reason = decision.kind;
-      const { releaseStock } = activitiesWith(settleOptions, `release ${items} (${reason.toLowerCase()})`);
-      const { closedAt } = await releaseStock({ orderId: this.input.orderId, reason });
-      this.view.closedAt = closedAt;
-    }
+    if (!this.settleLocally) this.transition(decision.kind);
+    const settled = decision.kind === 'PAID' ? await this.commit(decision.payment) : await this.release(decision.kind);
+    this.follow(settled);
+    if (decision.kind === 'PAID') await this.refundUnlessApplied(decision.payment, settled);
     this.updateDetails();
+  }
+
+  private async commit(payment: PaymentReceived): Promise<OutcomeOfProposal> {
+    const { paymentId, amountCents } = payment;
+    const { commitStock } = this.settleActivities(`commit ${describeItems(this.view.items)} (payment ${paymentId})`);
+    const result: Partial<SettledOrder> = await commitStock({ orderId: this.input.orderId, paymentId, amountCents });
+    // Before the database decided, a commit answered { paidAt } only: it had won.
+    return outcomeOf(result, { status: 'PAID', paymentId, closedAt: result.paidAt });
+  }
+
+  private async release(reason: 'EXPIRED' | 'CANCELLED'): Promise<OutcomeOfProposal> {
+    const { releaseStock } = this.settleActivities(`release ${describeItems(this.view.items)} (${reason.toLowerCase()})`);
+    const result: Partial<SettledOrder> = await releaseStock({ orderId: this.input.orderId, reason });
+    // Before the database decided, a release answered { closedAt, expiresAt } only: it had won.
+    return outcomeOf(result, { status: reason });
+  }
+
+  private settleActivities(summary: string) {
+    return this.settleLocally ? localActivitiesWith(settleOptions, summary) : activitiesWith(settleOptions, summary);
+  }
+
+  /** Records the outcome the database decided, whoever proposed it. */
+  private follow(settled: OutcomeOfProposal): void {
+    this.outcome = settled.status;
+    if (settled.status === 'PAID') {
+      this.view.paidAt = settled.paidAt;
+      this.view.paymentId = settled.paymentId;
+    }
+    this.view.closedAt = settled.closedAt;
+    if (this.status !== settled.status) this.transition(settled.status);
+  }
+
+  private async refundUnlessApplied(payment: PaymentReceived, settled: OutcomeOfProposal): Promise<void> {
+    const record = this.findPayment(payment.paymentId);
+    const outcome = paymentOutcomeOf(settled, payment.paymentId);
+    if (!record || outcome === 'APPLIED') return;
+    record.outcome = outcome;
+    record.refund = await this.refund(payment, outcome);
+  }
+
+  private refund(payment: PaymentReceived, reason: PaymentRefusal): Promise<RefundResult> {
+    return activitiesWith(settleOptions, `refund payment ${payment.paymentId} (${reason})`).refundPayment({
+      orderId: this.input.orderId,
+      paymentId: payment.paymentId,
+      amountCents: payment.amountCents,
+      reason,
+    });
   }
 
   private async receivePayment(payment: PaymentReceived): Promise<void> {
@@ -246,24 +310,22 @@ class OrderProcess {
     const record: PaymentRecord = { paymentId: payment.paymentId, amountCents: payment.amountCents };
     this.payments.push(record);
     await condition(() => this.status !== 'PENDING');
+    // While another payment's commit is proposed, its answer tells this one why it is refused.
+    if (this.settleLocally && this.decision?.kind === 'PAID') await condition(() => this.outcome !== undefined);
     const refusal = this.refusalFor(payment);
     if (!refusal) {
+      // Provisional: settle() replaces it with the refusal if the commit loses.
       record.outcome = 'APPLIED';
       this.decision = { kind: 'PAID', payment };
       return;
     }
     record.outcome = refusal;
-    record.refund = await activitiesWith(settleOptions, `refund payment ${payment.paymentId} (${refusal})`).refundPayment({
-      orderId: this.input.orderId,
-      paymentId: payment.paymentId,
-      amountCents: payment.amountCents,
-      reason: refusal,
-    });
+    record.refund = await this.refund(payment, refusal);
   }
 
   private refusalFor(payment: PaymentReceived): PaymentRefusal | undefined {
     if (this.status === 'REJECTED') return 'ORDER_REJECTED';
-    switch (this.decision?.kind) {
+    switch (this.outcome ?? this.decision?.kind) {
       case 'PAID':
         return 'ORDER_ALREADY_PAID';
       case 'EXPIRED':
@@ -327,6 +389,25 @@ class OrderProcess {
   private snapshot(): OrderView {
     return { ...this.view, items: this.view.items.map((i) => ({ ...i })) };
   }
+}
+
+/** A commit's or release's answer, with the fields older activity results lacked filled in. */
+type OutcomeOfProposal = Pick<SettledOrder, 'status' | 'closedAt'> & Partial<Pick<SettledOrder, 'paidAt' | 'paymentId'>>;
+
+function outcomeOf(result: Partial<SettledOrder>, older: Partial<SettledOrder>): OutcomeOfProposal {
+  const merged = { ...older, ...dropUndefined(result) };
+  const { status, closedAt } = merged;
+  if (status === undefined || closedAt === undefined) throw new Error(`unexpected answer to a proposal: ${JSON.stringify(result)}`);
+  return {
+    status,
+    closedAt,
+    ...(merged.paidAt !== undefined && { paidAt: merged.paidAt }),
+    ...(merged.paymentId !== undefined && { paymentId: merged.paymentId }),
+  };
+}
+
+function dropUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function outOfStockDetails(error: unknown): Shortage[] | undefined {

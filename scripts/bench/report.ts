@@ -159,6 +159,38 @@ export const FIGURES = {
     goal: '',
     format: ms,
   },
+  expiryFreedBought: {
+    scenario: 'expiry',
+    label: () => 'a buyer asking for the whole freed quantity of the flash sku 1 s after the last deadline got it (1 = yes)',
+    goal: '1',
+    format: whole,
+    meets: (v) => v === 1,
+  },
+  workflowCloseLagP50: {
+    scenario: 'expiry',
+    label: () => 'workflow close lag p50 (expiresAt → its workflow closed as EXPIRED)',
+    goal: '',
+    format: ms,
+  },
+  workflowCloseLagP99: {
+    scenario: 'expiry',
+    label: () => 'workflow close lag p99',
+    goal: 'report',
+    format: ms,
+  },
+  workflowCloseLagMax: {
+    scenario: 'expiry',
+    label: () => 'workflow close lag max',
+    goal: '',
+    format: ms,
+  },
+  workflowsNotExpired: {
+    scenario: 'expiry',
+    label: () => 'workflows of the run not closed as EXPIRED at the end of the wait',
+    goal: '0',
+    format: whole,
+    meets: (v) => v === 0,
+  },
   awaiting: {
     scenario: 'scale',
     label: () => 'orders awaiting payment at once (open workflows with a pending timer)',

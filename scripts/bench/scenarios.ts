@@ -5,6 +5,8 @@
  */
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
+import { putProduct } from '../../activities/inventory';
+import { createPrismaClient } from '../../src/db/client';
 import { runSqlCeiling } from './ceiling';
 import { floorBeside } from './floor';
 import { driveOrders } from './load';
@@ -116,13 +118,23 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   const windowStart = Date.now() + leadMs;
   const windowMs = o.expiryWindow * 1000;
   c.log(`${label}: placing ${o.expiryOrders} orders, due from ${(leadMs / 1000).toFixed(0)} s from now over ${o.expiryWindow} s`);
+  // A scarce sku held across the whole window (the last order holds one unit too): right after
+  // the last deadline, all of it must be back on sale for one buyer.
+  const flashSku = `BENCH-FLASH-${c.runTag}-${run}`;
+  const flashHolders = Math.min(FLASH_UNITS, o.expiryOrders);
+  const flashEvery = Math.max(1, Math.floor(o.expiryOrders / flashHolders));
+  await addBenchProduct(c.stack.databaseUrl, flashSku, flashHolders);
+  const holdsFlash = (n: number) => (o.expiryOrders - 1 - n) % flashEvery === 0 && (o.expiryOrders - 1 - n) / flashEvery < flashHolders;
   const placed = await driveOrders({
     apiUrl: c.stack.apiUrl,
     connections: o.connections,
     amount: o.expiryOrders,
     body: (n) => {
       const due = windowStart + (Math.min(n, o.expiryOrders - 1) / o.expiryOrders) * windowMs;
-      return orderBody(customerId, c.skus, Math.max(1, Math.ceil((due - Date.now()) / 1000)));
+      const paymentTimeoutSeconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+      const items = randomItems(c.skus);
+      if (holdsFlash(n)) items.push({ sku: flashSku, quantity: 1 });
+      return JSON.stringify({ customerId, items, paymentTimeoutSeconds });
     },
     progressSeconds: o.progressSeconds,
     onProgress: (p) => c.log(`${label}: ${p.held}/${o.expiryOrders} placed (${(p.held / p.seconds).toFixed(0)}/s)`),
@@ -142,6 +154,19 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
 
   await sleepUntil(windowStart);
   monitor.start();
+  const lastDeadline = await lastExpiresAt(c.stack.databaseUrl, customerId);
+  const freed = await flashHeld(c.stack.databaseUrl, flashSku);
+  await sleepUntil(lastDeadline + FLASH_BUYER_DELAY_MS);
+  const asked = Date.now();
+  const bought = await buyAll(c.stack.apiUrl, `bench-${c.runTag}-flash-buyer-${run}`, flashSku, freed);
+  results.record('expiryFreedBought', bought.ok ? 1 : 0);
+  // The answer waits for the buyer's workflow task, queued behind the timers firing meanwhile.
+  c.log(
+    `${label}: a buyer asked for all ${freed} units of ${flashSku} ${FLASH_BUYER_DELAY_MS} ms after the last deadline: ` +
+      `${bought.status} after ${((Date.now() - asked) / 1000).toFixed(1)} s`,
+  );
+  if (!bought.ok) results.fail(`${label}: the buyer of the whole freed quantity was refused (${bought.status} ${bought.body})`);
+
   const deadline = windowStart + windowMs + Math.max(60_000, windowMs * 2);
   for (;;) {
     const released = await countOrders(c.stack.databaseUrl, customerId, 'EXPIRED');
@@ -149,8 +174,6 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
     c.log(`${label}: ${released}/${held} expired and released`);
     await new Promise((r) => setTimeout(r, Math.min(o.progressSeconds * 1000, 5000)));
   }
-  results.recordUsage('expiry', 'expiry: timers fire, stock released', monitor.finish());
-
   const lag = await expiryLag(c.stack.databaseUrl, customerId);
   // Every order of the run is due by now; one still awaiting payment still holds its stock.
   const stillHeld = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
@@ -161,8 +184,104 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   if (stillHeld > 0) results.fail(`${label}: ${stillHeld} orders past their expiresAt still held their stock at the end of the wait`);
   c.log(
     `${label}: ${lag.released} released; lag p50 ${Math.round(lag.p50)} ms, p99 ${Math.round(lag.p99)} ms, ` +
-      `max ${Math.round(lag.max)} ms; due over ${(lag.dueSpreadMs / 1000).toFixed(1)} s`,
+      `max ${Math.round(lag.max)} ms; due over ${(lag.dueSpreadMs / 1000).toFixed(1)} s; ` +
+      `release rate ${lag.releasedPerSecond.toFixed(0)}/s while due`,
   );
+
+  // The workflows follow at their own pace: each finds its order EXPIRED and closes.
+  if (c.stack.temporalAddress) {
+    const closing = await workflowCloseLag(c.stack.temporalAddress, c.stack.databaseUrl, customerId, held, (m) => c.log(`${label}: ${m}`));
+    results.record('workflowCloseLagP50', closing.p50);
+    results.record('workflowCloseLagP99', closing.p99);
+    results.record('workflowCloseLagMax', closing.max);
+    results.record('workflowsNotExpired', held - closing.closedExpired);
+    if (closing.closedExpired < held) results.fail(`${label}: ${held - closing.closedExpired} workflows not closed as EXPIRED at the end of the wait`);
+    c.log(
+      `${label}: ${closing.closedExpired}/${held} workflows closed as EXPIRED; close lag p50 ${Math.round(closing.p50)} ms, ` +
+        `p99 ${Math.round(closing.p99)} ms, max ${Math.round(closing.max)} ms`,
+    );
+  }
+  results.recordUsage('expiry', 'expiry: stock released, then workflows close', monitor.finish());
+}
+
+/** Units of the expiry scenario's scarce sku: the most one order line may ask for. */
+const FLASH_UNITS = 1000;
+/** The contract's bound: on sale again within 1 s of expiresAt. */
+const FLASH_BUYER_DELAY_MS = 1000;
+
+async function addBenchProduct(databaseUrl: string, sku: string, available: number): Promise<void> {
+  const prisma = createPrismaClient(databaseUrl, 1);
+  try {
+    await putProduct(prisma, { sku, name: `Flash sale ${sku}`, priceCents: 1000, available });
+  } finally {
+    await prisma.$disconnect();
+  }
+}
+
+async function lastExpiresAt(databaseUrl: string, customerId: string): Promise<number> {
+  return withDatabase(databaseUrl, async (db) => {
+    const { rows } = await db.query<{ last: Date | null }>(`SELECT max(expires_at) AS last FROM orders WHERE customer_id = $1`, [customerId]);
+    return rows[0]?.last?.getTime() ?? Date.now();
+  });
+}
+
+/** Units of the sku the run's orders hold (all of it comes back once they expire). */
+async function flashHeld(databaseUrl: string, sku: string): Promise<number> {
+  return withDatabase(databaseUrl, async (db) => {
+    const { rows } = await db.query<{ n: number }>(`SELECT (available + reserved)::int AS n FROM products WHERE sku = $1`, [sku]);
+    return rows[0]?.n ?? 0;
+  });
+}
+
+async function buyAll(apiUrl: string, customerId: string, sku: string, quantity: number): Promise<{ ok: boolean; status: number; body: string }> {
+  const res = await fetch(`${apiUrl}/orders`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ customerId, items: [{ sku, quantity }], paymentTimeoutSeconds: 60 }),
+  });
+  const body = await res.text();
+  return { ok: res.status === 201, status: res.status, body };
+}
+
+interface CloseLag {
+  closedExpired: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Waits until the run's workflows have closed, then reads close time − expiresAt from Temporal's visibility store. */
+async function workflowCloseLag(address: string, databaseUrl: string, customerId: string, expected: number, log: (m: string) => void): Promise<CloseLag> {
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new TemporalClient({ connection });
+    const running = `CustomerId = "${customerId}" AND ExecutionStatus = "Running"`;
+    // Workflows close at the engine's pace (~50/s at best here); allow for it.
+    const deadline = Date.now() + Math.max(600_000, (expected / 10) * 1000);
+    for (;;) {
+      const { count } = await client.workflow.count(running);
+      if (count === 0 || Date.now() > deadline) break;
+      log(`${count} workflows still running`);
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+    const expiresAt = await withDatabase(databaseUrl, async (db) => {
+      const { rows } = await db.query<{ id: string; expires_at: Date }>(`SELECT id::text, expires_at FROM orders WHERE customer_id = $1`, [customerId]);
+      return new Map(rows.map((r) => [`order-${r.id}`, r.expires_at.getTime()]));
+    });
+    const lags: number[] = [];
+    let closedExpired = 0;
+    for await (const wf of client.workflow.list({ query: `CustomerId = "${customerId}" AND ExecutionStatus = "Completed" AND OrderStatus = "EXPIRED"` })) {
+      const due = expiresAt.get(wf.workflowId);
+      if (due === undefined || !wf.closeTime) continue;
+      closedExpired++;
+      lags.push(wf.closeTime.getTime() - due);
+    }
+    lags.sort((a, b) => a - b);
+    const at = (q: number) => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))] ?? Number.NaN;
+    return { closedExpired, p50: at(0.5), p99: at(0.99), max: lags[lags.length - 1] ?? Number.NaN };
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Many orders awaiting payment at once: how much memory the worker and the server need. */
@@ -234,6 +353,8 @@ async function countOrders(databaseUrl: string, customerId: string, ...statuses:
 
 interface ExpiryLag {
   released: number;
+  /** Releases per second between the first and the last deadline. */
+  releasedPerSecond: number;
   p50: number;
   p99: number;
   max: number;
@@ -265,6 +386,7 @@ async function expiryLag(databaseUrl: string, customerId: string): Promise<Expir
       p99: row?.p99 ?? Number.NaN,
       max: row?.max ?? Number.NaN,
       dueSpreadMs: row?.due_spread_ms ?? 0,
+      releasedPerSecond: (row?.released ?? 0) / Math.max(1, (row?.due_spread_ms ?? 0) / 1000),
     };
   });
 }

@@ -1,8 +1,9 @@
 /**
  * Fault: the Temporal service goes down while orders wait, stays down past their deadlines,
- * and comes back on its persisted state (the dev server's SQLite file, same port). Durable
- * timers must still fire, so the held stock comes back; the worker process and the API's
- * client, which keep running throughout, must reconnect on their own.
+ * and comes back on its persisted state (the dev server's SQLite file, same port). The held
+ * stock comes back at the deadlines anyway (the worker's reclaim needs only PostgreSQL); the
+ * durable timers must still fire once the server is back, so every workflow closes EXPIRED; the
+ * worker process and the API's client, which keep running throughout, must reconnect on their own.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import type { OrderResponse } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { customerIdKey, orderStatusKey, orderWorkflowId, paymentDeadlineKey } from '../../workflows/messages';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
-import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
+import { deadlines, oneSettlementPerItem, settlementsOf, waitPast, workflowsCompleted } from '../support/fault-checks';
 import { freePort } from '../support/free-port';
 import { faultScenario, type FaultScenario } from '../support/fault-scenario';
 import { eventually, startDevServer } from '../support/stack';
@@ -67,9 +68,10 @@ test('orders waiting while the Temporal server restarts on its persisted state s
   await server?.teardown();
   server = undefined;
   await waitPast(deadlines(expiring).last, 1_000);
-  // With the server down, nothing fired: the deadlines passed with the stock still held.
-  expect(await statusesOf(expiring)).toEqual(['AWAITING_PAYMENT', 'AWAITING_PAYMENT']);
-  expect(await stockOf(db.prisma, 'RS-A')).toEqual({ available: 3, reserved: 6, sold: 1 });
+  // With the server down no timer fired, but the worker's reclaim (it needs only PostgreSQL)
+  // put the stock back on sale at the deadlines all the same.
+  await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 30_000);
+  expect(await stockOf(db.prisma, 'RS-A')).toEqual({ available: 9, reserved: 0, sold: 1 });
 
   server = await startDevServer({ dbFilename, port });
 
@@ -93,6 +95,8 @@ test('orders waiting while the Temporal server restarts on its persisted state s
   // The search attributes are registered on the restarted server and kept current.
   const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
   expect(Object.keys(customAttributes ?? {})).toEqual(expect.arrayContaining(['OrderStatus', 'CustomerId', 'PaymentDeadline']));
+  // The timers fire on the restarted server: each workflow finds its order reclaimed and closes.
+  await workflowsCompleted(client, expiring);
   for (const order of expiring) {
     const { typedSearchAttributes } = await client.workflow.getHandle(orderWorkflowId(order.orderId)).describe();
     expect(typedSearchAttributes.get(orderStatusKey)).toBe('EXPIRED');

@@ -83,3 +83,45 @@ export function deadlines(orders: OrderResponse[]): { first: number; last: numbe
   const times = orders.map((o) => Date.parse(o.expiresAt));
   return { first: Math.min(...times), last: Math.max(...times) };
 }
+
+export interface SettlementAnswer {
+  /** Whether it ran as a local activity (recorded as a marker) or as an activity task. */
+  local: boolean;
+  /** The attempt that completed. */
+  attempt: number;
+  /** What the database answered (commitStock / releaseStock return the order's outcome). */
+  result: { status?: string; decidedNow?: boolean } & Record<string, unknown>;
+}
+
+/**
+ * The completed runs of an activity in an order's workflow history, local or not, with the
+ * answer each recorded. Nothing here means Temporal has no record of it ever finishing.
+ */
+export async function settlementAnswers(client: Client, orderId: string, activityType: string): Promise<SettlementAnswer[]> {
+  const history = await client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+  const decode = (payload: { data?: Uint8Array | null } | undefined) =>
+    payload?.data ? (JSON.parse(Buffer.from(payload.data).toString('utf8')) as Record<string, unknown>) : {};
+  const scheduled = new Map<string, string>();
+  const started = new Map<string, number>();
+  const answers: SettlementAnswer[] = [];
+  for (const event of history.events ?? []) {
+    const id = event.eventId?.toString() ?? '';
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) scheduled.set(id, type);
+    const start = event.activityTaskStartedEventAttributes;
+    if (start?.scheduledEventId != null) started.set(start.scheduledEventId.toString(), start.attempt ?? 1);
+    const done = event.activityTaskCompletedEventAttributes;
+    const scheduledId = done?.scheduledEventId?.toString();
+    if (done && scheduledId && scheduled.get(scheduledId) === activityType) {
+      answers.push({ local: false, attempt: started.get(scheduledId) ?? 1, result: decode(done.result?.payloads?.[0]) });
+    }
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName === 'core_local_activity') {
+      const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; attempt?: number };
+      if (data.activity_type === activityType) {
+        answers.push({ local: true, attempt: data.attempt ?? 1, result: decode(marker.details?.result?.payloads?.[0]) });
+      }
+    }
+  }
+  return answers;
+}

@@ -11,7 +11,9 @@ import { createApp } from '../../src/api/app';
 import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
 import { createApiServices } from '../../src/api/services';
+import type { ReclaimConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
+import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
 import { createTestDatabase, type TestDatabase } from './database';
@@ -56,7 +58,15 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(env: TestWorkflowEnvironment, db: TestDatabase, taskQueue: string): Promise<RunningWorker> {
+/** The reclaim as a worker runs it by default (config defaults); tests may switch it off. */
+export const TEST_RECLAIM: ReclaimConfig = { enabled: true, intervalMs: 200, batchSize: 500 };
+
+export async function startWorker(
+  env: TestWorkflowEnvironment,
+  db: TestDatabase,
+  taskQueue: string,
+  reclaim: ReclaimConfig = TEST_RECLAIM,
+): Promise<RunningWorker> {
   const worker = await createOrderWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
@@ -65,9 +75,11 @@ export async function startWorker(env: TestWorkflowEnvironment, db: TestDatabase
     workflowBundle: workflowBundle(),
   });
   const running = worker.run();
+  const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim }) : undefined;
   return {
     worker,
     async stop() {
+      await reclaimLoop?.stop();
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     },
@@ -105,10 +117,12 @@ export function createTestApi(
   return { app, services };
 }
 
-export async function startStack(options: { paymentTimeoutSeconds?: number; uiPort?: number } = {}): Promise<TestStack> {
+export async function startStack(
+  options: { paymentTimeoutSeconds?: number; uiPort?: number; reclaim?: ReclaimConfig } = {},
+): Promise<TestStack> {
   const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
-  const worker = await startWorker(env, db, taskQueue);
+  const worker = await startWorker(env, db, taskQueue, options.reclaim);
   const { app, services } = createTestApi({
     prisma: db.prisma,
     temporal: env.client,

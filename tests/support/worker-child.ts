@@ -13,6 +13,8 @@ export interface WorkerProcessOptions {
   taskQueue: string;
   databaseUrl: string;
   databasePoolSize?: number;
+  /** More environment for the worker's loadConfig (e.g. RECLAIM_ENABLED). */
+  env?: Record<string, string>;
 }
 
 export interface WorkerProcess {
@@ -50,6 +52,7 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       TEMPORAL_TASK_QUEUE: options.taskQueue,
       DATABASE_URL: options.databaseUrl,
       DATABASE_POOL_SIZE: String(options.databasePoolSize ?? 20),
+      ...options.env,
     },
   });
   const lines: string[] = [];

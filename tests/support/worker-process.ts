@@ -10,6 +10,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
 import { createPrismaClient } from '../../src/db/client';
 import { temporalConnectionOptions } from '../../src/temporal';
+import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
 
 export type WorkerProcessMessage = { kind: 'ready'; pid: number };
@@ -31,9 +32,14 @@ async function main(): Promise<void> {
       workflowBundle: { codePath },
     });
     const running = worker.run();
+    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim }) : undefined;
     const ready: WorkerProcessMessage = { kind: 'ready', pid: process.pid };
     process.send?.(ready);
-    await running;
+    try {
+      await running;
+    } finally {
+      await reclaim?.stop();
+    }
   } finally {
     await connection.close();
     await prisma.$disconnect();

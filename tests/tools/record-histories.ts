@@ -12,6 +12,7 @@ import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { createLocalPaymentProvider, type PaymentProvider } from '../../activities/payment-provider';
+import { reclaimDueOrders } from '../../activities/reclaim';
 import { createOrderWorker } from '../../src/worker';
 import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
@@ -48,6 +49,10 @@ export const SCENARIOS = [
   'payment-while-pending',
   'cancel-while-pending',
   'cancel-requested',
+  'payment-lost-to-reclaim',
+  'timer-finds-reclaimed',
+  'cancel-lost-to-deadline',
+  'late-payment-terminated',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -95,7 +100,8 @@ async function main(): Promise<void> {
     const { app } = createTestApi({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
     const recorder: Recorder = { db, app, temporal: env.client, taskQueue, openRefundGate, recorded: new Map() };
 
-    for (const run of [recordSimplePaths, recordPaymentRedeliveries, recordLatePayments, recordDeadlineRaces, recordEarlySignals]) {
+    const runs = [recordSimplePaths, recordPaymentRedeliveries, recordLatePayments, recordDeadlineRaces, recordEarlySignals, recordDatabaseDecisions];
+    for (const run of runs) {
       await run(recorder);
     }
     mkdirSync(HISTORIES_DIR, { recursive: true });
@@ -181,9 +187,11 @@ async function recordPaymentRedeliveries(r: Recorder): Promise<void> {
   // Two payments sent together: the second reaches the open workflow and is refunded there.
   for (let attempt = 1; ; attempt++) {
     const orderId = await place(r);
-    const [first, second] = await Promise.all([pay(r, orderId, 'pay-first'), pay(r, orderId, 'pay-second')]);
-    expectAnswer('second-payment', first, 200);
-    expectAnswer('second-payment', second, 200, 'ORDER_ALREADY_PAID');
+    const answers = await Promise.all([pay(r, orderId, 'pay-first'), pay(r, orderId, 'pay-second')]);
+    // Either may reach the workflow first; the other is refused.
+    const [won, refused] = answers[0].body.outcome === 'APPLIED' ? answers : [answers[1], answers[0]];
+    expectAnswer('second-payment', won, 200);
+    expectAnswer('second-payment', refused, 200, 'ORDER_ALREADY_PAID');
     await finalView(r, orderWorkflowId(orderId));
     if ((await signalCount(r, orderWorkflowId(orderId))) === 2) {
       await record(r, 'second-payment', orderId, 'PAID');
@@ -259,6 +267,40 @@ async function recordEarlySignals(r: Recorder): Promise<void> {
   const cancelling: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'recorder', items: items(), paymentTimeoutSeconds: 900 };
   await r.temporal.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start(cancelling), signal: cancelOrderSignal, signalArgs: [] });
   await record(r, 'cancel-while-pending', cancelling.orderId, 'CANCELLED');
+}
+
+/**
+ * The database decided before the workflow proposed: the reclaim (run here once, by hand, on an
+ * order whose deadline was moved into the past in the database only) or the deadline itself.
+ */
+async function recordDatabaseDecisions(r: Recorder): Promise<void> {
+  const dueNow = (orderId: string) =>
+    r.db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${orderId}::uuid`;
+  const reclaim = async (orderId: string) => {
+    await dueNow(orderId);
+    const { released } = await reclaimDueOrders(r.db.prisma, 100);
+    if (released !== 1) throw new Error(`the reclaim released ${released} orders, not 1`);
+  };
+
+  const paidLate = await place(r);
+  await reclaim(paidLate);
+  expectAnswer('payment-lost-to-reclaim', await pay(r, paidLate, 'pay-after-reclaim'), 409, 'ORDER_EXPIRED');
+  await record(r, 'payment-lost-to-reclaim', paidLate, 'EXPIRED');
+
+  const timed = await place(r, 3);
+  await reclaim(timed);
+  await record(r, 'timer-finds-reclaimed', timed, 'EXPIRED');
+
+  const cancelledLate = await place(r);
+  await dueNow(cancelledLate);
+  expectAnswer('cancel-lost-to-deadline', await cancelOverHttp(r.app, cancelledLate), 409, 'ORDER_EXPIRED');
+  await record(r, 'cancel-lost-to-deadline', cancelledLate, 'EXPIRED');
+
+  // The order's workflow is gone while the order still awaits payment: decided from the database.
+  const terminated = await place(r);
+  await r.temporal.workflow.getHandle(orderWorkflowId(terminated)).terminate('recording a late payment for a terminated workflow');
+  expectAnswer('late-payment-terminated', await pay(r, terminated, 'pay-terminated'), 200);
+  r.recorded.set('late-payment-terminated', latePaymentWorkflowId(terminated, 'pay-terminated'));
 }
 
 async function signalCount(r: Recorder, workflowId: string): Promise<number> {

@@ -1,0 +1,135 @@
+/**
+ * The database decides each order's outcome once, and the reclaim puts stock past its deadline
+ * back on sale without waiting for the workflow. Every party that loses (a payment's commit, the
+ * workflow's timer, a cancel after the deadline) reads the outcome that won and follows it. The
+ * reclaim's moment is forced by moving an order's deadline in the database (the workflow keeps
+ * its own timer), so each race here has a known winner.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkInventory } from '../src/db/inventory-check';
+import { orderWorkflowId, type OrderView } from '../workflows/messages';
+import { addProduct, stockOf } from './support/database';
+import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
+import { eventually, startStack, type TestStack } from './support/stack';
+
+const SKU = 'EXPIRY-1';
+const PRICE_CENTS = 900;
+const STOCK = 200;
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+  await addProduct(stack.db.prisma, SKU, STOCK, PRICE_CENTS);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+afterEach(async () => {
+  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+});
+
+async function place(paymentTimeoutSeconds: number, quantity = 1): Promise<{ orderId: string; expiresAt: string }> {
+  const placed = await placeOverHttp(stack.app, { customerId: 'expiry', items: [{ sku: SKU, quantity }], paymentTimeoutSeconds });
+  if (placed.status !== 201) throw new Error(`placing failed: ${placed.status} ${JSON.stringify(placed.body)}`);
+  return { orderId: placed.orderId, expiresAt: placed.body.expiresAt as string };
+}
+
+/** Moves the order's deadline in the database only: the reclaim sees it due, the workflow's timer is still far off. */
+async function dueNowInDatabase(orderId: string): Promise<void> {
+  await stack.db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${orderId}::uuid`;
+}
+
+const orderRow = (orderId: string) => stack.db.prisma.order.findUniqueOrThrow({ where: { id: orderId } });
+
+const untilReclaimed = (orderId: string) => eventually(() => orderRow(orderId), (o) => o.status === 'EXPIRED');
+
+const workflowView = (orderId: string) => stack.client.workflow.getHandle(orderWorkflowId(orderId)).query<OrderView>('getOrder');
+
+const workflowResult = (orderId: string) => stack.client.workflow.getHandle(orderWorkflowId(orderId)).result() as Promise<OrderView>;
+
+test('the reclaim puts the stock of orders past their deadline back on sale, and each workflow then records EXPIRED with the closedAt the database decided', async () => {
+  const before = await stockOf(stack.db.prisma, SKU);
+  const orders = await Promise.all(Array.from({ length: 10 }, () => place(2, 2)));
+
+  const results = await Promise.all(orders.map((o) => workflowResult(o.orderId)));
+
+  for (const [i, { orderId, expiresAt }] of orders.entries()) {
+    const row = await orderRow(orderId);
+    expect(row.status).toBe('EXPIRED');
+    expect(row.expiresAt.toISOString()).toBe(expiresAt);
+    expect(results[i]).toMatchObject({ status: 'EXPIRED', closedAt: row.closedAt?.toISOString() });
+    expect((await tracesOf(stack.db.prisma, orderId)).movements).toEqual(['RESERVE', 'RELEASE']);
+  }
+  expect(await stockOf(stack.db.prisma, SKU)).toEqual(before);
+}, 120_000);
+
+test('a payment whose commit finds the order reclaimed is refunded once and answered ORDER_EXPIRED; the workflow records EXPIRED', async () => {
+  const { orderId } = await place(900);
+  await dueNowInDatabase(orderId);
+  const reclaimed = await untilReclaimed(orderId);
+  expect((await workflowView(orderId)).status).toBe('AWAITING_PAYMENT');
+
+  const answer = await payOverHttp(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
+
+  expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 409, code: 'ORDER_EXPIRED' });
+  expect(answer.body).toMatchObject({ error: { details: { refund: { paymentId: 'pay-lost-to-reclaim', status: 'REFUNDED' } } } });
+  const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
+  expect(again).toEqual(answer);
+  expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
+    status: 'EXPIRED',
+    movements: ['RESERVE', 'RELEASE'],
+    payments: [{ paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS, outcome: 'ORDER_EXPIRED' }],
+    refunds: [{ paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS, status: 'REFUNDED' }],
+  });
+  expect(await workflowResult(orderId)).toMatchObject({ status: 'EXPIRED', closedAt: reclaimed.closedAt?.toISOString() });
+});
+
+test('a cancel that comes after the deadline is answered ORDER_EXPIRED: the deadline won', async () => {
+  const { orderId } = await place(900);
+  await dueNowInDatabase(orderId);
+
+  const answer = await cancelOverHttp(stack.app, orderId);
+
+  expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 409, code: 'ORDER_EXPIRED' });
+  expect((await workflowResult(orderId)).status).toBe('EXPIRED');
+  expect((await tracesOf(stack.db.prisma, orderId)).movements).toEqual(['RESERVE', 'RELEASE']);
+});
+
+test('a cancel before the deadline still wins', async () => {
+  const { orderId } = await place(900);
+  const answer = await cancelOverHttp(stack.app, orderId);
+  expect(answer.status).toBe(200);
+  expect(answer.body).toMatchObject({ status: 'CANCELLED' });
+  expect((await tracesOf(stack.db.prisma, orderId)).movements).toEqual(['RESERVE', 'RELEASE']);
+});
+
+test('the reclaim never takes an order whose payment succeeded before its deadline; that payment still wins after the deadline', async () => {
+  const { orderId } = await place(900);
+  const paymentId = `pay-in-time-${randomUUID()}`;
+  await stack.db.prisma.$executeRaw`
+    INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+    VALUES (${paymentId}, ${orderId}::uuid, ${PRICE_CENTS}, 'eur', now() - interval '2 seconds')`;
+  await dueNowInDatabase(orderId);
+  // Several reclaim ticks pass the order by.
+  await sleep(1_500);
+  expect((await orderRow(orderId)).status).toBe('AWAITING_PAYMENT');
+
+  const answer = await payOverHttp(stack.app, orderId, { paymentId, amountCents: PRICE_CENTS });
+
+  expect(answer.status).toBe(200);
+  expect(answer.body).toMatchObject({ status: 'PAID', paymentId });
+  expect((await tracesOf(stack.db.prisma, orderId)).movements).toEqual(['RESERVE', 'COMMIT']);
+});
+
+test('a receipt that succeeded only after the deadline does not keep the order from the reclaim', async () => {
+  const { orderId } = await place(900);
+  await dueNowInDatabase(orderId);
+  await stack.db.prisma.$executeRaw`
+    INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+    VALUES (${`pay-late-${randomUUID()}`}, ${orderId}::uuid, ${PRICE_CENTS}, 'eur', now())`;
+  expect((await untilReclaimed(orderId)).status).toBe('EXPIRED');
+});
