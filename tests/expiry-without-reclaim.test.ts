@@ -7,7 +7,7 @@
 import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
+import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
 import { startStack, TEST_RECLAIM, type TestStack } from './support/stack';
 
 const SKU = 'NO-RECLAIM-1';
@@ -59,7 +59,7 @@ test('a payment the workflow takes in time but whose commit comes after the data
 
   const answer = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-db-deadline', amountCents: PRICE_CENTS });
 
-  expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 409, code: 'ORDER_EXPIRED' });
+  expect({ status: answer.status, outcome: outcomeOf(answer) }).toEqual({ status: 200, outcome: 'ORDER_EXPIRED' });
   expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
     status: 'EXPIRED',
     movements: ['RESERVE', 'RELEASE'],
@@ -88,7 +88,7 @@ describe('a payment for an order whose workflow was terminated', () => {
     const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-terminated-in-time', amountCents: PRICE_CENTS });
 
     expect(answer.status).toBe(200);
-    expect(answer.body).toMatchObject({ orderId, status: 'PAID', paymentId: 'pay-terminated-in-time' });
+    expect(answer.body).toMatchObject({ outcome: 'APPLIED', order: { orderId, status: 'PAID', paymentId: 'pay-terminated-in-time' } });
     expect(again).toEqual(answer);
     expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
       status: 'PAID',
@@ -106,7 +106,7 @@ describe('a payment for an order whose workflow was terminated', () => {
     const answer = await payOverHttp(stack.app, orderId, { paymentId: 'pay-terminated-late', amountCents: PRICE_CENTS });
     const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-terminated-late', amountCents: PRICE_CENTS });
 
-    expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 409, code: 'ORDER_EXPIRED' });
+    expect({ status: answer.status, outcome: outcomeOf(answer) }).toEqual({ status: 200, outcome: 'ORDER_EXPIRED' });
     expect(again).toEqual(answer);
     expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
       status: 'EXPIRED',
@@ -122,7 +122,7 @@ describe('a payment for an order whose workflow was terminated', () => {
 
     const answer = await payOverHttp(stack.app, orderId, { paymentId: 'pay-terminated-short', amountCents: PRICE_CENTS - 1 });
 
-    expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 422, code: 'AMOUNT_MISMATCH' });
+    expect({ status: answer.status, outcome: outcomeOf(answer) }).toEqual({ status: 200, outcome: 'AMOUNT_MISMATCH' });
     expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({ status: 'AWAITING_PAYMENT', movements: ['RESERVE'] });
     // Leave nothing held: a correct payment settles it.
     expect((await payOverHttp(stack.app, orderId, { paymentId: 'pay-terminated-right', amountCents: PRICE_CENTS })).status).toBe(200);

@@ -78,7 +78,7 @@ test('a PENDING order is held once, at the held prices, whatever the number of a
   for (const result of results) expect(result).toEqual({ status: 'fulfilled', value: held });
 
   const order = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
-  expect(order).toMatchObject({ status: 'AWAITING_PAYMENT', totalCents: 1800, createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt) });
+  expect(order).toMatchObject({ status: 'AWAITING_PAYMENT', totalCents: 1800n, createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt) });
   expect(order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents }))).toEqual(held.lines);
   expect(await stockOf(db.prisma, 'PEN-A')).toEqual({ available: 8, reserved: 2, sold: 0 });
   expect(await stockOf(db.prisma, 'PEN-B')).toEqual({ available: 9, reserved: 1, sold: 0 });
