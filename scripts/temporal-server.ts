@@ -12,7 +12,9 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
+import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../workflows/messages';
 import { freePort, ROOT, type ProcessGroup, waitForPort } from './processes';
 import { ensureTemporalCli, temporalCliCacheDir } from './temporal-cli';
 
@@ -151,6 +153,7 @@ export async function startRealTemporalServer(o: RealTemporalServerOptions): Pro
       env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_CLI: cli },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    await untilSearchAttributesServe(address, namespace);
     return {
       address,
       namespace,
@@ -164,6 +167,40 @@ export async function startRealTemporalServer(o: RealTemporalServerOptions): Pro
     await o.group.stop(['temporal']);
     await dropDatabases();
     throw error;
+  }
+}
+
+/**
+ * A new namespace's search attributes reach the frontend's cache a little after they are
+ * registered (the production default does not refresh it on every read, unlike the dev
+ * server), and a start that sets them fails until then: start (and terminate) a probe
+ * workflow with them until one is accepted.
+ */
+async function untilSearchAttributesServe(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new TemporalClient({ connection, namespace });
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        const handle = await client.workflow.start('searchAttributeProbe', {
+          workflowId: `search-attribute-probe-${randomBytes(4).toString('hex')}`,
+          taskQueue: 'search-attribute-probe',
+          typedSearchAttributes: [
+            { key: orderStatusKey, value: 'PENDING' },
+            { key: customerIdKey, value: 'probe' },
+            { key: paymentDeadlineKey, value: new Date() },
+          ],
+        });
+        await handle.terminate('probe');
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  } finally {
+    await connection.close();
   }
 }
 
