@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isGrpcServiceError,
   ServiceError,
+  WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
@@ -35,7 +36,7 @@ import {
   type Shortage,
 } from '../../workflows/messages';
 import { orderDetails, orderSummary } from '../../workflows/summaries';
-import { ApiError } from './errors';
+import { ApiError, serviceUnavailable } from './errors';
 import type { CreateOrderBody, OrderResponse, ProductResponse } from './schemas';
 import { isPostgresUnreachable, isTemporalUnreachable } from './unavailable';
 import type { PaymentEvent } from './webhooks';
@@ -195,26 +196,38 @@ export class CheckoutService {
       currency: this.deps.checkoutCurrency,
       ...(idempotencyKey !== undefined && { idempotencyKey, requestHash }),
     };
+    // Update-with-start: the start and the wait for the hold in one call, answered from the
+    // workflow's first task (a separate update would cost a second workflow task per order).
+    const startOrder = new WithStartWorkflowOperation(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(orderId),
+      taskQueue: this.deps.taskQueue,
+      args: [input],
+      // A racing request with the same Idempotency-Key joins the running workflow.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      staticSummary: orderSummary(orderId, body.customerId, body.items),
+      staticDetails: orderDetails(input),
+      typedSearchAttributes: [
+        { key: customerIdKey, value: body.customerId },
+        { key: orderStatusKey, value: 'PENDING' },
+      ],
+    });
     try {
-      // Its own call with its own deadline, not update-with-start: starting needs only the
-      // Temporal server, so "not started" (503) and "started, not decided" (202) stay apart.
-      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
-        this.deps.temporal.workflow.start(ORDER_WORKFLOW_TYPE, {
-          workflowId: orderWorkflowId(orderId),
-          taskQueue: this.deps.taskQueue,
-          args: [input],
-          // A racing request with the same Idempotency-Key joins the running workflow.
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          staticSummary: orderSummary(orderId, body.customerId, body.items),
-          staticDetails: orderDetails(input),
-          typedSearchAttributes: [
-            { key: customerIdKey, value: body.customerId },
-            { key: orderStatusKey, value: 'PENDING' },
-          ],
+      const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
+        this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
+          args: [requestHash === undefined ? {} : { requestHash }],
+          updateId: AWAIT_RESERVATION_ID,
+          startWorkflowOperation: startOrder,
         }),
       );
+      if (waited.decided) return placedFromView(waited.value);
+      // Not decided in time (no worker took the task): 202 if the order was started, which
+      // only the Temporal server has to answer; otherwise nothing was started (503).
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
+        this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId)).describe(),
+      );
     } catch (error) {
+      if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
         // The order with this key has finished its workflow: answer from the record.
         return placedFromRecord(await this.findOrder(orderId), requestHash);
@@ -222,21 +235,9 @@ export class CheckoutService {
       // Not started: the PENDING row this request made goes again, so nothing is left behind
       // (it never held stock). If the start did reach Temporal after all (a lost answer),
       // reserveStock creates the row itself (docs/failure-modes.md).
-      if (recordedHere) await this.withdrawPending(orderId);
+      if (recordedHere && (error instanceof WorkflowNotFoundError || isTemporalUnreachable(error))) await this.withdrawPending(orderId);
+      if (error instanceof WorkflowNotFoundError) throw serviceUnavailable('temporal');
       throw error;
-    }
-    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
-    try {
-      const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
-        resendingUpdate(() =>
-          handle.executeUpdate(awaitReservationUpdate, { args: [requestHash === undefined ? {} : { requestHash }], updateId: AWAIT_RESERVATION_ID }),
-        ),
-      );
-      if (waited.decided) return placedFromView(waited.value);
-    } catch (error) {
-      if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
-      // The order is started: Temporal going away now leaves it to be decided, not undone.
-      if (!(error instanceof WorkflowNotFoundError) && !isTemporalUnreachable(error)) throw error;
     }
     try {
       return placedFromRecord(await this.findOrder(orderId), requestHash);
