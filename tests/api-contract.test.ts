@@ -12,7 +12,8 @@ import { checkInventory } from '../src/db/inventory-check';
 import { createLogger } from '../src/logger';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 let stack: TestStack;
 

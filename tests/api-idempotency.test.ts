@@ -14,7 +14,8 @@ import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { createLogger } from '../src/logger';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { startStack, TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 let stack: TestStack;
 /** Four API instances over the same Temporal and database, as behind a load balancer. */

@@ -3,7 +3,8 @@ import request from 'supertest';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, type TestStack } from './support/stack';
+import { startStack, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 let stack: TestStack;
 

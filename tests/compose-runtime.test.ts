@@ -18,7 +18,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { workflowCacheSizeFor } from '../src/config';
 import { buildImage, type ImageBuild } from './support/image-build';
-import { eventually, startDevServer } from './support/stack';
+import { startDevServer } from './support/stack';
+import { eventually } from './support/wait';
 import { signedHeaders } from './support/webhooks';
 
 const run = promisify(execFile);

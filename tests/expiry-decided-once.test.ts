@@ -11,7 +11,8 @@ import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { eventually, startStack, type TestStack } from './support/stack';
+import { startStack, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 const SKU = 'EXPIRY-1';
 const PRICE_CENTS = 900;

@@ -22,7 +22,8 @@ import {
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, orderOf, outcomeOf, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
-import { createTestApi, eventually, startStack, workflowBundle, type TestStack } from './support/stack';
+import { createTestApi, startStack, workflowBundle, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 let stack: TestStack;
 

@@ -1,7 +1,8 @@
 /** The order path end to end on a real dev server and PostgreSQL, without HTTP. */
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
-import { eventually, startStack, type TestStack } from './support/stack';
+import { startStack, type TestStack } from './support/stack';
+import { eventually } from './support/wait';
 
 let stack: TestStack;
 

@@ -4,42 +4,22 @@
  * answer 503 SERVICE_UNAVAILABLE with Retry-After within seconds and hold nothing; once the
  * database is back, the same requests must place, pay and cancel each order once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
-import type { PrismaClient } from '../../prisma/generated/client';
 import { orderIdFor } from '../../src/api/checkout';
-import { API_DATABASE_TIMEOUTS, createPrismaClient } from '../../src/db/client';
+import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { applyMigrations } from '../../src/db/migrate';
 import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { startPostgresInstance, type PostgresInstance } from '../support/postgres-instance';
-import { eventually, startDevServer } from '../support/stack';
+import { useOwnPostgresStack } from '../support/fault-stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-postgres-down';
 
-let postgres: PostgresInstance;
-let env: TestWorkflowEnvironment;
-let prisma: PrismaClient;
-let scenario: FaultScenario;
 let api: BoundedApi;
+const stack = useOwnPostgresStack(CUSTOMER, { databaseTimeouts: API_DATABASE_TIMEOUTS, beforeStop: () => (api ? api.close() : Promise.resolve()) });
 
-beforeAll(async () => {
-  [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
-  const databaseUrl = await postgres.createDatabase('checkout');
-  await applyMigrations(databaseUrl);
-  prisma = createPrismaClient(databaseUrl, 5, API_DATABASE_TIMEOUTS);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId: CUSTOMER });
-  api = boundedApi({ prisma, temporal: env.client, taskQueue: scenario.taskQueue });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await api?.close();
-  await prisma?.$disconnect();
-  await env?.teardown();
-  await postgres?.destroy();
+beforeAll(() => {
+  api = boundedApi({ prisma: stack.prisma, temporal: stack.env.client, taskQueue: stack.scenario.taskQueue });
 });
 
 function expectUnavailable(answer: Timed): void {
@@ -50,6 +30,7 @@ function expectUnavailable(answer: Timed): void {
 }
 
 test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
+  const { postgres, prisma, scenario } = stack;
   const { app } = api;
   await addProduct(prisma, 'PD-PAY', 10, 300);
   await addProduct(prisma, 'PD-NEW', 10, 500);

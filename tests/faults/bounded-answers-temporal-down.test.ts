@@ -18,7 +18,8 @@ import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrd
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
 import { faultScenario, type FaultScenario } from '../support/fault-scenario';
 import { freePort } from '../support/free-port';
-import { eventually, startDevServer } from '../support/stack';
+import { startDevServer } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-temporal-down';
 

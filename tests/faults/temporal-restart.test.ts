@@ -18,7 +18,8 @@ import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../s
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast, workflowsCompleted } from '../support/fault-checks';
 import { freePort } from '../support/free-port';
 import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { eventually, startDevServer } from '../support/stack';
+import { startDevServer } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = `restart-${randomUUID()}`;
 

@@ -10,7 +10,7 @@ import { addProduct, stockOf } from '../support/database';
 import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 let proxy: TcpProxy;

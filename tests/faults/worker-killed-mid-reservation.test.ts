@@ -10,7 +10,7 @@ import { orderWorkflowId } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const stack = useFaultStack('reserve-kill');
 

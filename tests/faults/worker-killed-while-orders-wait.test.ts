@@ -7,7 +7,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const stack = useFaultStack('worker-kill');
 

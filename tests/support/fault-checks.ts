@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
 import type { OrderResponse } from '../../src/api/checkout';
 import { orderWorkflowId } from '../../workflows/messages';
-import { eventually } from './stack';
+import { eventually } from './wait';
 
 export type Settlement = 'RELEASE' | 'COMMIT';
 

@@ -3,8 +3,12 @@
  * fault scenario on them, started before the file's tests and stopped after them.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { PrismaClient } from '../../prisma/generated/client';
+import { createPrismaClient, type DatabaseTimeouts } from '../../src/db/client';
+import { applyMigrations } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from './database';
 import { faultScenario, type FaultScenario } from './fault-scenario';
+import { startPostgresInstance, type PostgresInstance } from './postgres-instance';
 import { startDevServer } from './stack';
 
 export interface FaultStack {
@@ -30,4 +34,40 @@ export function useFaultStack(customerId: string): FaultStack {
     await stack.db?.drop();
   });
   return stack as FaultStack;
+}
+
+export interface OwnPostgresStack {
+  /** The test file's own PostgreSQL server, for the tests that crash it. */
+  postgres: PostgresInstance;
+  env: TestWorkflowEnvironment;
+  databaseUrl: string;
+  prisma: PrismaClient;
+  scenario: FaultScenario;
+}
+
+/**
+ * Like `useFaultStack`, on a PostgreSQL server of the file's own. `databaseTimeouts` gives the
+ * test's client the API's timeouts; `beforeStop` runs first in afterAll (while the database is up).
+ */
+export function useOwnPostgresStack(
+  customerId: string,
+  options: { databaseTimeouts?: DatabaseTimeouts; beforeStop?: () => Promise<void> } = {},
+): OwnPostgresStack {
+  const stack: Partial<OwnPostgresStack> = {};
+  beforeAll(async () => {
+    const [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
+    const databaseUrl = await postgres.createDatabase('checkout');
+    await applyMigrations(databaseUrl);
+    const prisma = createPrismaClient(databaseUrl, 5, options.databaseTimeouts);
+    const scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId });
+    Object.assign(stack, { postgres, env, databaseUrl, prisma, scenario });
+  }, 120_000);
+  afterAll(async () => {
+    await options.beforeStop?.();
+    await stack.scenario?.stopWorkers();
+    await stack.prisma?.$disconnect();
+    await stack.env?.teardown();
+    await stack.postgres?.destroy();
+  });
+  return stack as OwnPostgresStack;
 }

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages';
-import { eventually } from './stack';
+import { eventually } from './wait';
 
 const ENSURE_CHROMIUM = path.resolve(__dirname, '../tools/ensure-chromium.sh');
 
