@@ -3,18 +3,10 @@ import request from 'supertest';
 import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inventory';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
-import { startStack, TEST_ADMIN_TOKEN, type TestStack } from './support/stack';
+import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 
-let stack: TestStack;
+const stack = useStack();
 const auth = `Bearer ${TEST_ADMIN_TOKEN}`;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
 
 function ledger(sku: string) {
   return stack.db.prisma.stockMovement.findMany({ where: { sku }, orderBy: { id: 'asc' }, select: { kind: true, quantity: true } });

@@ -1,25 +1,15 @@
 /** The order path through HTTP, against the real worker, dev server and PostgreSQL. */
 import request from 'supertest';
-import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
 import { eventually } from './support/wait';
 
-let stack: TestStack;
+const stack = useStack();
 
 beforeAll(async () => {
-  stack = await startStack();
   await addProduct(stack.db.prisma, 'HTTP-1', 10, 1999);
   await addProduct(stack.db.prisma, 'HTTP-2', 3, 500);
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
 
 function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {

@@ -7,30 +7,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
 import { eventually } from './support/wait';
 
 const SKU = 'EXPIRY-1';
 const PRICE_CENTS = 900;
 const STOCK = 200;
 
-let stack: TestStack;
+const stack = useStack();
 
 beforeAll(async () => {
-  stack = await startStack();
   await addProduct(stack.db.prisma, SKU, STOCK, PRICE_CENTS);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
 
 async function place(paymentTimeoutSeconds: number, quantity = 1): Promise<{ orderId: string; expiresAt: string }> {

@@ -4,29 +4,19 @@
  * it loses. A late payment for an order whose workflow was terminated is decided from the
  * database: before the deadline it pays, after it the order is released and the payment refunded.
  */
-import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { startStack, TEST_RECLAIM, type TestStack } from './support/stack';
+import { TEST_RECLAIM, useStack } from './support/stack';
 
 const SKU = 'NO-RECLAIM-1';
 const PRICE_CENTS = 1100;
 const STOCK = 50;
 
-let stack: TestStack;
+const stack = useStack({ reclaim: { ...TEST_RECLAIM, enabled: false } });
 
 beforeAll(async () => {
-  stack = await startStack({ reclaim: { ...TEST_RECLAIM, enabled: false } });
   await addProduct(stack.db.prisma, SKU, STOCK, PRICE_CENTS);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
 
 async function place(paymentTimeoutSeconds: number): Promise<string> {

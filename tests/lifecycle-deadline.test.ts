@@ -9,7 +9,7 @@ import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { outcomeOf, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
-import { startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
 
 const RACING_ORDERS = 30;
 const WINDOW_SECONDS = 2;
@@ -18,15 +18,10 @@ const SPREAD_MS = 600;
 const PRICE_CENTS = 700;
 const STOCK = 100;
 
-let stack: TestStack;
+const stack = useStack();
 
 beforeAll(async () => {
-  stack = await startStack();
   await addProduct(stack.db.prisma, 'DEADLINE-1', STOCK, PRICE_CENTS);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
 });
 
 interface Delivery {

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
-import { checkInventory } from '../src/db/inventory-check';
 import { createOrderWorker } from '../src/worker';
 import {
   cancelOrderSignal,
@@ -22,22 +21,10 @@ import {
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, orderOf, outcomeOf, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
-import { createTestApi, startStack, workflowBundle, type TestStack } from './support/stack';
+import { createTestApi, workflowBundle, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+const stack = useStack();
 
 let skuCounter = 0;
 /** A product of its own for each test, so stock assertions see only that test's orders. */

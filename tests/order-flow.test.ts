@@ -1,22 +1,9 @@
 /** The order path end to end on a real dev server and PostgreSQL, without HTTP. */
-import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
-import { startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
 import { eventually } from './support/wait';
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+const stack = useStack();
 
 test('an order paid before its window closes is PAID and its stock moves reserved → sold', async () => {
   await addProduct(stack.db.prisma, 'PAY-1', 10, 1500);

@@ -12,27 +12,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import request from 'supertest';
 import { MAX_ITEMS, MAX_PRICE_CENTS, MAX_QUANTITY } from '../src/api/schemas';
-import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { deliverOverHttp, orderOf, outcomeOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { startStack, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { TEST_WEBHOOK_SECRET, useStack } from './support/stack';
 import { signedHeaders } from './support/webhooks';
 
 const run = promisify(execFile);
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+const stack = useStack();
 
 let skuCounter = 0;
 async function newOrder(priceCents = 1000, quantity = 1): Promise<{ orderId: string; sku: string }> {

@@ -5,51 +5,25 @@
  * Retry-After within seconds, nothing may be held or left behind, and once Temporal is back
  * the same requests must place, pay and cancel each order once.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
 import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { freePort } from '../support/free-port';
-import { startDevServer } from '../support/stack';
+import { addProduct, stockOf } from '../support/database';
+import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-temporal-down';
 
-let stateDir: string;
-let dbFilename: string;
-let port: number;
-let server: TestWorkflowEnvironment | undefined;
-let client: Client;
-let db: TestDatabase;
-let scenario: FaultScenario;
 let api: BoundedApi;
-
-beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-temporal-'));
-  dbFilename = path.join(stateDir, 'temporal.db');
-  port = await freePort();
-  [server, db] = await Promise.all([startDevServer({ dbFilename, port }), createTestDatabase()]);
-  const address = `127.0.0.1:${port}`;
-  client = await connectTemporalClient({ address, namespace: 'default', taskQueue: 'unused' });
-  scenario = faultScenario({ temporalAddress: address, client, databaseUrl: db.url, prisma: db.prisma, customerId: CUSTOMER });
-  api = boundedApi({ prisma: db.prisma, temporal: client, taskQueue: scenario.taskQueue });
+const stack = useRestartableTemporalStack(CUSTOMER, {
+  connect: (address) => connectTemporalClient({ address, namespace: 'default', taskQueue: 'unused' }),
+  beforeStop: () => (api ? api.close() : Promise.resolve()),
 });
 
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await api?.close();
-  await client?.connection.close();
-  await server?.teardown();
-  await db?.drop();
-  await rm(stateDir, { recursive: true, force: true });
+beforeAll(() => {
+  api = boundedApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.scenario.taskQueue });
 });
 
 function expectUnavailable(answer: Timed): void {
@@ -60,6 +34,7 @@ function expectUnavailable(answer: Timed): void {
 }
 
 test('Temporal stopped: placement, payment and cancel answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
+  const { db, scenario, stopTemporal, startTemporal } = stack;
   const { app } = api;
   await addProduct(db.prisma, 'TD-PAY', 10, 400);
   await addProduct(db.prisma, 'TD-NEW', 10, 600);
@@ -74,8 +49,7 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
   const payId = String(toPay.body.orderId);
   const cancelId = String(toCancel.body.orderId);
 
-  await server?.teardown();
-  server = undefined;
+  await stopTemporal();
 
   const newLines = [{ sku: 'TD-NEW', quantity: 4 }];
   const newId = orderIdFor(CUSTOMER, 'td-new');
@@ -92,7 +66,7 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
   const notReady = await request(app).get('/readyz').expect(503);
   expect(notReady.body.error.details).toMatchObject({ postgres: 'ok', temporal: expect.stringMatching(/^unavailable: /) });
 
-  server = await startDevServer({ dbFilename, port });
+  await startTemporal();
 
   // The client and the worker reconnect on their own; the same requests now go through.
   const placed = await eventually(() => placeOrder(app, CUSTOMER, newLines, 'td-new'), (a) => a.status === 201, 90_000);

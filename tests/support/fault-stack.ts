@@ -2,12 +2,17 @@
  * What most fault tests stand on: a dev server and a database of the test file's own and a
  * fault scenario on them, started before the file's tests and stopped after them.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { PrismaClient } from '../../prisma/generated/client';
 import { createPrismaClient, type DatabaseTimeouts } from '../../src/db/client';
 import { applyMigrations } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from './database';
 import { faultScenario, type FaultScenario } from './fault-scenario';
+import { freePort } from './free-port';
 import { startPostgresInstance, type PostgresInstance } from './postgres-instance';
 import { startDevServer } from './stack';
 
@@ -70,4 +75,57 @@ export function useOwnPostgresStack(
     await stack.postgres?.destroy();
   });
   return stack as OwnPostgresStack;
+}
+
+export interface RestartableTemporalStack {
+  db: TestDatabase;
+  /** The client `connect` made; it keeps running through a restart. */
+  client: Client;
+  scenario: FaultScenario;
+  /** Stops the dev server; its state stays on disk. */
+  stopTemporal(): Promise<void>;
+  /** Starts the dev server again on the same state file and port. */
+  startTemporal(): Promise<void>;
+}
+
+/**
+ * Like `useFaultStack`, with a dev server that can stop and start again on its persisted state
+ * (its SQLite file, the same port), for the tests that take Temporal down.
+ */
+export function useRestartableTemporalStack(
+  customerId: string,
+  options: { connect(address: string): Promise<Client>; beforeStop?: () => Promise<void> },
+): RestartableTemporalStack {
+  const stack: Partial<RestartableTemporalStack> = {};
+  let stateDir: string | undefined;
+  let server: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    stateDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-temporal-'));
+    const serverOptions = { dbFilename: path.join(stateDir, 'temporal.db'), port: await freePort() };
+    let db: TestDatabase;
+    [server, db] = await Promise.all([startDevServer(serverOptions), createTestDatabase()]);
+    const address = `127.0.0.1:${serverOptions.port}`;
+    const client = await options.connect(address);
+    Object.assign(stack, {
+      db,
+      client,
+      scenario: faultScenario({ temporalAddress: address, client, databaseUrl: db.url, prisma: db.prisma, customerId }),
+      async stopTemporal() {
+        await server?.teardown();
+        server = undefined;
+      },
+      async startTemporal() {
+        server = await startDevServer(serverOptions);
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack.scenario?.stopWorkers();
+    await options.beforeStop?.();
+    await stack.client?.connection.close();
+    await server?.teardown();
+    await stack.db?.drop();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+  return stack as RestartableTemporalStack;
 }

@@ -11,6 +11,7 @@ import { createApp } from '../../src/api/app';
 import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
 import { createApiServices } from '../../src/api/services';
+import { checkInventory } from '../../src/db/inventory-check';
 import type { ReclaimConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
@@ -117,9 +118,13 @@ export function createTestApi(
   return { app, services };
 }
 
-export async function startStack(
-  options: { paymentTimeoutSeconds?: number; uiPort?: number; reclaim?: ReclaimConfig } = {},
-): Promise<TestStack> {
+export interface StackOptions {
+  paymentTimeoutSeconds?: number;
+  uiPort?: number;
+  reclaim?: ReclaimConfig;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<TestStack> {
   const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue, options.reclaim);
@@ -146,4 +151,24 @@ export async function startStack(
       await db.drop();
     },
   };
+}
+
+/**
+ * Registers the file's beforeAll/afterAll around one stack, and after each test the check that
+ * the stock invariants hold; the returned stack is filled in before the file's tests run.
+ * `beforeStop` runs first in afterAll, while the stack is still up.
+ */
+export function useStack(options: StackOptions & { beforeStop?: () => Promise<void> } = {}): TestStack {
+  const stack: Partial<TestStack> = {};
+  beforeAll(async () => {
+    Object.assign(stack, await startStack(options));
+  }, 120_000);
+  afterAll(async () => {
+    await options.beforeStop?.();
+    await stack.stop?.();
+  });
+  afterEach(async () => {
+    expect(await checkInventory((stack as TestStack).db.prisma)).toEqual({ ok: true, violations: [] });
+  });
+  return stack as TestStack;
 }
