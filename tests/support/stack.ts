@@ -158,7 +158,10 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
  * the stock invariants hold; the returned stack is filled in before the file's tests run.
  * `beforeStop` runs first in afterAll, while the stack is still up.
  */
-export function useStack(options: StackOptions & { beforeStop?: () => Promise<void> } = {}): TestStack {
+export function useStack(
+  /** `checkInventoryAfterEach: false` for a file that breaks the invariants on purpose. */
+  options: StackOptions & { beforeStop?: () => Promise<void>; checkInventoryAfterEach?: boolean } = {},
+): TestStack {
   const stack: Partial<TestStack> = {};
   beforeAll(async () => {
     Object.assign(stack, await startStack(options));
@@ -167,8 +170,10 @@ export function useStack(options: StackOptions & { beforeStop?: () => Promise<vo
     await options.beforeStop?.();
     await stack.stop?.();
   });
-  afterEach(async () => {
-    expect(await checkInventory((stack as TestStack).db.prisma)).toEqual({ ok: true, violations: [] });
-  });
+  if (options.checkInventoryAfterEach !== false) {
+    afterEach(async () => {
+      expect(await checkInventory((stack as TestStack).db.prisma)).toEqual({ ok: true, violations: [] });
+    });
+  }
   return stack as TestStack;
 }
