@@ -20,7 +20,7 @@ import {
   type OrderWorkflowInput,
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, errorCode, orderOf, outcomeOf, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
+import { cancelOverHttp, errorCode, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
 import { createTestApi, workflowBundle, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
@@ -169,15 +169,9 @@ describe('refused payments', () => {
     }
     expect(orderOf(redeliveredAfterPaid)).toMatchObject({ status: 'PAID', paymentId: 'pay-right' });
     expect(orderOf(right)).toMatchObject({ status: 'PAID', paymentId: 'pay-right' });
-    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
-      status: 'PAID',
-      movements: ['RESERVE', 'COMMIT'],
-      payments: [
-        { paymentId: 'pay-right', amountCents: 1800, outcome: 'APPLIED' },
-        { paymentId: 'pay-short', amountCents: 1700, outcome: 'AMOUNT_MISMATCH' },
-      ],
-      refunds: [{ paymentId: 'pay-short', amountCents: 1700, status: 'REFUNDED' }],
-    });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
+      paidRefundingOne({ paymentId: 'pay-right', amountCents: 1800 }, { paymentId: 'pay-short', amountCents: 1700, outcome: 'AMOUNT_MISMATCH' }),
+    );
   });
 
   test('a second paymentId for a paid order answers 200 ORDER_ALREADY_PAID and, redelivered at once and after the order closed, is refunded exactly once', async () => {
@@ -197,15 +191,9 @@ describe('refused payments', () => {
     }
     expect(outcomeOf(afterClose)).toBe('ORDER_ALREADY_PAID');
     expect(refundOf(afterClose)).toEqual({ paymentId: 'pay-second', status: 'REFUNDED' });
-    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
-      status: 'PAID',
-      movements: ['RESERVE', 'COMMIT'],
-      payments: [
-        { paymentId: 'pay-first', amountCents: 1000, outcome: 'APPLIED' },
-        { paymentId: 'pay-second', amountCents: 1000, outcome: 'ORDER_ALREADY_PAID' },
-      ],
-      refunds: [{ paymentId: 'pay-second', amountCents: 1000, status: 'REFUNDED' }],
-    });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
+      paidRefundingOne({ paymentId: 'pay-first', amountCents: 1000 }, { paymentId: 'pay-second', amountCents: 1000, outcome: 'ORDER_ALREADY_PAID' }),
+    );
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 1 });
   });
 
