@@ -8,7 +8,7 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -21,13 +21,6 @@ const stack = useOwnPostgresStack(CUSTOMER, { databaseTimeouts: API_DATABASE_TIM
 beforeAll(() => {
   api = boundedApi({ prisma: stack.prisma, temporal: stack.env.client, taskQueue: stack.scenario.taskQueue });
 });
-
-function expectUnavailable(answer: Timed): void {
-  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
-  expect(answer.status).toBe(503);
-  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
-  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable: 'postgres' } } });
-}
 
 test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
   const { postgres, prisma, scenario } = stack;
@@ -49,11 +42,11 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
 
   const newLines = [{ sku: 'PD-NEW', quantity: 5 }];
   const newId = orderIdFor(CUSTOMER, 'pd-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'));
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'));
-  expectUnavailable(await getOrder(app, newId));
-  expectUnavailable(await payOrder(app, payId, 'pd-payment', 600));
-  expectUnavailable(await cancelOrder(app, cancelId));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
+  expectUnavailable(await getOrder(app, newId), 'postgres');
+  expectUnavailable(await payOrder(app, payId, 'pd-payment', 600), 'postgres');
+  expectUnavailable(await cancelOrder(app, cancelId), 'postgres');
   const notReady = await request(app).get('/readyz').expect(503);
   expect(notReady.body.error.details).toMatchObject({ postgres: expect.stringMatching(/^unavailable: /), temporal: 'ok' });
 

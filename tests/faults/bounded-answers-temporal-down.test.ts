@@ -9,7 +9,7 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
-import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -25,13 +25,6 @@ const stack = useRestartableTemporalStack(CUSTOMER, {
 beforeAll(() => {
   api = boundedApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.scenario.taskQueue });
 });
-
-function expectUnavailable(answer: Timed): void {
-  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
-  expect(answer.status).toBe(503);
-  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
-  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable: 'temporal' } } });
-}
 
 test('Temporal stopped: placement, payment and cancel answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
   const { db, scenario, stopTemporal, startTemporal } = stack;
@@ -53,14 +46,14 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
 
   const newLines = [{ sku: 'TD-NEW', quantity: 4 }];
   const newId = orderIdFor(CUSTOMER, 'td-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
   // Nothing left behind: the PENDING row was withdrawn, no stock held.
   expect((await getOrder(app, newId)).status).toBe(404);
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
   expect(await stockOf(db.prisma, 'TD-NEW')).toEqual({ available: 10, reserved: 0, sold: 0 });
   expect(await db.prisma.order.count({ where: { status: 'PENDING' } })).toBe(0);
-  expectUnavailable(await payOrder(app, payId, 'td-payment', 400));
-  expectUnavailable(await cancelOrder(app, cancelId));
+  expectUnavailable(await payOrder(app, payId, 'td-payment', 400), 'temporal');
+  expectUnavailable(await cancelOrder(app, cancelId), 'temporal');
   // Reads come from PostgreSQL, which is up.
   expect((await getOrder(app, payId)).body).toMatchObject({ status: 'AWAITING_PAYMENT' });
   const notReady = await request(app).get('/readyz').expect(503);

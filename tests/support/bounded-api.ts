@@ -71,3 +71,11 @@ export async function movementsOf(prisma: PrismaClient, orderIds: string[]): Pro
   for (const row of rows) (moved[`${row.orderId} ${row.sku}`] ??= []).push(row.kind);
   return moved;
 }
+
+/** A 503 SERVICE_UNAVAILABLE with Retry-After, within the bound, naming the part that is down. */
+export function expectUnavailable(answer: Timed, unavailable: 'postgres' | 'temporal'): void {
+  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
+  expect(answer.status).toBe(503);
+  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable } } });
+}

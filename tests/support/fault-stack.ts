@@ -12,7 +12,7 @@ import { createPrismaClient, type DatabaseTimeouts } from '../../src/db/client';
 import { applyMigrations } from '../../src/db/migrate';
 import { createTestDatabase, type TestDatabase } from './database';
 import { faultScenario, type FaultScenario } from './fault-scenario';
-import { freePort } from './free-port';
+import { freePort } from '../../scripts/processes';
 import { startPostgresInstance, type PostgresInstance } from './postgres-instance';
 import { startDevServer } from './stack';
 
