@@ -8,7 +8,7 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { boundedApi, expectUnavailable, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, placeUntilDecided, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -29,11 +29,8 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
   await addProduct(prisma, 'PD-NEW', 10, 500);
   await addProduct(prisma, 'PD-CANCEL', 10, 700);
   await scenario.startWorker('checkout-worker');
-  // A fresh worker may take longer than the short wait: the same key again until held.
-  const held = (lines: { sku: string; quantity: number }[], key: string) =>
-    eventually(() => placeOrder(app, CUSTOMER, lines, key), (a) => a.status !== 202, 60_000);
-  const toPay = await held([{ sku: 'PD-PAY', quantity: 2 }], 'pd-pay');
-  const toCancel = await held([{ sku: 'PD-CANCEL', quantity: 1 }], 'pd-cancel');
+  const toPay = await placeUntilDecided(app, CUSTOMER, [{ sku: 'PD-PAY', quantity: 2 }], 'pd-pay');
+  const toCancel = await placeUntilDecided(app, CUSTOMER, [{ sku: 'PD-CANCEL', quantity: 1 }], 'pd-cancel');
   expect([toPay.status, toCancel.status]).toEqual([201, 201]);
   const payId = String(toPay.body.orderId);
   const cancelId = String(toCancel.body.orderId);

@@ -7,6 +7,7 @@ import type express from 'express';
 import request from 'supertest';
 import type { PrismaClient } from '../../prisma/generated/client';
 import { createTestApi } from './stack';
+import { eventually } from './wait';
 import { signedHeaders } from './webhooks';
 
 /** Short, so the tests see the 202s quickly; the default is 10 s. */
@@ -78,4 +79,9 @@ export function expectUnavailable(answer: Timed, unavailable: 'postgres' | 'temp
   expect(answer.status).toBe(503);
   expect(answer.headers['retry-after']).toMatch(/^\d+$/);
   expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable } } });
+}
+
+/** Places with the same key again until decided: a fresh worker may take longer than the short wait. */
+export function placeUntilDecided(app: express.Express, customerId: string, lines: { sku: string; quantity: number }[], key: string): Promise<Timed> {
+  return eventually(() => placeOrder(app, customerId, lines, key), (a) => a.status !== 202, 60_000);
 }

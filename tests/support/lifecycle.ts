@@ -81,6 +81,16 @@ export function paidRefundingOne(applied: Payment, refused: Payment & { outcome:
   };
 }
 
+/** The traces of an order whose stock went back (`status`) and that refunded its one payment. */
+export function releasedRefunding(status: string, refused: Payment & { outcome: string }): OrderTraces {
+  return {
+    status,
+    movements: ['RESERVE', 'RELEASE'],
+    payments: [refused],
+    refunds: [{ paymentId: refused.paymentId, amountCents: refused.amountCents, status: 'REFUNDED' }],
+  };
+}
+
 export async function tracesOf(prisma: PrismaClient, orderId: string): Promise<OrderTraces> {
   const [order, movements, payments, refunds] = await Promise.all([
     prisma.order.findUniqueOrThrow({ where: { id: orderId }, select: { status: true } }),

@@ -154,26 +154,37 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
 }
 
 /**
- * Registers the file's beforeAll/afterAll around one stack, and after each test the check that
- * the stock invariants hold; the returned stack is filled in before the file's tests run.
+ * Registers the file's beforeAll (`start`) and afterAll (`stop`, given whatever had started);
+ * the returned object is filled in before the file's tests run.
+ */
+export function useStarted<T extends object>(start: () => Promise<T>, stop: (started: Partial<T>) => Promise<void>): T {
+  const started: Partial<T> = {};
+  beforeAll(async () => {
+    Object.assign(started, await start());
+  }, 120_000);
+  afterAll(() => stop(started));
+  return started as T;
+}
+
+/**
+ * One stack for the file, and after each test the check that the stock invariants hold.
  * `beforeStop` runs first in afterAll, while the stack is still up.
  */
 export function useStack(
   /** `checkInventoryAfterEach: false` for a file that breaks the invariants on purpose. */
   options: StackOptions & { beforeStop?: () => Promise<void>; checkInventoryAfterEach?: boolean } = {},
 ): TestStack {
-  const stack: Partial<TestStack> = {};
-  beforeAll(async () => {
-    Object.assign(stack, await startStack(options));
-  }, 120_000);
-  afterAll(async () => {
-    await options.beforeStop?.();
-    await stack.stop?.();
-  });
+  const stack = useStarted(
+    () => startStack(options),
+    async (started) => {
+      await options.beforeStop?.();
+      await started.stop?.();
+    },
+  );
   if (options.checkInventoryAfterEach !== false) {
     afterEach(async () => {
-      expect(await checkInventory((stack as TestStack).db.prisma)).toEqual({ ok: true, violations: [] });
+      expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
     });
   }
-  return stack as TestStack;
+  return stack;
 }
