@@ -18,6 +18,7 @@ import {
   paymentReceivedSignal,
   type OrderView,
   type OrderWorkflowInput,
+  type PaymentReceived,
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, type HttpAnswer, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
@@ -45,6 +46,14 @@ async function searchAttributesOf(orderId: string) {
     customerId: typedSearchAttributes.get(customerIdKey),
     deadline: typedSearchAttributes.get(paymentDeadlineKey)?.toISOString(),
   };
+}
+
+/** Starts the order's workflow with a payment (or, without one, a cancel) already in its history, before any reservation. */
+function startWithSignal(input: OrderWorkflowInput, payment?: PaymentReceived): Promise<WorkflowHandle> {
+  const start = { workflowId: orderWorkflowId(input.orderId), taskQueue: stack.taskQueue, args: [input] };
+  return payment
+    ? stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start, signal: paymentReceivedSignal, signalArgs: [payment] })
+    : stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start, signal: cancelOrderSignal, signalArgs: [] });
 }
 
 function refundOf(answer: HttpAnswer): unknown {
@@ -100,13 +109,7 @@ describe('paid', () => {
     const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'early-payer', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 900 };
 
     // The signal is in the history before the reservation has even been scheduled.
-    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(input.orderId),
-      taskQueue: stack.taskQueue,
-      args: [input],
-      signal: paymentReceivedSignal,
-      signalArgs: [{ paymentId: 'pay-early', amountCents: 1200 }],
-    });
+    const handle = await startWithSignal(input, { paymentId: 'pay-early', amountCents: 1200 });
 
     expect((await handle.result()) as OrderView).toMatchObject({ status: 'PAID', paymentId: 'pay-early', totalCents: 1200 });
     expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'] });
@@ -287,13 +290,7 @@ describe('cancelled', () => {
     const sku = await newProduct(2);
     const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'quick-cancel', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 900 };
 
-    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(input.orderId),
-      taskQueue: stack.taskQueue,
-      args: [input],
-      signal: cancelOrderSignal,
-      signalArgs: [],
-    });
+    const handle = await startWithSignal(input);
 
     expect(((await handle.result()) as OrderView).status).toBe('CANCELLED');
     expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'] });

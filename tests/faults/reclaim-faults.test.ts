@@ -8,6 +8,7 @@
 import { checkInventory } from '../../src/db/inventory-check';
 import { addProduct } from '../support/database';
 import { holdOrders } from '../support/due-orders';
+import { killInsideItsTransactions } from '../support/fault-checks';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually, sleep } from '../support/wait';
@@ -53,10 +54,8 @@ test('a worker SIGKILLed inside a reclaim batch: the batch rolls back whole, and
   const locks = await LockHolder.open(databaseUrl);
   try {
     await stopBatchInsideItsTransaction(locks, 'killed-reclaimer', ids);
-    await killed.kill();
-    await locks.release();
     // The dead worker's transaction ends with its connection, rolled back by PostgreSQL.
-    await eventually(() => locks.backendsOf('killed-reclaimer'), (n) => n === 0, 30_000);
+    await killInsideItsTransactions(locks, killed, 'killed-reclaimer');
   } finally {
     await locks.close();
   }

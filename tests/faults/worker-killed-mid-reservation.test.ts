@@ -8,6 +8,7 @@
 import { checkInventory } from '../../src/db/inventory-check';
 import { orderWorkflowId } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
+import { killInsideItsTransactions } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
@@ -35,9 +36,7 @@ test('a worker killed while reservations are inside their transactions holds not
       }),
     );
     await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= quantities.length, 30_000);
-    await killed.kill();
-    await locks.release();
-    await eventually(() => locks.backendsOf('killed-worker'), (n) => n === 0, 30_000);
+    await killInsideItsTransactions(locks, killed, 'killed-worker');
   } finally {
     await locks.close();
   }

@@ -5,7 +5,7 @@
  */
 import { checkInventory } from '../../src/db/inventory-check';
 import { addProduct, stockOf } from '../support/database';
-import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
+import { killInsideItsTransactions, oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
@@ -35,10 +35,8 @@ test('a worker killed while many releases and a commit are in flight leaves noth
     await scenario.cancelAndPay(cancelled, paid, { paymentId: 'pay-mid-flight', amountCents: 2000 });
     // At least one waiting transaction per order (a retry of a timed-out attempt would add more).
     await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= orders.length, 30_000);
-    await killed.kill();
-    await locks.release();
     // The dead worker's transactions end with its connections, rolled back by PostgreSQL.
-    await eventually(() => locks.backendsOf('killed-worker'), (n) => n === 0, 30_000);
+    await killInsideItsTransactions(locks, killed, 'killed-worker');
   } finally {
     await locks.close();
   }
