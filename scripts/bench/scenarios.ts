@@ -4,7 +4,7 @@
  * for request latency.
  */
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import { Client as PgClient } from 'pg';
+import { withDatabase } from '../processes';
 import { putProduct } from '../../activities/inventory';
 import { createPrismaClient } from '../../src/db/client';
 import { runSqlCeiling } from './ceiling';
@@ -329,16 +329,6 @@ export async function scale(c: ScenarioContext): Promise<void> {
       `errors ${placed.errors}); awaiting payment: ${awaitingInDatabase} in the database` +
       (openWorkflows === undefined ? '' : `, ${openWorkflows} open workflows in Temporal`),
   );
-}
-
-async function withDatabase<T>(databaseUrl: string, fn: (db: PgClient) => Promise<T>): Promise<T> {
-  const db = new PgClient({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
 }
 
 async function countOrders(databaseUrl: string, customerId: string, ...statuses: string[]): Promise<number> {

@@ -8,7 +8,7 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { boundedApi, expectUnavailable, placeUntilDecided, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -29,11 +29,7 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
   await addProduct(prisma, 'PD-NEW', 10, 500);
   await addProduct(prisma, 'PD-CANCEL', 10, 700);
   await scenario.startWorker('checkout-worker');
-  const toPay = await placeUntilDecided(app, CUSTOMER, [{ sku: 'PD-PAY', quantity: 2 }], 'pd-pay');
-  const toCancel = await placeUntilDecided(app, CUSTOMER, [{ sku: 'PD-CANCEL', quantity: 1 }], 'pd-cancel');
-  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
-  const payId = String(toPay.body.orderId);
-  const cancelId = String(toCancel.body.orderId);
+  const { payId, cancelId } = await placeToPayAndToCancel(app, CUSTOMER, { toPay: [{ sku: 'PD-PAY', quantity: 2 }], toCancel: [{ sku: 'PD-CANCEL', quantity: 1 }] }, 'pd');
 
   await postgres.crash();
 

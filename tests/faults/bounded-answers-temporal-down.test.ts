@@ -9,7 +9,7 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
-import { boundedApi, expectUnavailable, placeUntilDecided, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -33,11 +33,7 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
   await addProduct(db.prisma, 'TD-NEW', 10, 600);
   await addProduct(db.prisma, 'TD-CANCEL', 10, 800);
   await scenario.startWorker('checkout-worker');
-  const toPay = await placeUntilDecided(app, CUSTOMER, [{ sku: 'TD-PAY', quantity: 1 }], 'td-pay');
-  const toCancel = await placeUntilDecided(app, CUSTOMER, [{ sku: 'TD-CANCEL', quantity: 2 }], 'td-cancel');
-  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
-  const payId = String(toPay.body.orderId);
-  const cancelId = String(toCancel.body.orderId);
+  const { payId, cancelId } = await placeToPayAndToCancel(app, CUSTOMER, { toPay: [{ sku: 'TD-PAY', quantity: 1 }], toCancel: [{ sku: 'TD-CANCEL', quantity: 2 }] }, 'td');
 
   await stopTemporal();
 

@@ -85,3 +85,16 @@ export function expectUnavailable(answer: Timed, unavailable: 'postgres' | 'temp
 export function placeUntilDecided(app: express.Express, customerId: string, lines: { sku: string; quantity: number }[], key: string): Promise<Timed> {
   return eventually(() => placeOrder(app, customerId, lines, key), (a) => a.status !== 202, 60_000);
 }
+
+/** Places the order the test will pay and the one it will cancel, both held (201) before the fault. */
+export async function placeToPayAndToCancel(
+  app: express.Express,
+  customerId: string,
+  lines: { toPay: OrderLines; toCancel: OrderLines },
+  keyPrefix: string,
+): Promise<{ payId: string; cancelId: string }> {
+  const toPay = await placeUntilDecided(app, customerId, lines.toPay, `${keyPrefix}-pay`);
+  const toCancel = await placeUntilDecided(app, customerId, lines.toCancel, `${keyPrefix}-cancel`);
+  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
+  return { payId: String(toPay.body.orderId), cancelId: String(toCancel.body.orderId) };
+}
