@@ -48,8 +48,9 @@ export function createApp(deps: AppDependencies): express.Express {
       const placed = await checkout.placeOrder(body, key);
       noteOrder(res, placed.order.orderId);
       if (placed.httpStatus === 409) {
-        const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', placed.shortages, {
-          orderId: placed.order.orderId,
+        const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', {
+          details: placed.shortages,
+          extra: { orderId: placed.order.orderId },
         });
         res.status(409).json(error.toBody());
         return;
@@ -169,7 +170,7 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/readyz')
     .get(async (_req, res) => {
       const { ready, checks } = await readiness.check();
-      if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'not ready', checks);
+      if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'not ready', { details: checks });
       res.json({ status: 'ready', checks });
     })
     .all(methodNotAllowed(['GET']));
@@ -209,9 +210,9 @@ function jsonBody(): RequestHandler {
       }
       if (req.body === undefined) {
         next(
-          new ApiError('VALIDATION_FAILED', 'the body must be JSON (Content-Type: application/json)', [
-            { path: '', message: 'expected a JSON body' },
-          ]),
+          new ApiError('VALIDATION_FAILED', 'the body must be JSON (Content-Type: application/json)', {
+            details: [{ path: '', message: 'expected a JSON body' }],
+          }),
         );
         return;
       }
@@ -226,8 +227,8 @@ function requireBearerToken(token: string): RequestHandler {
   return (req, _res, next) => {
     const match = /^Bearer +(\S+) *$/i.exec(req.header('Authorization') ?? '');
     if (!match?.[1] || !timingSafeEqual(sha256(match[1]), expected)) {
-      throw new ApiError('UNAUTHORIZED', 'operator endpoints need Authorization: Bearer <ADMIN_TOKEN>', undefined, undefined, {
-        'WWW-Authenticate': 'Bearer realm="checkout-admin"',
+      throw new ApiError('UNAUTHORIZED', 'operator endpoints need Authorization: Bearer <ADMIN_TOKEN>', {
+        headers: { 'WWW-Authenticate': 'Bearer realm="checkout-admin"' },
       });
     }
     next();

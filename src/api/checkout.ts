@@ -434,7 +434,7 @@ export class CheckoutService {
     const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true, priceCents: true } });
     const prices = new Map(found.map((p) => [p.sku, p.priceCents]));
     const unknown = skus.filter((sku) => !prices.has(sku));
-    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', unknown);
+    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
     return prices;
   }
 }
