@@ -426,7 +426,7 @@ describe('without HTTP', () => {
       customerId: 'alice',
       items: [{ sku: 'PAY-1', quantity: 2 }, { sku: 'PAY-2', quantity: 3 }],
     });
-    expect(placed.httpStatus).toBe(201);
+    expect(placed.outcome).toBe('HELD');
     expect(placed.order.status).toBe('AWAITING_PAYMENT');
     expect(placed.order.totalCents).toBe(2 * 1500 + 3 * 250);
     expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 8, reserved: 2, sold: 0 });
@@ -474,8 +474,8 @@ describe('without HTTP', () => {
       items: [{ sku: 'REJ-1', quantity: 3 }, { sku: 'REJ-2', quantity: 1 }],
     });
 
-    expect(placed.httpStatus).toBe(409);
-    expect(placed.shortages).toEqual([{ sku: 'REJ-1', requested: 3, available: 2 }]);
+    expect(placed.outcome).toBe('REJECTED');
+    expect(placed).toEqual({ outcome: 'REJECTED', order: placed.order, shortages: [{ sku: 'REJ-1', requested: 3, available: 2 }] });
     expect((await stack.checkout.getOrder(placed.order.orderId)).status).toBe('REJECTED');
     expect(await stockOf(stack.db.prisma, 'REJ-1')).toEqual({ available: 2, reserved: 0, sold: 0 });
     expect(await stockOf(stack.db.prisma, 'REJ-2')).toEqual({ available: 10, reserved: 0, sold: 0 });

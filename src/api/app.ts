@@ -5,7 +5,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
+import { type CancelRefusal, type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
@@ -47,7 +47,7 @@ export function createApp(deps: AppDependencies): express.Express {
       const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
       const placed = await checkout.placeOrder(body, key);
       noteOrder(res, placed.order.orderId);
-      if (placed.httpStatus === 409) {
+      if (placed.outcome === 'REJECTED') {
         const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', {
           details: placed.shortages,
           extra: { orderId: placed.order.orderId },
@@ -55,7 +55,7 @@ export function createApp(deps: AppDependencies): express.Express {
         res.status(409).json(error.toBody());
         return;
       }
-      if (placed.httpStatus === 202) {
+      if (placed.outcome === 'PENDING') {
         pending(res, placed.order.orderId).json(placed.order);
         return;
       }
@@ -106,7 +106,8 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
       const cancelled = await checkout.cancel(orderIdParam(req, res));
-      if (cancelled.httpStatus === 202) {
+      if (cancelled.outcome !== 'CANCELLED' && cancelled.outcome !== 'PENDING') throw cancelRefused(cancelled.outcome);
+      if (cancelled.outcome === 'PENDING') {
         pending(res, cancelled.order.orderId).json(cancelled.order);
         return;
       }
@@ -326,4 +327,16 @@ function param(req: Request, name: string): string {
 
 function rawBytes(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** 409: the order's final state refuses the cancel. */
+function cancelRefused(outcome: CancelRefusal): ApiError {
+  switch (outcome) {
+    case 'ORDER_ALREADY_PAID':
+      return new ApiError('ORDER_ALREADY_PAID', 'the order is paid and cannot be cancelled');
+    case 'ORDER_EXPIRED':
+      return new ApiError('ORDER_EXPIRED', 'the order has expired');
+    case 'ORDER_REJECTED':
+      return new ApiError('ORDER_REJECTED', 'the order was rejected');
+  }
 }

@@ -28,7 +28,7 @@ export interface FaultScenario {
    * It reaches Temporal at `temporalAddress` unless another address (a proxy) is given.
    */
   startWorker(name: string, options?: { temporalAddress?: string }): Promise<WorkerProcess>;
-  /** Places an order that must be held (201, AWAITING_PAYMENT). */
+  /** Places an order that must be held (HELD, AWAITING_PAYMENT). */
   place(items: { sku: string; quantity: number }[], paymentTimeoutSeconds: number): Promise<OrderResponse>;
   /** The orders' statuses in the database, in the given order. */
   statusesOf(orders: OrderResponse[]): Promise<OrderStatus[]>;
@@ -64,7 +64,7 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
     },
     async place(items, paymentTimeoutSeconds) {
       const placed = await checkout.placeOrder({ customerId: deps.customerId, items, paymentTimeoutSeconds });
-      if (placed.httpStatus !== 201 || placed.order.status !== 'AWAITING_PAYMENT') {
+      if (placed.outcome !== 'HELD' || placed.order.status !== 'AWAITING_PAYMENT') {
         throw new Error(`order not held: ${JSON.stringify(placed)}`);
       }
       return placed.order;
