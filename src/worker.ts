@@ -9,8 +9,7 @@ import { createLocalPaymentProvider, type PaymentProvider } from '../activities/
 import type { PrismaClient } from '../prisma/generated/client';
 import { loadConfig, type Config, type WorkerTuning } from './config';
 import { createPrismaClient } from './db/client';
-import type { Logger } from 'pino';
-import { createLogger, temporalLoggerFrom } from './logger';
+import { createLogger, temporalLoggerFrom, type Logger } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
 import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
 import { startReclaimLoop } from './reclaim';
