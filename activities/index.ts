@@ -125,19 +125,12 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
         const settled = await decideOrder(prisma, orderId, { kind: 'COMMIT', paymentId, amountCents: amountCents ?? totalCents });
         return paymentOutcomeOf(settled, paymentId);
       }
-      switch (order?.status) {
-        case 'PAID':
-          return order.paymentId === paymentId ? 'APPLIED' : 'ORDER_ALREADY_PAID';
-        case 'EXPIRED':
-          return 'ORDER_EXPIRED';
-        case 'CANCELLED':
-          return 'ORDER_CANCELLED';
-        case 'REJECTED':
-          return 'ORDER_REJECTED';
-        default:
-          // Not yet held (PENDING) or unknown: its own workflow must decide; try again later.
-          throw new Error(`order ${orderId} is not held; its payment cannot be decided here`);
+      if (order?.status === 'PAID' || order?.status === 'EXPIRED' || order?.status === 'CANCELLED') {
+        return paymentOutcomeOf({ status: order.status, paymentId: order.paymentId ?? undefined }, paymentId);
       }
+      if (order?.status === 'REJECTED') return 'ORDER_REJECTED';
+      // Not yet held (PENDING) or unknown: its own workflow must decide; try again later.
+      throw new Error(`order ${orderId} is not held; its payment cannot be decided here`);
     },
   };
 }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Client } from 'pg';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -141,4 +142,15 @@ export function redactUrl(url: string): string {
   const parsed = new URL(url);
   if (parsed.password) parsed.password = '***';
   return parsed.toString();
+}
+
+/** Runs `fn` on a pg connection of its own to `databaseUrl`, closed afterwards. */
+export async function withDatabase<T>(databaseUrl: string, fn: (db: Client) => Promise<T>): Promise<T> {
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
 }

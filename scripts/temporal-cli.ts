@@ -17,7 +17,7 @@ export function temporalCliCacheDir(): string {
   return path.join(base, 'checkout-service', `temporal-cli-${TEMPORAL_CLI_VERSION}`);
 }
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return true;
@@ -64,12 +64,17 @@ export function ensureTemporalCli(log: (line: string) => void = (l) => process.s
   const dir = temporalCliCacheDir();
   mkdirSync(dir, { recursive: true });
   log(`installing Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${dir} (first time only, takes minutes)`);
-  const result = spawnSync(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+  if (!goInstall(go, [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], dir)) throw new Error(`go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION} failed`);
+  return { path: path.join(dir, 'temporal'), source: 'go install' };
+}
+
+/** `go install` of pinned modules into `dir` (trimmed paths), its output on ours; true when it succeeded. */
+export function goInstall(go: string, modules: string[], dir: string): boolean {
+  const result = spawnSync(go, ['install', ...modules], {
     env: { ...process.env, GOBIN: dir, GOFLAGS: [process.env.GOFLAGS, '-trimpath'].filter(Boolean).join(' ') },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  if (result.status !== 0) throw new Error(`go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION} failed`);
-  return { path: path.join(dir, 'temporal'), source: 'go install' };
+  return result.status === 0;
 }
 
 export function temporalCliVersion(cliPath: string): string {

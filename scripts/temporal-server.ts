@@ -6,9 +6,9 @@
  * Found or built like the CLI: TEMPORAL_SERVER_PATH + TEMPORAL_SQL_TOOL_PATH, the project's
  * cache, then `go install` of the pinned version into that cache.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../workflows/messages';
 import { freePort, ROOT, type ProcessGroup, waitForPort } from './processes';
-import { ensureTemporalCli, temporalCliCacheDir } from './temporal-cli';
+import { ensureTemporalCli, goInstall, isExecutable, temporalCliCacheDir } from './temporal-cli';
 
 /** The one place the server version is pinned; the compose file runs temporalio/server:1.29.1. */
 export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
@@ -33,15 +33,6 @@ function cacheDir(): string {
   return path.join(path.dirname(temporalCliCacheDir()), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The server and the SQL tool, built with the Go toolchain the first time (minutes; the CLI's module cache makes it shorter). */
 export function ensureTemporalServer(log: (line: string) => void): TemporalServerBinaries {
   const explicitServer = process.env.TEMPORAL_SERVER_PATH;
@@ -54,11 +45,7 @@ export function ensureTemporalServer(log: (line: string) => void): TemporalServe
     const go = process.env.GO ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
     mkdirSync(dir, { recursive: true });
     log(`building temporal-server ${TEMPORAL_SERVER_VERSION} and its SQL tool with go install into ${dir} (first time only, minutes)`);
-    const result = spawnSync(go, ['install', `${SERVER_MODULE}@${TEMPORAL_SERVER_VERSION}`, `${SQL_TOOL_MODULE}@${TEMPORAL_SERVER_VERSION}`], {
-      env: { ...process.env, GOBIN: dir, GOFLAGS: [process.env.GOFLAGS, '-trimpath'].filter(Boolean).join(' ') },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    if (result.status !== 0) throw new Error(`go install of temporal-server ${TEMPORAL_SERVER_VERSION} failed`);
+    if (!goInstall(go, [`${SERVER_MODULE}@${TEMPORAL_SERVER_VERSION}`, `${SQL_TOOL_MODULE}@${TEMPORAL_SERVER_VERSION}`], dir)) throw new Error(`go install of temporal-server ${TEMPORAL_SERVER_VERSION} failed`);
   }
   return { server, sqlToolDir: linkSqlTool(sqlTool, dir) };
 }

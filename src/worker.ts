@@ -7,9 +7,9 @@ import { createActivities } from '../activities';
 import { createInventoryActivities } from '../activities/inventory';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import type { PrismaClient } from '../prisma/generated/client';
-import { loadConfig, type WorkerTuning } from './config';
+import { loadConfig, type Config, type WorkerTuning } from './config';
 import { createPrismaClient } from './db/client';
-import { createLogger, temporalLoggerFrom } from './logger';
+import { createLogger, temporalLoggerFrom, type Logger } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
 import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
 import { startReclaimLoop } from './reclaim';
@@ -65,6 +65,59 @@ export function workerTuningOptions(tuning: WorkerTuning): Partial<WorkerOptions
   };
 }
 
+export interface RunWorkerOptions {
+  logger: Logger;
+  metrics?: WorkerMetrics;
+  /** A prebuilt bundle; otherwise `config.worker.workflowBundlePath`, else bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Called once the worker polls and the reclaim runs (a forked test worker tells its parent). */
+  onRunning?: () => void;
+}
+
+/** Connects, runs the worker and the reclaim loop until shutdown, and closes what it opened. */
+export async function runWorker(config: Config, options: RunWorkerOptions): Promise<void> {
+  const { logger, metrics } = options;
+  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  const workflowBundle =
+    options.workflowBundle ?? (config.worker.workflowBundlePath !== undefined ? { codePath: config.worker.workflowBundlePath } : undefined);
+  try {
+    const worker = await createOrderWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      prisma,
+      tuning: config.worker,
+      ...(workflowBundle !== undefined && { workflowBundle }),
+      ...(metrics !== undefined && { metrics }),
+    });
+    // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
+    // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
+    // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
+    }
+    const running = worker.run();
+    logger.info(
+      { taskQueue: config.temporal.taskQueue, address: config.temporal.address, tuning: config.worker },
+      'worker started',
+    );
+    // Stock past its deadline goes back on sale from here, whatever the workflows' backlog.
+    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, metrics, logger }) : undefined;
+    logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
+    options.onRunning?.();
+    try {
+      await running;
+    } finally {
+      await reclaim?.stop();
+    }
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+    await prisma.$disconnect();
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('worker', config.logLevel);
@@ -73,42 +126,9 @@ async function main(): Promise<void> {
   const metrics = createWorkerMetrics();
   const metricsServer = await serveMetrics(metrics.registry, config.worker.metricsPort);
   logger.info({ port: listeningPort(metricsServer) }, 'worker metrics listening on /metrics');
-  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   try {
-    const worker = await createOrderWorker({
-      connection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      prisma,
-      tuning: config.worker,
-      ...(config.worker.workflowBundlePath !== undefined && {
-        workflowBundle: { codePath: config.worker.workflowBundlePath },
-      }),
-      metrics,
-    });
-    // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
-    // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
-    // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
-    }
-    logger.info(
-      { taskQueue: config.temporal.taskQueue, address: config.temporal.address, tuning: config.worker },
-      'worker started',
-    );
-    // Stock past its deadline goes back on sale from here, whatever the workflows' backlog.
-    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, metrics, logger }) : undefined;
-    logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
-    try {
-      await worker.run();
-    } finally {
-      await reclaim?.stop();
-    }
-    logger.info('worker stopped');
+    await runWorker(config, { logger, metrics });
   } finally {
-    await connection.close();
-    await prisma.$disconnect();
     await new Promise((resolve) => metricsServer.close(resolve));
   }
 }

@@ -3,18 +3,14 @@ import request from 'supertest';
 import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inventory';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
-import { startStack, TEST_ADMIN_TOKEN, type TestStack } from './support/stack';
+import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 
-let stack: TestStack;
+const stack = useStack({ checkInventoryAfterEach: false }); // one test breaks the invariants on purpose
 const auth = `Bearer ${TEST_ADMIN_TOKEN}`;
 
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
+/** PUT /admin/products/:sku with the operator's token. */
+const putOverHttp = (sku: string, body: { name: string; priceCents: number; available?: number }) =>
+  request(stack.app).put(`/admin/products/${sku}`).set('Authorization', auth).send(body);
 
 function ledger(sku: string) {
   return stack.db.prisma.stockMovement.findMany({ where: { sku }, orderBy: { id: 'asc' }, select: { kind: true, quantity: true } });
@@ -50,22 +46,14 @@ describe('authorization', () => {
 });
 
 test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger row, then updates it (200) with an ADJUSTMENT', async () => {
-  const created = await request(stack.app)
-    .put('/admin/products/NEW-1')
-    .set('Authorization', auth)
-    .send({ name: 'Kettle', priceCents: 4500, available: 12 })
-    .expect(201);
+  const created = await putOverHttp('NEW-1', { name: 'Kettle', priceCents: 4500, available: 12 }).expect(201);
   expect(created.body).toEqual({ sku: 'NEW-1', name: 'Kettle', priceCents: 4500, available: 12, reserved: 0, sold: 0 });
 
-  const updated = await request(stack.app)
-    .put('/admin/products/NEW-1')
-    .set('Authorization', auth)
-    .send({ name: 'Gooseneck kettle', priceCents: 4900, available: 8 })
-    .expect(200);
+  const updated = await putOverHttp('NEW-1', { name: 'Gooseneck kettle', priceCents: 4900, available: 8 }).expect(200);
   expect(updated.body).toEqual({ sku: 'NEW-1', name: 'Gooseneck kettle', priceCents: 4900, available: 8, reserved: 0, sold: 0 });
 
   // Without `available` the count on sale stays as it is and the ledger gets no row.
-  await request(stack.app).put('/admin/products/NEW-1').set('Authorization', auth).send({ name: 'Kettle', priceCents: 4900 }).expect(200);
+  await putOverHttp('NEW-1', { name: 'Kettle', priceCents: 4900 }).expect(200);
   expect(await ledger('NEW-1')).toEqual([
     { kind: 'INITIAL', quantity: 12 },
     { kind: 'ADJUSTMENT', quantity: -4 },
@@ -77,7 +65,7 @@ test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger ro
 test('setting `available` below what open orders hold leaves their reservation alone', async () => {
   await addProduct(stack.db.prisma, 'ADJ-1', 10);
   await request(stack.app).post('/orders').send({ customerId: 'adj', items: [{ sku: 'ADJ-1', quantity: 6 }] }).expect(201);
-  const res = await request(stack.app).put('/admin/products/ADJ-1').set('Authorization', auth).send({ name: 'A', priceCents: 1, available: 0 }).expect(200);
+  const res = await putOverHttp('ADJ-1', { name: 'A', priceCents: 1, available: 0 }).expect(200);
   expect(res.body).toMatchObject({ available: 0, reserved: 6, sold: 0 });
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
@@ -94,7 +82,7 @@ test('POST /admin/products/:sku/restock adds units with a RESTOCK ledger row; un
   const missing = await request(stack.app).post('/admin/products/NOPE-1/restock').set('Authorization', auth).send({ quantity: 5 }).expect(404);
   expect(missing.body.error.code).toBe('PRODUCT_NOT_FOUND');
 
-  await request(stack.app).put('/admin/products/BIG-1').set('Authorization', auth).send({ name: 'Big', priceCents: 1, available: 1_000_000_000 }).expect(201);
+  await putOverHttp('BIG-1', { name: 'Big', priceCents: 1, available: 1_000_000_000 }).expect(201);
   await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(200);
   const tooMuch = await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(422);
   expect(tooMuch.body.error).toMatchObject({ code: 'STOCK_LIMIT_EXCEEDED', details: { available: 2_000_000_000, limit: MAX_STOCK_COUNT } });
@@ -206,7 +194,7 @@ test('a put-product activity run again for the same operation reports the same o
 });
 
 test('the operator endpoints run as workflows on the task queue, visible in Temporal', async () => {
-  await request(stack.app).put('/admin/products/WF-1').set('Authorization', auth).send({ name: 'W', priceCents: 1 }).expect(201);
+  await putOverHttp('WF-1', { name: 'W', priceCents: 1 }).expect(201);
   await request(stack.app).post('/admin/products/WF-1/restock').set('Authorization', auth).send({ quantity: 1 }).expect(200);
   const types: string[] = [];
   for await (const execution of stack.client.workflow.list({ query: 'WorkflowId STARTS_WITH "product-WF-1-"' })) {

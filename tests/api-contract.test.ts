@@ -8,25 +8,13 @@ import request from 'supertest';
 import { createApp } from '../src/api/app';
 import { createApiServices } from '../src/api/services';
 import { createPrismaClient } from '../src/db/client';
-import { checkInventory } from '../src/db/inventory-check';
 import { createLogger } from '../src/logger';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { eventually } from './support/wait';
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+const stack = useStack();
 
 interface OrderBody {
   orderId: string;

@@ -9,19 +9,18 @@ import type express from 'express';
 import request from 'supertest';
 import { createApp } from '../src/api/app';
 import { createApiServices, type ApiServices } from '../src/api/services';
-import { checkInventory } from '../src/db/inventory-check';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { createLogger } from '../src/logger';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { eventually } from './support/wait';
 
-let stack: TestStack;
 /** Four API instances over the same Temporal and database, as behind a load balancer. */
-let instances: { app: express.Express; services: ApiServices }[];
+let instances: { app: express.Express; services: ApiServices }[] = [];
+const stack = useStack({ beforeStop: async () => void (await Promise.all(instances.map((i) => i.services.readiness.close()))) });
 
-beforeAll(async () => {
-  stack = await startStack();
+beforeAll(() => {
   instances = Array.from({ length: 4 }, () => {
     const services = createApiServices({
       prisma: stack.db.prisma,
@@ -35,14 +34,6 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await Promise.all(instances.map((i) => i.services.readiness.close()));
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
 
 function place(key: string, body: object, app: express.Express = stack.app) {
   return request(app).post('/orders').set('Idempotency-Key', key).send(body);

@@ -14,7 +14,8 @@ import { startApi } from '../src/api/server';
 import { createApiServices } from '../src/api/services';
 import { createLogger } from '../src/logger';
 import { addProduct, createTestDatabase, type TestDatabase } from './support/database';
-import { eventually, startDevServer, startWorker, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET } from './support/stack';
+import { startDevServer, startWorker, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET } from './support/stack';
+import { eventually } from './support/wait';
 import { signedHeaders } from './support/webhooks';
 
 type LogLine = Record<string, unknown> & { msg?: string; orderId?: string };

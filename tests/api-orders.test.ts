@@ -1,35 +1,27 @@
 /** The order path through HTTP, against the real worker, dev server and PostgreSQL. */
 import request from 'supertest';
-import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { eventually, startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
+import { eventually } from './support/wait';
 
-let stack: TestStack;
+const stack = useStack();
 
 beforeAll(async () => {
-  stack = await startStack();
   await addProduct(stack.db.prisma, 'HTTP-1', 10, 1999);
   await addProduct(stack.db.prisma, 'HTTP-2', 3, 500);
 });
 
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+function postOrder(body: { customerId: string; items: { sku: string; quantity: number }[]; paymentTimeoutSeconds?: number }) {
+  return request(stack.app).post('/orders').send(body);
+}
 
 function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
   return payOverHttp(stack.app, orderId, payment);
 }
 
 test('POST /orders holds the stock, the webhook pays it, GET shows it PAID', async () => {
-  const created = await request(stack.app)
-    .post('/orders')
-    .send({ customerId: 'web-1', items: [{ sku: 'HTTP-1', quantity: 2 }] })
-    .expect(201);
+  const created = await postOrder({ customerId: 'web-1', items: [{ sku: 'HTTP-1', quantity: 2 }] }).expect(201);
   expect(created.body).toMatchObject({
     customerId: 'web-1',
     status: 'AWAITING_PAYMENT',
@@ -49,10 +41,7 @@ test('POST /orders holds the stock, the webhook pays it, GET shows it PAID', asy
 });
 
 test('an unpaid order placed over HTTP expires and GET shows EXPIRED with the stock back', async () => {
-  const created = await request(stack.app)
-    .post('/orders')
-    .send({ customerId: 'web-2', items: [{ sku: 'HTTP-2', quantity: 3 }], paymentTimeoutSeconds: 1 })
-    .expect(201);
+  const created = await postOrder({ customerId: 'web-2', items: [{ sku: 'HTTP-2', quantity: 3 }], paymentTimeoutSeconds: 1 }).expect(201);
   const { orderId, expiresAt } = created.body as { orderId: string; expiresAt: string };
   expect(Date.parse(expiresAt) - Date.parse((created.body as { createdAt: string }).createdAt)).toBe(1000);
 
@@ -65,10 +54,7 @@ test('an unpaid order placed over HTTP expires and GET shows EXPIRED with the st
 });
 
 test('POST /orders for more than is on sale answers 409 OUT_OF_STOCK with the orderId', async () => {
-  const res = await request(stack.app)
-    .post('/orders')
-    .send({ customerId: 'web-3', items: [{ sku: 'HTTP-2', quantity: 4 }] })
-    .expect(409);
+  const res = await postOrder({ customerId: 'web-3', items: [{ sku: 'HTTP-2', quantity: 4 }] }).expect(409);
   expect(res.body).toEqual({
     orderId: expect.any(String),
     error: {

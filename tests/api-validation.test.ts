@@ -8,19 +8,14 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct } from './support/database';
-import { startStack, type TestStack } from './support/stack';
+import { useStack } from './support/stack';
 import { signedHeaders } from './support/webhooks';
 
-let stack: TestStack;
+const stack = useStack();
 const SKUS = ['VAL-A', 'VAL-B', 'VAL-C'];
 
 beforeAll(async () => {
-  stack = await startStack();
   for (const sku of SKUS) await addProduct(stack.db.prisma, sku, 50, 300);
-});
-
-afterAll(async () => {
-  await stack?.stop();
 });
 
 interface Snapshot {

@@ -11,10 +11,10 @@ import request from 'supertest';
 import { Webhook } from 'standardwebhooks';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { createTestApi, startStack, TEST_STRIPE_SECRET, TEST_WEBHOOK_SECRET, type TestStack } from './support/stack';
+import { createTestApi, TEST_STRIPE_SECRET, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
 import { paymentIntentEvent, signedHeaders, stripeSignature } from './support/webhooks';
 
-let stack: TestStack;
+const stack = useStack();
 /** The order every forgery aims at; it must still await payment, untouched, at the end. */
 let target: string;
 /** Another order, whose genuine deliveries an attacker has captured. */
@@ -25,7 +25,6 @@ const now = () => Math.floor(Date.now() / 1000);
 const secretOf = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 beforeAll(async () => {
-  stack = await startStack();
   await addProduct(stack.db.prisma, 'SIG-1', 10, PRICE);
   // Orders that are meant to be paid take their stock from SIG-2, so SIG-1 shows only the two above.
   await addProduct(stack.db.prisma, 'SIG-2', 10, PRICE);
@@ -33,10 +32,6 @@ beforeAll(async () => {
     (await request(stack.app).post('/orders').send({ customerId, items: [{ sku: 'SIG-1', quantity: 1 }] }).expect(201)).body.orderId as string;
   target = await place('sig-target');
   captured = await place('sig-captured');
-});
-
-afterAll(async () => {
-  await stack?.stop();
 });
 
 const bodyFor = (orderId: string, paymentId = 'sig-pay', amountCents = PRICE, type = 'payment.succeeded') =>

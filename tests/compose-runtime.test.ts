@@ -9,7 +9,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -18,8 +17,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { workflowCacheSizeFor } from '../src/config';
 import { buildImage, type ImageBuild } from './support/image-build';
-import { eventually, startDevServer } from './support/stack';
+import { startDevServer } from './support/stack';
+import { eventually } from './support/wait';
 import { signedHeaders } from './support/webhooks';
+import { freePort } from '../scripts/processes';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
@@ -59,17 +60,6 @@ async function connected<T>(connectionString: string, query: (client: Client) =>
   } finally {
     await client.end();
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** The environment compose gives the app services, pointed at this test's server and database. */

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
-import { checkInventory } from '../src/db/inventory-check';
 import { createOrderWorker } from '../src/worker';
 import {
   cancelOrderSignal,
@@ -19,24 +18,14 @@ import {
   paymentReceivedSignal,
   type OrderView,
   type OrderWorkflowInput,
+  type PaymentReceived,
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, errorCode, orderOf, outcomeOf, payOverHttp, placeOverHttp, tracesOf, type HttpAnswer } from './support/lifecycle';
-import { createTestApi, eventually, startStack, workflowBundle, type TestStack } from './support/stack';
+import { cancelOverHttp, errorCode, type HttpAnswer, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
+import { createTestApi, workflowBundle, useStack } from './support/stack';
+import { eventually } from './support/wait';
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
-});
+const stack = useStack();
 
 let skuCounter = 0;
 /** A product of its own for each test, so stock assertions see only that test's orders. */
@@ -57,6 +46,14 @@ async function searchAttributesOf(orderId: string) {
     customerId: typedSearchAttributes.get(customerIdKey),
     deadline: typedSearchAttributes.get(paymentDeadlineKey)?.toISOString(),
   };
+}
+
+/** Starts the order's workflow with a payment (or, without one, a cancel) already in its history, before any reservation. */
+function startWithSignal(input: OrderWorkflowInput, payment?: PaymentReceived): Promise<WorkflowHandle> {
+  const start = { workflowId: orderWorkflowId(input.orderId), taskQueue: stack.taskQueue, args: [input] };
+  return payment
+    ? stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start, signal: paymentReceivedSignal, signalArgs: [payment] })
+    : stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, { ...start, signal: cancelOrderSignal, signalArgs: [] });
 }
 
 function refundOf(answer: HttpAnswer): unknown {
@@ -112,13 +109,7 @@ describe('paid', () => {
     const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'early-payer', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 900 };
 
     // The signal is in the history before the reservation has even been scheduled.
-    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(input.orderId),
-      taskQueue: stack.taskQueue,
-      args: [input],
-      signal: paymentReceivedSignal,
-      signalArgs: [{ paymentId: 'pay-early', amountCents: 1200 }],
-    });
+    const handle = await startWithSignal(input, { paymentId: 'pay-early', amountCents: 1200 });
 
     expect((await handle.result()) as OrderView).toMatchObject({ status: 'PAID', paymentId: 'pay-early', totalCents: 1200 });
     expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'] });
@@ -181,15 +172,9 @@ describe('refused payments', () => {
     }
     expect(orderOf(redeliveredAfterPaid)).toMatchObject({ status: 'PAID', paymentId: 'pay-right' });
     expect(orderOf(right)).toMatchObject({ status: 'PAID', paymentId: 'pay-right' });
-    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
-      status: 'PAID',
-      movements: ['RESERVE', 'COMMIT'],
-      payments: [
-        { paymentId: 'pay-right', amountCents: 1800, outcome: 'APPLIED' },
-        { paymentId: 'pay-short', amountCents: 1700, outcome: 'AMOUNT_MISMATCH' },
-      ],
-      refunds: [{ paymentId: 'pay-short', amountCents: 1700, status: 'REFUNDED' }],
-    });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
+      paidRefundingOne({ paymentId: 'pay-right', amountCents: 1800 }, { paymentId: 'pay-short', amountCents: 1700, outcome: 'AMOUNT_MISMATCH' }),
+    );
   });
 
   test('a second paymentId for a paid order answers 200 ORDER_ALREADY_PAID and, redelivered at once and after the order closed, is refunded exactly once', async () => {
@@ -209,15 +194,9 @@ describe('refused payments', () => {
     }
     expect(outcomeOf(afterClose)).toBe('ORDER_ALREADY_PAID');
     expect(refundOf(afterClose)).toEqual({ paymentId: 'pay-second', status: 'REFUNDED' });
-    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
-      status: 'PAID',
-      movements: ['RESERVE', 'COMMIT'],
-      payments: [
-        { paymentId: 'pay-first', amountCents: 1000, outcome: 'APPLIED' },
-        { paymentId: 'pay-second', amountCents: 1000, outcome: 'ORDER_ALREADY_PAID' },
-      ],
-      refunds: [{ paymentId: 'pay-second', amountCents: 1000, status: 'REFUNDED' }],
-    });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
+      paidRefundingOne({ paymentId: 'pay-first', amountCents: 1000 }, { paymentId: 'pay-second', amountCents: 1000, outcome: 'ORDER_ALREADY_PAID' }),
+    );
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 1 });
   });
 
@@ -260,12 +239,9 @@ describe('refused payments', () => {
         order: expect.objectContaining({ orderId, status: 'EXPIRED' }),
       });
     }
-    expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
-      status: 'EXPIRED',
-      movements: ['RESERVE', 'RELEASE'],
-      payments: [{ paymentId: 'pay-late', amountCents: 2000, outcome: 'ORDER_EXPIRED' }],
-      refunds: [{ paymentId: 'pay-late', amountCents: 2000, status: 'REFUNDED' }],
-    });
+    expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
+      releasedRefunding('EXPIRED', { paymentId: 'pay-late', amountCents: 2000, outcome: 'ORDER_EXPIRED' }),
+    );
     // The order's workflow had closed, so the late payment was decided by its own workflow.
     const late = await stack.client.workflow.getHandle(latePaymentWorkflowId(orderId, 'pay-late')).describe();
     expect(late.status.name).toBe('COMPLETED');
@@ -314,13 +290,7 @@ describe('cancelled', () => {
     const sku = await newProduct(2);
     const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'quick-cancel', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 900 };
 
-    const handle = await stack.client.workflow.signalWithStart(ORDER_WORKFLOW_TYPE, {
-      workflowId: orderWorkflowId(input.orderId),
-      taskQueue: stack.taskQueue,
-      args: [input],
-      signal: cancelOrderSignal,
-      signalArgs: [],
-    });
+    const handle = await startWithSignal(input);
 
     expect(((await handle.result()) as OrderView).status).toBe('CANCELLED');
     expect(await tracesOf(stack.db.prisma, input.orderId)).toMatchObject({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'] });
@@ -443,5 +413,71 @@ describe('closing', () => {
       worker.shutdown();
       await running;
     }
+  });
+});
+
+// The order path through CheckoutService alone, without HTTP.
+describe('without HTTP', () => {
+  test('an order paid before its window closes is PAID and its stock moves reserved → sold', async () => {
+    await addProduct(stack.db.prisma, 'PAY-1', 10, 1500);
+    await addProduct(stack.db.prisma, 'PAY-2', 5, 250);
+
+    const placed = await stack.checkout.placeOrder({
+      customerId: 'alice',
+      items: [{ sku: 'PAY-1', quantity: 2 }, { sku: 'PAY-2', quantity: 3 }],
+    });
+    expect(placed.outcome).toBe('HELD');
+    expect(placed.order.status).toBe('AWAITING_PAYMENT');
+    expect(placed.order.totalCents).toBe(2 * 1500 + 3 * 250);
+    expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 8, reserved: 2, sold: 0 });
+
+    const paid = await stack.checkout.pay(placed.order.orderId, { paymentId: 'pay-abc', amountCents: 3750 });
+
+    expect(paid.outcome).toBe('APPLIED');
+    expect(paid.order).toMatchObject({ status: 'PAID', paymentId: 'pay-abc' });
+    expect(paid.order.paidAt).toBeDefined();
+    expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    expect(await stockOf(stack.db.prisma, 'PAY-2')).toEqual({ available: 2, reserved: 0, sold: 3 });
+  });
+
+  test('an order left unpaid expires and its stock is available again within seconds of expiresAt', async () => {
+    await addProduct(stack.db.prisma, 'EXP-1', 4);
+
+    const placed = await stack.checkout.placeOrder({
+      customerId: 'bob',
+      items: [{ sku: 'EXP-1', quantity: 3 }],
+      paymentTimeoutSeconds: 2,
+    });
+    expect(placed.order.status).toBe('AWAITING_PAYMENT');
+    expect(await stockOf(stack.db.prisma, 'EXP-1')).toEqual({ available: 1, reserved: 3, sold: 0 });
+
+    const expired = await eventually(
+      () => stack.checkout.getOrder(placed.order.orderId),
+      (order) => order.status === 'EXPIRED',
+    );
+    expect(await stockOf(stack.db.prisma, 'EXP-1')).toEqual({ available: 4, reserved: 0, sold: 0 });
+    const release = await stack.db.prisma.stockMovement.findFirstOrThrow({
+      where: { orderId: placed.order.orderId, kind: 'RELEASE' },
+    });
+    const lagMs = release.createdAt.getTime() - Date.parse(placed.order.expiresAt);
+    expect(lagMs).toBeGreaterThanOrEqual(0);
+    expect(lagMs).toBeLessThan(5_000);
+    expect(expired.closedAt).toBe(release.createdAt.toISOString());
+  });
+
+  test('an order for more than is available is REJECTED and holds nothing', async () => {
+    await addProduct(stack.db.prisma, 'REJ-1', 2);
+    await addProduct(stack.db.prisma, 'REJ-2', 10);
+
+    const placed = await stack.checkout.placeOrder({
+      customerId: 'carol',
+      items: [{ sku: 'REJ-1', quantity: 3 }, { sku: 'REJ-2', quantity: 1 }],
+    });
+
+    expect(placed.outcome).toBe('REJECTED');
+    expect(placed).toEqual({ outcome: 'REJECTED', order: placed.order, shortages: [{ sku: 'REJ-1', requested: 3, available: 2 }] });
+    expect((await stack.checkout.getOrder(placed.order.orderId)).status).toBe('REJECTED');
+    expect(await stockOf(stack.db.prisma, 'REJ-1')).toEqual({ available: 2, reserved: 0, sold: 0 });
+    expect(await stockOf(stack.db.prisma, 'REJ-2')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 });

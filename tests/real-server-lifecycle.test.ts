@@ -11,7 +11,8 @@ import { startRealTemporalServer, type RealTemporalServer } from '../scripts/tem
 import { checkInventory } from '../src/db/inventory-check';
 import { createTestDatabase, addProduct, stockOf, type TestDatabase } from './support/database';
 import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
-import { createTestApi, eventually, startWorker, type RunningWorker } from './support/stack';
+import { createTestApi, startWorker, type RunningWorker } from './support/stack';
+import { eventually } from './support/wait';
 import { orderStatusKey, orderWorkflowId } from '../workflows/messages';
 
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

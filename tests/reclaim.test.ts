@@ -16,7 +16,7 @@ import { createWorkerMetrics } from '../src/metrics';
 import { startReclaimLoop } from '../src/reclaim';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
 import { holdOrders, recordReceipt } from './support/due-orders';
-import { eventually } from './support/stack';
+import { eventually } from './support/wait';
 
 const SKUS = ['RECLAIM-A', 'RECLAIM-B', 'RECLAIM-C'];
 const STOCK = 100_000;

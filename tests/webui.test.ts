@@ -8,7 +8,8 @@ import { orderWorkflowId } from '../workflows/messages';
 import { describeItems, formatCents, formatDuration, formatTime, orderSummary } from '../workflows/summaries';
 import { ORDER_STATES, placeOrdersInEveryState, type PlacedOrders } from './support/order-states';
 import { startStack, type TestStack } from './support/stack';
-import { ensureChromium, freePort, launchChromium, TemporalWebUi } from './support/webui';
+import { freePort } from '../scripts/processes';
+import { ensureChromium, launchChromium, TemporalWebUi } from './support/webui';
 
 let stack: TestStack;
 let browser: Browser;

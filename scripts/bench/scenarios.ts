@@ -4,12 +4,12 @@
  * for request latency.
  */
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import { Client as PgClient } from 'pg';
+import { withDatabase } from '../processes';
 import { putProduct } from '../../activities/inventory';
 import { createPrismaClient } from '../../src/db/client';
 import { runSqlCeiling } from './ceiling';
 import { floorBeside } from './floor';
-import { driveOrders } from './load';
+import { driveOrders, type LoadResult, type OrderLoad } from './load';
 import type { BenchOptions } from './options';
 import { orderBody, randomItems } from './orders';
 import type { ProcessMonitor } from './proc-stats';
@@ -31,16 +31,27 @@ export interface ScenarioContext {
 const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
 const CALIBRATION_SECONDS = 3;
 
+/** Drives orders that stay open (the long window) for `customerId`, for some seconds or a number of requests. */
+function driveOpenOrders(
+  c: ScenarioContext,
+  customerId: string,
+  limit: { durationSeconds: number } | { amount: number },
+  onProgress?: OrderLoad['onProgress'],
+): Promise<LoadResult> {
+  return driveOrders({
+    apiUrl: c.stack.apiUrl,
+    connections: c.options.connections,
+    ...limit,
+    body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
+    progressSeconds: c.options.progressSeconds,
+    ...(onProgress && { onProgress }),
+  });
+}
+
 export async function warmUp(c: ScenarioContext): Promise<void> {
   if (c.options.warmup === 0) return;
   c.log(`warm-up: ${c.options.warmup} s of orders, not measured`);
-  await driveOrders({
-    apiUrl: c.stack.apiUrl,
-    connections: c.options.connections,
-    durationSeconds: c.options.warmup,
-    body: () => orderBody(`bench-${c.runTag}-warmup`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
-    progressSeconds: c.options.progressSeconds,
-  });
+  await driveOpenOrders(c, `bench-${c.runTag}-warmup`, { durationSeconds: c.options.warmup });
 }
 
 /** Orders held per second and POST /orders latency, then the bare-SQL ceiling in the same run. */
@@ -49,14 +60,9 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
   const label = `throughput ${run}/${o.repeat}`;
   const customerId = `bench-${c.runTag}-http-${run}`;
   monitor.start();
-  const http = await driveOrders({
-    apiUrl: c.stack.apiUrl,
-    connections: o.connections,
-    durationSeconds: o.duration,
-    body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
-    progressSeconds: o.progressSeconds,
-    onProgress: (p) => c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
-  });
+  const http = await driveOpenOrders(c, customerId, { durationSeconds: o.duration }, (p) =>
+    c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
+  );
   results.recordUsage('throughput', 'throughput: HTTP → workflow → stock', monitor.finish());
   const heldInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
   if (heldInDatabase < http.held) results.fail(`${label}: ${http.held} answered 201 but ${heldInDatabase} orders hold stock`);
@@ -106,13 +112,7 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   const customerId = `bench-${c.runTag}-expiry-${run}`;
   // Leave room to place them all before the first falls due: measure how fast orders are placed
   // right now, and assume placing them all goes slower than that.
-  const calibration = await driveOrders({
-    apiUrl: c.stack.apiUrl,
-    connections: o.connections,
-    durationSeconds: CALIBRATION_SECONDS,
-    body: () => orderBody(`bench-${c.runTag}-calibration`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
-    progressSeconds: o.progressSeconds,
-  });
+  const calibration = await driveOpenOrders(c, `bench-${c.runTag}-calibration`, { durationSeconds: CALIBRATION_SECONDS });
   const expectedRate = Math.max(5, (calibration.held / calibration.seconds) * 0.7);
   const leadMs = (o.expiryOrders / expectedRate) * 1000 + 5000;
   const windowStart = Date.now() + leadMs;
@@ -290,18 +290,12 @@ export async function scale(c: ScenarioContext): Promise<void> {
   const customerId = `bench-${c.runTag}-scale`;
   c.log(`scale: placing ${o.scaleOrders} orders that stay open (payment window ${LONG_PAYMENT_WINDOW_SECONDS} s)`);
   monitor.start();
-  const placed = await driveOrders({
-    apiUrl: c.stack.apiUrl,
-    connections: o.connections,
-    amount: o.scaleOrders,
-    body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
-    progressSeconds: o.progressSeconds,
-    onProgress: (p) =>
-      c.log(
-        `scale: ${p.held}/${o.scaleOrders} placed (${(p.held / p.seconds).toFixed(0)}/s), ` +
-          `worker RSS ${Math.round(monitor.rssMiB('worker'))} MiB, Temporal ${Math.round(monitor.rssMiB('temporal'))} MiB`,
-      ),
-  });
+  const placed = await driveOpenOrders(c, customerId, { amount: o.scaleOrders }, (p) =>
+    c.log(
+      `scale: ${p.held}/${o.scaleOrders} placed (${(p.held / p.seconds).toFixed(0)}/s), ` +
+        `worker RSS ${Math.round(monitor.rssMiB('worker'))} MiB, Temporal ${Math.round(monitor.rssMiB('temporal'))} MiB`,
+    ),
+  );
   // Let the last workflow tasks settle before reading memory at the end.
   await new Promise((r) => setTimeout(r, o.smoke ? 1000 : 5000));
   const usage = monitor.finish();
@@ -329,16 +323,6 @@ export async function scale(c: ScenarioContext): Promise<void> {
       `errors ${placed.errors}); awaiting payment: ${awaitingInDatabase} in the database` +
       (openWorkflows === undefined ? '' : `, ${openWorkflows} open workflows in Temporal`),
   );
-}
-
-async function withDatabase<T>(databaseUrl: string, fn: (db: PgClient) => Promise<T>): Promise<T> {
-  const db = new PgClient({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
 }
 
 async function countOrders(databaseUrl: string, customerId: string, ...statuses: string[]): Promise<number> {

@@ -5,7 +5,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
+import { type CancelRefusal, type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
@@ -47,14 +47,15 @@ export function createApp(deps: AppDependencies): express.Express {
       const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
       const placed = await checkout.placeOrder(body, key);
       noteOrder(res, placed.order.orderId);
-      if (placed.httpStatus === 409) {
-        const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', placed.shortages, {
-          orderId: placed.order.orderId,
+      if (placed.outcome === 'REJECTED') {
+        const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', {
+          details: placed.shortages,
+          extra: { orderId: placed.order.orderId },
         });
         res.status(409).json(error.toBody());
         return;
       }
-      if (placed.httpStatus === 202) {
+      if (placed.outcome === 'PENDING') {
         pending(res, placed.order.orderId).json(placed.order);
         return;
       }
@@ -105,7 +106,8 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
       const cancelled = await checkout.cancel(orderIdParam(req, res));
-      if (cancelled.httpStatus === 202) {
+      if (cancelled.outcome !== 'CANCELLED' && cancelled.outcome !== 'PENDING') throw cancelRefused(cancelled.outcome);
+      if (cancelled.outcome === 'PENDING') {
         pending(res, cancelled.order.orderId).json(cancelled.order);
         return;
       }
@@ -169,7 +171,7 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/readyz')
     .get(async (_req, res) => {
       const { ready, checks } = await readiness.check();
-      if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'not ready', checks);
+      if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'not ready', { details: checks });
       res.json({ status: 'ready', checks });
     })
     .all(methodNotAllowed(['GET']));
@@ -209,9 +211,9 @@ function jsonBody(): RequestHandler {
       }
       if (req.body === undefined) {
         next(
-          new ApiError('VALIDATION_FAILED', 'the body must be JSON (Content-Type: application/json)', [
-            { path: '', message: 'expected a JSON body' },
-          ]),
+          new ApiError('VALIDATION_FAILED', 'the body must be JSON (Content-Type: application/json)', {
+            details: [{ path: '', message: 'expected a JSON body' }],
+          }),
         );
         return;
       }
@@ -226,8 +228,8 @@ function requireBearerToken(token: string): RequestHandler {
   return (req, _res, next) => {
     const match = /^Bearer +(\S+) *$/i.exec(req.header('Authorization') ?? '');
     if (!match?.[1] || !timingSafeEqual(sha256(match[1]), expected)) {
-      throw new ApiError('UNAUTHORIZED', 'operator endpoints need Authorization: Bearer <ADMIN_TOKEN>', undefined, undefined, {
-        'WWW-Authenticate': 'Bearer realm="checkout-admin"',
+      throw new ApiError('UNAUTHORIZED', 'operator endpoints need Authorization: Bearer <ADMIN_TOKEN>', {
+        headers: { 'WWW-Authenticate': 'Bearer realm="checkout-admin"' },
       });
     }
     next();
@@ -325,4 +327,16 @@ function param(req: Request, name: string): string {
 
 function rawBytes(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** 409: the order's final state refuses the cancel. */
+function cancelRefused(outcome: CancelRefusal): ApiError {
+  switch (outcome) {
+    case 'ORDER_ALREADY_PAID':
+      return new ApiError('ORDER_ALREADY_PAID', 'the order is paid and cannot be cancelled');
+    case 'ORDER_EXPIRED':
+      return new ApiError('ORDER_EXPIRED', 'the order has expired');
+    case 'ORDER_REJECTED':
+      return new ApiError('ORDER_REJECTED', 'the order was rejected');
+  }
 }

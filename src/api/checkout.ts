@@ -43,15 +43,13 @@ import type { PaymentEvent } from './webhooks';
 
 export type { OrderResponse, ProductResponse } from './schemas';
 
-export interface PlacedOrder {
-  /**
-   * 201 when the stock was held (whatever happened since), 409 when it was rejected, 202 when
-   * neither was decided within the decision wait (the order is PENDING and will be decided).
-   */
-  httpStatus: 201 | 202 | 409;
-  order: OrderResponse;
-  shortages?: Shortage[];
-}
+/**
+ * What a placement decided: HELD when the stock was held (whatever happened since), REJECTED
+ * with the shortages, PENDING when neither was decided within the decision wait (it will be).
+ */
+export type PlacedOrder =
+  | { outcome: 'HELD' | 'PENDING'; order: OrderResponse }
+  | { outcome: 'REJECTED'; order: OrderResponse; shortages: Shortage[] };
 
 export interface CheckoutDependencies {
   prisma: PrismaClient;
@@ -64,11 +62,16 @@ export interface CheckoutDependencies {
   decisionWaitSeconds?: number;
 }
 
-/** What a cancel answers: 200 once the stock is back, 202 while that is not done yet. */
+/**
+ * What a cancel got: CANCELLED once the stock is back, PENDING while that is not done yet, or
+ * the final state that refuses it (paid, expired, rejected).
+ */
 export interface CancelledOrder {
-  httpStatus: 200 | 202;
+  outcome: 'CANCELLED' | 'PENDING' | CancelRefusal;
   order: OrderResponse;
 }
+
+export type CancelRefusal = 'ORDER_ALREADY_PAID' | 'ORDER_EXPIRED' | 'ORDER_REJECTED';
 
 /** The Retry-After of a 202: when asking again (GET /orders/:orderId, or the same request) is worth it. */
 export const PENDING_RETRY_AFTER_SECONDS = 2;
@@ -244,7 +247,7 @@ export class CheckoutService {
     } catch (error) {
       // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
-      return { httpStatus: 202, order: toOrderResponse(pendingRecord) };
+      return { outcome: 'PENDING', order: toOrderResponse(pendingRecord) };
     }
   }
 
@@ -393,9 +396,7 @@ export class CheckoutService {
     }
     // The record decides the answer: a final state, or still open (the release not done yet).
     const order = await this.getOrder(orderId);
-    const refusal = cancelRefusal(order.status);
-    if (refusal) throw refusal;
-    return { httpStatus: order.status === 'CANCELLED' ? 200 : 202, order };
+    return { outcome: cancelOutcome(order.status), order };
   }
 
   async listProducts(): Promise<ProductResponse[]> {
@@ -435,7 +436,7 @@ export class CheckoutService {
     const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true, priceCents: true } });
     const prices = new Map(found.map((p) => [p.sku, p.priceCents]));
     const unknown = skus.filter((sku) => !prices.has(sku));
-    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', unknown);
+    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
     return prices;
   }
 }
@@ -444,16 +445,18 @@ function orderNotFound(orderId: string): ApiError {
   return new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
 }
 
-function cancelRefusal(status: OrderResponse['status']): ApiError | undefined {
+function cancelOutcome(status: OrderResponse['status']): CancelledOrder['outcome'] {
   switch (status) {
     case 'PAID':
-      return new ApiError('ORDER_ALREADY_PAID', 'the order is paid and cannot be cancelled');
+      return 'ORDER_ALREADY_PAID';
     case 'EXPIRED':
-      return new ApiError('ORDER_EXPIRED', 'the order has expired');
+      return 'ORDER_EXPIRED';
     case 'REJECTED':
-      return new ApiError('ORDER_REJECTED', 'the order was rejected');
+      return 'ORDER_REJECTED';
+    case 'CANCELLED':
+      return 'CANCELLED';
     default:
-      return undefined;
+      return 'PENDING';
   }
 }
 
@@ -461,15 +464,15 @@ type OrderRecord = Order & { items: OrderItem[] };
 
 function placedFromRecord(order: OrderRecord, requestHash: string | undefined): PlacedOrder {
   assertSameRequest(order, requestHash);
-  if (order.status === 'PENDING') return { httpStatus: 202, order: toOrderResponse(order) };
-  if (order.status !== 'REJECTED') return { httpStatus: 201, order: toOrderResponse(order) };
-  return { httpStatus: 409, order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
+  if (order.status === 'PENDING') return { outcome: 'PENDING', order: toOrderResponse(order) };
+  if (order.status !== 'REJECTED') return { outcome: 'HELD', order: toOrderResponse(order) };
+  return { outcome: 'REJECTED', order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
 }
 
 function placedFromView(view: OrderView): PlacedOrder {
   const { shortages, ...order } = view;
-  if (view.status === 'REJECTED') return { httpStatus: 409, order, shortages: shortages ?? [] };
-  return { httpStatus: 201, order };
+  if (view.status === 'REJECTED') return { outcome: 'REJECTED', order, shortages: shortages ?? [] };
+  return { outcome: 'HELD', order };
 }
 
 function assertSameRequest(order: OrderRecord, requestHash: string | undefined): void {

@@ -27,19 +27,27 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+export interface ApiErrorOptions {
+  /** The body's `error.details`. */
+  details?: unknown;
+  /** Fields placed beside `error` in the body, e.g. the orderId of a rejected order. */
+  extra?: Record<string, unknown>;
+  /** Response headers that belong to the error, e.g. `Allow` or `WWW-Authenticate`. */
+  headers?: Record<string, string>;
+}
+
 export class ApiError extends Error {
   readonly status: number;
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: unknown,
-    /** Fields placed beside `error` in the body, e.g. the orderId of a rejected order. */
-    readonly extra?: Record<string, unknown>,
-    /** Response headers that belong to the error, e.g. `Allow` or `WWW-Authenticate`. */
-    readonly headers?: Record<string, string>,
-  ) {
+  readonly details?: unknown;
+  readonly extra?: Record<string, unknown>;
+  readonly headers?: Record<string, string>;
+
+  constructor(readonly code: ErrorCode, message: string, options: ApiErrorOptions = {}) {
     super(message);
     this.status = ERROR_STATUS[code];
+    this.details = options.details;
+    this.extra = options.extra;
+    this.headers = options.headers;
   }
 
   toBody(): Record<string, unknown> {
@@ -57,8 +65,8 @@ export const notFoundRoute: RequestHandler = (req, _res, next) => {
 export function methodNotAllowed(allowed: string[]): RequestHandler {
   return (req, _res, next) => {
     next(
-      new ApiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}`, undefined, undefined, {
-        Allow: allowed.join(', '),
+      new ApiError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}`, {
+        headers: { Allow: allowed.join(', ') },
       }),
     );
   };
@@ -92,7 +100,7 @@ function toApiError(error: unknown, path: string): ApiError {
   const { type, status } = (error ?? {}) as { type?: unknown; status?: unknown };
   if (typeof type === 'string' && typeof status === 'number' && status >= 400 && status < 500) {
     const message = BODY_PROBLEMS[type] ?? 'the body could not be read';
-    return new ApiError('VALIDATION_FAILED', message, [{ path: '', message }]);
+    return new ApiError('VALIDATION_FAILED', message, { details: [{ path: '', message }] });
   }
   if (error instanceof URIError) return undecodablePath(path);
   const part = unreachablePart(error);
@@ -102,13 +110,16 @@ function toApiError(error: unknown, path: string): ApiError {
 
 /** 503 with Retry-After: Temporal or PostgreSQL could not be reached (src/api/unavailable.ts). */
 export function serviceUnavailable(part: UnreachablePart): ApiError {
-  return new ApiError('SERVICE_UNAVAILABLE', unavailableMessage(part), { unavailable: part }, undefined, {
-    'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS),
+  return new ApiError('SERVICE_UNAVAILABLE', unavailableMessage(part), {
+    details: { unavailable: part },
+    headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
   });
 }
 
 function undecodablePath(path: string): ApiError {
   if (path.startsWith('/orders/')) return new ApiError('ORDER_NOT_FOUND', 'no such order');
   if (path.startsWith('/products/')) return new ApiError('PRODUCT_NOT_FOUND', 'no such product');
-  return new ApiError('VALIDATION_FAILED', 'the URL is not correctly percent-encoded', [{ path: 'url', message: 'malformed percent-encoding' }]);
+  return new ApiError('VALIDATION_FAILED', 'the URL is not correctly percent-encoded', {
+    details: [{ path: 'url', message: 'malformed percent-encoding' }],
+  });
 }

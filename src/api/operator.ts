@@ -54,8 +54,7 @@ export class OperatorService {
         throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a restock of another sku or quantity');
       case 'STOCK_LIMIT_EXCEEDED':
         throw new ApiError('STOCK_LIMIT_EXCEEDED', `the count on sale would exceed ${result.limit}`, {
-          available: result.available,
-          limit: result.limit,
+          details: { available: result.available, limit: result.limit },
         });
     }
   }

@@ -150,12 +150,10 @@ export const ReadinessSchema = z
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, location?: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw new ApiError(
-    'VALIDATION_FAILED',
-    'the request is invalid',
-    result.error.issues.map((issue) => ({
+  throw new ApiError('VALIDATION_FAILED', 'the request is invalid', {
+    details: result.error.issues.map((issue) => ({
       path: [location, ...issue.path.map(String)].filter((p) => p !== undefined && p !== '').join('.'),
       message: issue.message,
     })),
-  );
+  });
 }

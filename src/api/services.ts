@@ -1,7 +1,5 @@
 /** The API's services over one Prisma client and one Temporal client (server.ts and tests build them alike). */
-import type { Client } from '@temporalio/client';
-import type { PrismaClient } from '../../prisma/generated/client';
-import { CheckoutService } from './checkout';
+import { CheckoutService, type CheckoutDependencies } from './checkout';
 import { OperatorService } from './operator';
 import { Readiness } from './readiness';
 
@@ -11,14 +9,7 @@ export interface ApiServices {
   readiness: Readiness;
 }
 
-export function createApiServices(deps: {
-  prisma: PrismaClient;
-  temporal: Client;
-  taskQueue: string;
-  defaultPaymentTimeoutSeconds: number;
-  checkoutCurrency: string;
-  decisionWaitSeconds?: number;
-}): ApiServices {
+export function createApiServices(deps: CheckoutDependencies): ApiServices {
   return {
     checkout: new CheckoutService(deps),
     operator: new OperatorService(deps),

@@ -79,7 +79,7 @@ export function utf8Body(raw: Buffer): string {
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
   } catch {
-    throw new ApiError('VALIDATION_FAILED', 'the body is not UTF-8', [{ path: '', message: 'invalid UTF-8' }]);
+    throw new ApiError('VALIDATION_FAILED', 'the body is not UTF-8', { details: [{ path: '', message: 'invalid UTF-8' }] });
   }
 }
 
@@ -87,7 +87,7 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new ApiError('VALIDATION_FAILED', 'the body is not valid JSON', [{ path: '', message: 'malformed JSON' }]);
+    throw new ApiError('VALIDATION_FAILED', 'the body is not valid JSON', { details: [{ path: '', message: 'malformed JSON' }] });
   }
 }
 

@@ -4,75 +4,42 @@
  * answer 503 SERVICE_UNAVAILABLE with Retry-After within seconds and hold nothing; once the
  * database is back, the same requests must place, pay and cancel each order once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
-import type { PrismaClient } from '../../prisma/generated/client';
 import { orderIdFor } from '../../src/api/checkout';
-import { API_DATABASE_TIMEOUTS, createPrismaClient } from '../../src/db/client';
+import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { applyMigrations } from '../../src/db/migrate';
-import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
+import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { startPostgresInstance, type PostgresInstance } from '../support/postgres-instance';
-import { eventually, startDevServer } from '../support/stack';
+import { useOwnPostgresStack } from '../support/fault-stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-postgres-down';
 
-let postgres: PostgresInstance;
-let env: TestWorkflowEnvironment;
-let prisma: PrismaClient;
-let scenario: FaultScenario;
 let api: BoundedApi;
+const stack = useOwnPostgresStack(CUSTOMER, { databaseTimeouts: API_DATABASE_TIMEOUTS, beforeStop: () => (api ? api.close() : Promise.resolve()) });
 
-beforeAll(async () => {
-  [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
-  const databaseUrl = await postgres.createDatabase('checkout');
-  await applyMigrations(databaseUrl);
-  prisma = createPrismaClient(databaseUrl, 5, API_DATABASE_TIMEOUTS);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId: CUSTOMER });
-  api = boundedApi({ prisma, temporal: env.client, taskQueue: scenario.taskQueue });
+beforeAll(() => {
+  api = boundedApi({ prisma: stack.prisma, temporal: stack.env.client, taskQueue: stack.scenario.taskQueue });
 });
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await api?.close();
-  await prisma?.$disconnect();
-  await env?.teardown();
-  await postgres?.destroy();
-});
-
-function expectUnavailable(answer: Timed): void {
-  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
-  expect(answer.status).toBe(503);
-  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
-  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable: 'postgres' } } });
-}
 
 test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
+  const { postgres, prisma, scenario } = stack;
   const { app } = api;
   await addProduct(prisma, 'PD-PAY', 10, 300);
   await addProduct(prisma, 'PD-NEW', 10, 500);
   await addProduct(prisma, 'PD-CANCEL', 10, 700);
   await scenario.startWorker('checkout-worker');
-  // A fresh worker may take longer than the short wait: the same key again until held.
-  const held = (lines: { sku: string; quantity: number }[], key: string) =>
-    eventually(() => placeOrder(app, CUSTOMER, lines, key), (a) => a.status !== 202, 60_000);
-  const toPay = await held([{ sku: 'PD-PAY', quantity: 2 }], 'pd-pay');
-  const toCancel = await held([{ sku: 'PD-CANCEL', quantity: 1 }], 'pd-cancel');
-  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
-  const payId = String(toPay.body.orderId);
-  const cancelId = String(toCancel.body.orderId);
+  const { payId, cancelId } = await placeToPayAndToCancel(app, CUSTOMER, { toPay: [{ sku: 'PD-PAY', quantity: 2 }], toCancel: [{ sku: 'PD-CANCEL', quantity: 1 }] }, 'pd');
 
   await postgres.crash();
 
   const newLines = [{ sku: 'PD-NEW', quantity: 5 }];
   const newId = orderIdFor(CUSTOMER, 'pd-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'));
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'));
-  expectUnavailable(await getOrder(app, newId));
-  expectUnavailable(await payOrder(app, payId, 'pd-payment', 600));
-  expectUnavailable(await cancelOrder(app, cancelId));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
+  expectUnavailable(await getOrder(app, newId), 'postgres');
+  expectUnavailable(await payOrder(app, payId, 'pd-payment', 600), 'postgres');
+  expectUnavailable(await cancelOrder(app, cancelId), 'postgres');
   const notReady = await request(app).get('/readyz').expect(503);
   expect(notReady.body.error.details).toMatchObject({ postgres: expect.stringMatching(/^unavailable: /), temporal: 'ok' });
 

@@ -5,93 +5,54 @@
  * Retry-After within seconds, nothing may be held or left behind, and once Temporal is back
  * the same requests must place, pay and cancel each order once.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
 import { orderIdFor } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
-import { ANSWER_BOUND_MS, boundedApi, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi, type Timed } from '../support/bounded-api';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { freePort } from '../support/free-port';
-import { eventually, startDevServer } from '../support/stack';
+import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { addProduct, stockOf } from '../support/database';
+import { useRestartableTemporalStack } from '../support/fault-stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-temporal-down';
 
-let stateDir: string;
-let dbFilename: string;
-let port: number;
-let server: TestWorkflowEnvironment | undefined;
-let client: Client;
-let db: TestDatabase;
-let scenario: FaultScenario;
 let api: BoundedApi;
-
-beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-temporal-'));
-  dbFilename = path.join(stateDir, 'temporal.db');
-  port = await freePort();
-  [server, db] = await Promise.all([startDevServer({ dbFilename, port }), createTestDatabase()]);
-  const address = `127.0.0.1:${port}`;
-  client = await connectTemporalClient({ address, namespace: 'default', taskQueue: 'unused' });
-  scenario = faultScenario({ temporalAddress: address, client, databaseUrl: db.url, prisma: db.prisma, customerId: CUSTOMER });
-  api = boundedApi({ prisma: db.prisma, temporal: client, taskQueue: scenario.taskQueue });
+const stack = useRestartableTemporalStack(CUSTOMER, {
+  connect: (address) => connectTemporalClient({ address, namespace: 'default', taskQueue: 'unused' }),
+  beforeStop: () => (api ? api.close() : Promise.resolve()),
 });
 
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await api?.close();
-  await client?.connection.close();
-  await server?.teardown();
-  await db?.drop();
-  await rm(stateDir, { recursive: true, force: true });
+beforeAll(() => {
+  api = boundedApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.scenario.taskQueue });
 });
-
-function expectUnavailable(answer: Timed): void {
-  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
-  expect(answer.status).toBe(503);
-  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
-  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable: 'temporal' } } });
-}
 
 test('Temporal stopped: placement, payment and cancel answer 503 with Retry-After at once, hold nothing; after restart the same requests succeed once', async () => {
+  const { db, scenario, stopTemporal, startTemporal } = stack;
   const { app } = api;
   await addProduct(db.prisma, 'TD-PAY', 10, 400);
   await addProduct(db.prisma, 'TD-NEW', 10, 600);
   await addProduct(db.prisma, 'TD-CANCEL', 10, 800);
   await scenario.startWorker('checkout-worker');
-  // A fresh worker may take longer than the short wait: the same key again until held.
-  const held = (lines: { sku: string; quantity: number }[], key: string) =>
-    eventually(() => placeOrder(app, CUSTOMER, lines, key), (a) => a.status !== 202, 60_000);
-  const toPay = await held([{ sku: 'TD-PAY', quantity: 1 }], 'td-pay');
-  const toCancel = await held([{ sku: 'TD-CANCEL', quantity: 2 }], 'td-cancel');
-  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
-  const payId = String(toPay.body.orderId);
-  const cancelId = String(toCancel.body.orderId);
+  const { payId, cancelId } = await placeToPayAndToCancel(app, CUSTOMER, { toPay: [{ sku: 'TD-PAY', quantity: 1 }], toCancel: [{ sku: 'TD-CANCEL', quantity: 2 }] }, 'td');
 
-  await server?.teardown();
-  server = undefined;
+  await stopTemporal();
 
   const newLines = [{ sku: 'TD-NEW', quantity: 4 }];
   const newId = orderIdFor(CUSTOMER, 'td-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
   // Nothing left behind: the PENDING row was withdrawn, no stock held.
   expect((await getOrder(app, newId)).status).toBe(404);
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'));
+  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
   expect(await stockOf(db.prisma, 'TD-NEW')).toEqual({ available: 10, reserved: 0, sold: 0 });
   expect(await db.prisma.order.count({ where: { status: 'PENDING' } })).toBe(0);
-  expectUnavailable(await payOrder(app, payId, 'td-payment', 400));
-  expectUnavailable(await cancelOrder(app, cancelId));
+  expectUnavailable(await payOrder(app, payId, 'td-payment', 400), 'temporal');
+  expectUnavailable(await cancelOrder(app, cancelId), 'temporal');
   // Reads come from PostgreSQL, which is up.
   expect((await getOrder(app, payId)).body).toMatchObject({ status: 'AWAITING_PAYMENT' });
   const notReady = await request(app).get('/readyz').expect(503);
   expect(notReady.body.error.details).toMatchObject({ postgres: 'ok', temporal: expect.stringMatching(/^unavailable: /) });
 
-  server = await startDevServer({ dbFilename, port });
+  await startTemporal();
 
   // The client and the worker reconnect on their own; the same requests now go through.
   const placed = await eventually(() => placeOrder(app, CUSTOMER, newLines, 'td-new'), (a) => a.status === 201, 90_000);

@@ -21,7 +21,7 @@ import {
 } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useFaultStack } from '../support/fault-stack';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = 'bounded-worker';
 const stack = useFaultStack(CUSTOMER);

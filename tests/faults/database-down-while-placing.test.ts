@@ -4,40 +4,17 @@
  * the database is back (its reservation retries). Afterwards every order workflow has its order
  * row holding exactly its items, and the stock invariants hold.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { PrismaClient } from '../../prisma/generated/client';
-import { createPrismaClient } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { applyMigrations } from '../../src/db/migrate';
 import { addProduct, stockOf } from '../support/database';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { startPostgresInstance, type PostgresInstance } from '../support/postgres-instance';
-import { eventually, startDevServer } from '../support/stack';
+import { useOwnPostgresStack } from '../support/fault-stack';
+import { eventually, sleep } from '../support/wait';
 
 const STOCK = 10_000;
 
-let postgres: PostgresInstance;
-let env: TestWorkflowEnvironment;
-let databaseUrl: string;
-let prisma: PrismaClient;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
-  databaseUrl = await postgres.createDatabase('checkout');
-  await applyMigrations(databaseUrl);
-  prisma = createPrismaClient(databaseUrl, 5);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId: 'db-down-placing' });
-}, 120_000);
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await prisma?.$disconnect();
-  await env?.teardown();
-  await postgres?.destroy();
-});
+const stack = useOwnPostgresStack('db-down-placing');
 
 test('orders placed while PostgreSQL crashes and restarts: each one started holds its stock once, the others hold nothing', async () => {
+  const { postgres, env, prisma, scenario } = stack;
   await addProduct(prisma, 'PL-A', STOCK, 500);
   await scenario.startWorker('placing-worker');
   let placing = true;
@@ -46,17 +23,17 @@ test('orders placed while PostgreSQL crashes and restarts: each one started hold
     while (placing) {
       try {
         const placed = await scenario.checkout.placeOrder({ customerId: 'db-down-placing', items: [{ sku: 'PL-A', quantity: 2 }], paymentTimeoutSeconds: 900 });
-        if (placed.httpStatus === 201) answered.held++;
+        if (placed.outcome === 'HELD') answered.held++;
       } catch {
         answered.failed++;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
       }
     }
   };
   const callers = Array.from({ length: 4 }, caller);
   await eventually(async () => answered.held, (n) => n >= 10, 60_000);
   await postgres.crash();
-  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  await sleep(3_000);
   await postgres.start();
   await eventually(async () => answered.held, (n) => n >= 20, 60_000);
   placing = false;

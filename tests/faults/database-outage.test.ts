@@ -5,45 +5,22 @@
  * production, and must ride out the outage: its activities fail, retry, and complete once the
  * database is back, moving every unit of stock exactly once.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { PrismaClient } from '../../prisma/generated/client';
-import { createPrismaClient } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { applyMigrations } from '../../src/db/migrate';
 import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
 import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
+import { useOwnPostgresStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { startPostgresInstance, type PostgresInstance } from '../support/postgres-instance';
-import { eventually, startDevServer } from '../support/stack';
+import { eventually, sleep } from '../support/wait';
 
 const WORKER = 'checkout-worker';
 /** How long PostgreSQL stays down: several retries of every settlement at 200 ms doubling. */
 const OUTAGE_MS = 8_000;
 
-let postgres: PostgresInstance;
-let env: TestWorkflowEnvironment;
-let databaseUrl: string;
-let prisma: PrismaClient;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  [postgres, env] = await Promise.all([startPostgresInstance(), startDevServer()]);
-  databaseUrl = await postgres.createDatabase('checkout');
-  await applyMigrations(databaseUrl);
-  prisma = createPrismaClient(databaseUrl, 5);
-  scenario = faultScenario({ temporalAddress: env.address, client: env.client, databaseUrl, prisma, customerId: 'db-outage' });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await prisma?.$disconnect();
-  await env?.teardown();
-  await postgres?.destroy();
-});
+const stack = useOwnPostgresStack('db-outage');
 
 test('PostgreSQL crashing mid-release and staying down: releases and commits retry until it is back, and settle each order once', async () => {
+  const { postgres, env, databaseUrl, prisma, scenario } = stack;
   const { checkout, place, statusesOf } = scenario;
   const worker = await scenario.startWorker(WORKER);
   await addProduct(prisma, 'DB-A', 10, 400);
@@ -81,7 +58,7 @@ test('PostgreSQL crashing mid-release and staying down: releases and commits ret
     { order: cancelled, activity: 'releaseStock' },
     { order: paid, activity: 'commitStock' },
   ];
-  await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+  await sleep(OUTAGE_MS);
 
   await postgres.start();
 

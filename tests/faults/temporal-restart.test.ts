@@ -6,53 +6,29 @@
  * worker process and the API's client, which keep running throughout, must reconnect on their own.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { OrderResponse } from '../../src/api/checkout';
 import { checkInventory } from '../../src/db/inventory-check';
 import { customerIdKey, orderStatusKey, orderWorkflowId, paymentDeadlineKey } from '../../workflows/messages';
-import { addProduct, createTestDatabase, stockOf, type TestDatabase } from '../support/database';
+import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast, workflowsCompleted } from '../support/fault-checks';
-import { freePort } from '../support/free-port';
-import { faultScenario, type FaultScenario } from '../support/fault-scenario';
-import { eventually, startDevServer } from '../support/stack';
+import { useRestartableTemporalStack } from '../support/fault-stack';
+import { eventually } from '../support/wait';
 
 const CUSTOMER = `restart-${randomUUID()}`;
 
-let stateDir: string;
-let dbFilename: string;
-let port: number;
-let server: TestWorkflowEnvironment | undefined;
+// The API's client and the worker process connect to the fixed address and keep running
+// through the restart.
 let connection: Connection;
-let client: Client;
-let db: TestDatabase;
-let scenario: FaultScenario;
-
-beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-temporal-'));
-  dbFilename = path.join(stateDir, 'temporal.db');
-  port = await freePort();
-  [server, db] = await Promise.all([startDevServer({ dbFilename, port }), createTestDatabase()]);
-  // The API's client and the worker process connect to the fixed address and keep running
-  // through the restart.
-  const address = `127.0.0.1:${port}`;
-  connection = await Connection.connect({ address });
-  client = new Client({ connection });
-  scenario = faultScenario({ temporalAddress: address, client, databaseUrl: db.url, prisma: db.prisma, customerId: CUSTOMER });
-});
-
-afterAll(async () => {
-  await scenario?.stopWorkers();
-  await connection?.close();
-  await server?.teardown();
-  await db?.drop();
-  await rm(stateDir, { recursive: true, force: true });
+const stack = useRestartableTemporalStack(CUSTOMER, {
+  async connect(address) {
+    connection = await Connection.connect({ address });
+    return new Client({ connection });
+  },
 });
 
 test('orders waiting while the Temporal server restarts on its persisted state still expire, and their stock comes back', async () => {
+  const { db, client, scenario, stopTemporal, startTemporal } = stack;
   const { checkout, place, statusesOf } = scenario;
   const worker = await scenario.startWorker('checkout-worker');
   await addProduct(db.prisma, 'RS-A', 10, 300);
@@ -65,15 +41,14 @@ test('orders waiting while the Temporal server restarts on its persisted state s
     place([{ sku: 'RS-A', quantity: 4 }], 5),
   ]);
 
-  await server?.teardown();
-  server = undefined;
+  await stopTemporal();
   await waitPast(deadlines(expiring).last, 1_000);
   // With the server down no timer fired, but the worker's reclaim (it needs only PostgreSQL)
   // put the stock back on sale at the deadlines all the same.
   await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 30_000);
   expect(await stockOf(db.prisma, 'RS-A')).toEqual({ available: 9, reserved: 0, sold: 1 });
 
-  server = await startDevServer({ dbFilename, port });
+  await startTemporal();
 
   await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 60_000);
   for (const order of expiring) {

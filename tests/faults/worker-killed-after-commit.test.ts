@@ -5,12 +5,12 @@
  * earlier work in the ledger and move nothing a second time.
  */
 import { checkInventory } from '../../src/db/inventory-check';
-import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal, type OrderView } from '../../workflows/messages';
+import { orderWorkflowId, type OrderView } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
 import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 let proxy: TcpProxy;
@@ -43,12 +43,7 @@ test('settlements committed by a worker killed before it could report them are r
   const locks = await LockHolder.open(db.url);
   try {
     for (const order of orders) await locks.lockOrder(order.orderId);
-    await Promise.all([
-      ...cancelled.map((o) => env.client.workflow.getHandle(orderWorkflowId(o.orderId)).signal(cancelOrderSignal)),
-      env.client.workflow
-        .getHandle(orderWorkflowId(paid.orderId))
-        .signal(paymentReceivedSignal, { paymentId: 'pay-after-commit', amountCents: 2 * 1000 + 500 }),
-    ]);
+    await scenario.cancelAndPay(cancelled, paid, { paymentId: 'pay-after-commit', amountCents: 2 * 1000 + 500 });
     await eventually(() => locks.backendsOf('partitioned-worker', 'waiting-for-lock'), (n) => n >= orders.length, 30_000);
     proxy.freeze();
     await locks.release();

@@ -4,12 +4,11 @@
  * redo it once: every order settled, each unit of stock moved exactly once.
  */
 import { checkInventory } from '../../src/db/inventory-check';
-import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
-import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
+import { killInsideItsTransactions, oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsCompleted } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/wait';
 
 const stack = useFaultStack('worker-kill');
 
@@ -33,18 +32,11 @@ test('a worker killed while many releases and a commit are in flight leaves noth
   try {
     for (const order of orders) await locks.lockOrder(order.orderId);
     // All at the same moment: six cancellations and a payment.
-    await Promise.all([
-      ...cancelled.map((o) => env.client.workflow.getHandle(orderWorkflowId(o.orderId)).signal(cancelOrderSignal)),
-      env.client.workflow
-        .getHandle(orderWorkflowId(paid.orderId))
-        .signal(paymentReceivedSignal, { paymentId: 'pay-mid-flight', amountCents: 2000 }),
-    ]);
+    await scenario.cancelAndPay(cancelled, paid, { paymentId: 'pay-mid-flight', amountCents: 2000 });
     // At least one waiting transaction per order (a retry of a timed-out attempt would add more).
     await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= orders.length, 30_000);
-    await killed.kill();
-    await locks.release();
     // The dead worker's transactions end with its connections, rolled back by PostgreSQL.
-    await eventually(() => locks.backendsOf('killed-worker'), (n) => n === 0, 30_000);
+    await killInsideItsTransactions(locks, killed, 'killed-worker');
   } finally {
     await locks.close();
   }

@@ -7,6 +7,7 @@ import type express from 'express';
 import request from 'supertest';
 import type { PrismaClient } from '../../prisma/generated/client';
 import { createTestApi } from './stack';
+import { eventually } from './wait';
 import { signedHeaders } from './webhooks';
 
 /** Short, so the tests see the 202s quickly; the default is 10 s. */
@@ -70,4 +71,30 @@ export async function movementsOf(prisma: PrismaClient, orderIds: string[]): Pro
   const moved: Record<string, string[]> = {};
   for (const row of rows) (moved[`${row.orderId} ${row.sku}`] ??= []).push(row.kind);
   return moved;
+}
+
+/** A 503 SERVICE_UNAVAILABLE with Retry-After, within the bound, naming the part that is down. */
+export function expectUnavailable(answer: Timed, unavailable: 'postgres' | 'temporal'): void {
+  expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
+  expect(answer.status).toBe(503);
+  expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+  expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', details: { unavailable } } });
+}
+
+/** Places with the same key again until decided: a fresh worker may take longer than the short wait. */
+export function placeUntilDecided(app: express.Express, customerId: string, lines: { sku: string; quantity: number }[], key: string): Promise<Timed> {
+  return eventually(() => placeOrder(app, customerId, lines, key), (a) => a.status !== 202, 60_000);
+}
+
+/** Places the order the test will pay and the one it will cancel, both held (201) before the fault. */
+export async function placeToPayAndToCancel(
+  app: express.Express,
+  customerId: string,
+  lines: { toPay: OrderLines; toCancel: OrderLines },
+  keyPrefix: string,
+): Promise<{ payId: string; cancelId: string }> {
+  const toPay = await placeUntilDecided(app, customerId, lines.toPay, `${keyPrefix}-pay`);
+  const toCancel = await placeUntilDecided(app, customerId, lines.toCancel, `${keyPrefix}-cancel`);
+  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
+  return { payId: String(toPay.body.orderId), cancelId: String(toCancel.body.orderId) };
 }

@@ -1,10 +1,11 @@
 /** Each test file gets its own freshly migrated database, dropped at the end. */
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { putProduct } from '../../activities/inventory';
 import type { PrismaClient } from '../../prisma/generated/client';
 import { createPrismaClient } from '../../src/db/client';
 import { applyMigrations } from '../../src/db/migrate';
+import { withDatabase } from '../../scripts/processes';
 
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -15,14 +16,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  return withDatabase(ADMIN_URL, fn);
 }
 
 export async function createTestDatabase(poolSize = 20): Promise<TestDatabase> {

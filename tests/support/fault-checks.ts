@@ -3,7 +3,9 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
 import type { OrderResponse } from '../../src/api/checkout';
 import { orderWorkflowId } from '../../workflows/messages';
-import { eventually } from './stack';
+import type { LockHolder } from './lock-holder';
+import { eventually } from './wait';
+import type { WorkerProcess } from './worker-child';
 
 export type Settlement = 'RELEASE' | 'COMMIT';
 
@@ -124,4 +126,14 @@ export async function settlementAnswers(client: Client, orderId: string, activit
     }
   }
   return answers;
+}
+
+/**
+ * SIGKILLs the worker whose transactions wait behind `locks`, lets go of the locks, and waits
+ * until PostgreSQL has ended (rolled back) every one of the dead worker's transactions.
+ */
+export async function killInsideItsTransactions(locks: LockHolder, worker: WorkerProcess, applicationName: string): Promise<void> {
+  await worker.kill();
+  await locks.release();
+  await eventually(() => locks.backendsOf(applicationName), (n) => n === 0, 30_000);
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
 import { CheckoutService, type OrderResponse } from '../../src/api/checkout';
-import type { OrderStatus } from '../../workflows/messages';
+import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal, type OrderStatus } from '../../workflows/messages';
 import { startWorkerProcess, type WorkerProcess } from './worker-child';
 
 export interface FaultScenarioDependencies {
@@ -28,10 +28,12 @@ export interface FaultScenario {
    * It reaches Temporal at `temporalAddress` unless another address (a proxy) is given.
    */
   startWorker(name: string, options?: { temporalAddress?: string }): Promise<WorkerProcess>;
-  /** Places an order that must be held (201, AWAITING_PAYMENT). */
+  /** Places an order that must be held (HELD, AWAITING_PAYMENT). */
   place(items: { sku: string; quantity: number }[], paymentTimeoutSeconds: number): Promise<OrderResponse>;
   /** The orders' statuses in the database, in the given order. */
   statusesOf(orders: OrderResponse[]): Promise<OrderStatus[]>;
+  /** Signals, all at once, a cancel to each of `cancelled` and `payment` to `paid`'s workflow. */
+  cancelAndPay(cancelled: OrderResponse[], paid: OrderResponse, payment: { paymentId: string; amountCents: number }): Promise<void>;
   /** Stops every worker process still running (gracefully). */
   stopWorkers(): Promise<void>;
 }
@@ -62,13 +64,17 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
     },
     async place(items, paymentTimeoutSeconds) {
       const placed = await checkout.placeOrder({ customerId: deps.customerId, items, paymentTimeoutSeconds });
-      if (placed.httpStatus !== 201 || placed.order.status !== 'AWAITING_PAYMENT') {
+      if (placed.outcome !== 'HELD' || placed.order.status !== 'AWAITING_PAYMENT') {
         throw new Error(`order not held: ${JSON.stringify(placed)}`);
       }
       return placed.order;
     },
     async statusesOf(orders) {
       return Promise.all(orders.map(async (o) => (await checkout.getOrder(o.orderId)).status));
+    },
+    async cancelAndPay(cancelled, paid, payment) {
+      const handle = (order: OrderResponse) => deps.client.workflow.getHandle(orderWorkflowId(order.orderId));
+      await Promise.all([...cancelled.map((o) => handle(o).signal(cancelOrderSignal)), handle(paid).signal(paymentReceivedSignal, payment)]);
     },
     async stopWorkers() {
       await Promise.all(workers.splice(0).map((w) => w.stop()));

@@ -68,6 +68,29 @@ export interface OrderTraces {
   refunds: { paymentId: string; amountCents: number; status: string }[];
 }
 
+type Payment = { paymentId: string; amountCents: number };
+
+/** The traces of an order that was paid by `applied` and refunded `refused` (with its outcome). */
+export function paidRefundingOne(applied: Payment, refused: Payment & { outcome: string }): OrderTraces {
+  const payments = [{ ...applied, outcome: 'APPLIED' }, refused].sort((a, b) => a.paymentId.localeCompare(b.paymentId));
+  return {
+    status: 'PAID',
+    movements: ['RESERVE', 'COMMIT'],
+    payments,
+    refunds: [{ paymentId: refused.paymentId, amountCents: refused.amountCents, status: 'REFUNDED' }],
+  };
+}
+
+/** The traces of an order whose stock went back (`status`) and that refunded its one payment. */
+export function releasedRefunding(status: string, refused: Payment & { outcome: string }): OrderTraces {
+  return {
+    status,
+    movements: ['RESERVE', 'RELEASE'],
+    payments: [refused],
+    refunds: [{ paymentId: refused.paymentId, amountCents: refused.amountCents, status: 'REFUNDED' }],
+  };
+}
+
 export async function tracesOf(prisma: PrismaClient, orderId: string): Promise<OrderTraces> {
   const [order, movements, payments, refunds] = await Promise.all([
     prisma.order.findUniqueOrThrow({ where: { id: orderId }, select: { status: true } }),

@@ -6,7 +6,8 @@ import { putProduct } from '../../activities/inventory';
 import type { OrderResponse } from '../../src/api/checkout';
 import { SAMPLE_PRODUCTS } from '../../prisma/seed';
 import { orderWorkflowId, type OrderStatus } from '../../workflows/messages';
-import { eventually, type TestStack } from './stack';
+import { type TestStack } from './stack';
+import { eventually } from './wait';
 
 export type SettledOrAwaiting = Exclude<OrderStatus, 'PENDING'>;
 export const ORDER_STATES: readonly SettledOrAwaiting[] = ['AWAITING_PAYMENT', 'PAID', 'EXPIRED', 'CANCELLED', 'REJECTED'];

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { freePort } from './free-port';
+import { freePort } from '../../scripts/processes';
 
 const run = promisify(execFile);
 const SERVER_OS_USER = 'postgres';

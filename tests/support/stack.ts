@@ -11,6 +11,7 @@ import { createApp } from '../../src/api/app';
 import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
 import { createApiServices } from '../../src/api/services';
+import { checkInventory } from '../../src/db/inventory-check';
 import type { ReclaimConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
@@ -117,9 +118,13 @@ export function createTestApi(
   return { app, services };
 }
 
-export async function startStack(
-  options: { paymentTimeoutSeconds?: number; uiPort?: number; reclaim?: ReclaimConfig } = {},
-): Promise<TestStack> {
+export interface StackOptions {
+  paymentTimeoutSeconds?: number;
+  uiPort?: number;
+  reclaim?: ReclaimConfig;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<TestStack> {
   const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue, options.reclaim);
@@ -148,13 +153,38 @@ export async function startStack(
   };
 }
 
-/** Polls until `read` returns a value `done` accepts; for outcomes that happen on their own (expiry). */
-export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+/**
+ * Registers the file's beforeAll (`start`) and afterAll (`stop`, given whatever had started);
+ * the returned object is filled in before the file's tests run.
+ */
+export function useStarted<T extends object>(start: () => Promise<T>, stop: (started: Partial<T>) => Promise<void>): T {
+  const started: Partial<T> = {};
+  beforeAll(async () => {
+    Object.assign(started, await start());
+  }, 120_000);
+  afterAll(() => stop(started));
+  return started as T;
+}
+
+/**
+ * One stack for the file, and after each test the check that the stock invariants hold.
+ * `beforeStop` runs first in afterAll, while the stack is still up.
+ */
+export function useStack(
+  /** `checkInventoryAfterEach: false` for a file that breaks the invariants on purpose. */
+  options: StackOptions & { beforeStop?: () => Promise<void>; checkInventoryAfterEach?: boolean } = {},
+): TestStack {
+  const stack = useStarted(
+    () => startStack(options),
+    async (started) => {
+      await options.beforeStop?.();
+      await started.stop?.();
+    },
+  );
+  if (options.checkInventoryAfterEach !== false) {
+    afterEach(async () => {
+      expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
+    });
   }
+  return stack;
 }

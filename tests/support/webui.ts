@@ -4,11 +4,10 @@
  * tests/webui.test.ts and by `npm run screenshots`.
  */
 import { execFileSync } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages';
-import { eventually } from './stack';
+import { eventually } from './wait';
 
 const ENSURE_CHROMIUM = path.resolve(__dirname, '../tools/ensure-chromium.sh');
 
@@ -44,18 +43,6 @@ export function ensureChromium(): string {
 
 export async function launchChromium(executablePath = ensureChromium()): Promise<Browser> {
   return chromium.launch({ executablePath, headless: true, args: CHROMIUM_FLAGS });
-}
-
-/** A port nothing listens on right now, for the dev server's UI. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The workflow list's columns: the order's own search attributes next to the workflow's. */

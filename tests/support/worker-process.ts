@@ -1,17 +1,15 @@
 /**
  * Entry point of a worker in a child process, so that fault tests can kill it for real
- * (SIGKILL) without taking jest down. It runs the real `createOrderWorker` with settings read
+ * (SIGKILL) without taking jest down. It runs the real `runWorker` with settings read
  * from the environment by the real `loadConfig` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
  * TEMPORAL_TASK_QUEUE, DATABASE_URL, ...) and the workflow bundle jest's global setup built
  * (CHECKOUT_TEST_WORKFLOW_BUNDLE), so it starts in a second rather than bundling again.
  * It tells its parent `ready` over the IPC channel once it is connected and polling.
  */
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { createPrismaClient } from '../../src/db/client';
-import { temporalConnectionOptions } from '../../src/temporal';
-import { startReclaimLoop } from '../../src/reclaim';
-import { createOrderWorker } from '../../src/worker';
+import { createLogger } from '../../src/logger';
+import { runWorker } from '../../src/worker';
 
 export type WorkerProcessMessage = { kind: 'ready'; pid: number };
 
@@ -20,30 +18,12 @@ async function main(): Promise<void> {
   if (!codePath) throw new Error('CHECKOUT_TEST_WORKFLOW_BUNDLE is not set');
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
-  const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
-  try {
-    const worker = await createOrderWorker({
-      connection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      prisma,
-      tuning: config.worker,
-      workflowBundle: { codePath },
-    });
-    const running = worker.run();
-    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim }) : undefined;
-    const ready: WorkerProcessMessage = { kind: 'ready', pid: process.pid };
-    process.send?.(ready);
-    try {
-      await running;
-    } finally {
-      await reclaim?.stop();
-    }
-  } finally {
-    await connection.close();
-    await prisma.$disconnect();
-  }
+  const ready: WorkerProcessMessage = { kind: 'ready', pid: process.pid };
+  await runWorker(config, {
+    logger: createLogger('worker', 'warn'),
+    workflowBundle: { codePath },
+    onRunning: () => process.send?.(ready),
+  });
 }
 
 // If the test that started this worker goes away, so does the worker (no orphans left polling).

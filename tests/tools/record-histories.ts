@@ -18,7 +18,8 @@ import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
 import { addProduct, createTestDatabase, type TestDatabase } from '../support/database';
 import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
-import { createTestApi, eventually, startDevServer, workflowBundle } from '../support/stack';
+import { createTestApi, startDevServer, workflowBundle } from '../support/stack';
+import { eventually } from '../support/wait';
 import {
   cancelOrderSignal,
   getOrderQuery,

@@ -11,7 +11,8 @@ import { orderWorkflowId } from '../../workflows/messages';
 import globalSetup from '../support/global-setup';
 import { placeOrdersInEveryState } from '../support/order-states';
 import { startStack, type TestStack } from '../support/stack';
-import { freePort, launchChromium, TemporalWebUi } from '../support/webui';
+import { freePort } from '../../scripts/processes';
+import { launchChromium, TemporalWebUi } from '../support/webui';
 
 const OUT_DIR = path.resolve(__dirname, '../..', 'docs', 'screenshots');
 const WIDTH = 1360;
