@@ -3,8 +3,7 @@
  * compose file runs) on the machine's PostgreSQL, with several history shards, set up by the
  * same schema and namespace scripts the compose jobs run (deploy/temporal). Used by
  * `npm run bench -- --temporal server` and the lifecycle test against it.
- * Found or built like the CLI: TEMPORAL_SERVER_PATH + TEMPORAL_SQL_TOOL_PATH, the project's
- * cache, then `go install` of the pinned version into that cache.
+ * Built once with `go install` of the pinned version into the project's cache, beside the CLI.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,9 +34,6 @@ function cacheDir(): string {
 
 /** The server and the SQL tool, built with the Go toolchain the first time (minutes; the CLI's module cache makes it shorter). */
 export function ensureTemporalServer(log: (line: string) => void): TemporalServerBinaries {
-  const explicitServer = process.env.TEMPORAL_SERVER_PATH;
-  const explicitSqlTool = process.env.TEMPORAL_SQL_TOOL_PATH;
-  if (explicitServer && explicitSqlTool) return { server: explicitServer, sqlToolDir: linkSqlTool(explicitSqlTool, mkdtempSync(path.join(os.tmpdir(), 'sql-tool-'))) };
   const dir = cacheDir();
   const server = path.join(dir, 'server');
   const sqlTool = path.join(dir, 'sql');
@@ -50,6 +46,7 @@ export function ensureTemporalServer(log: (line: string) => void): TemporalServe
   return { server, sqlToolDir: linkSqlTool(sqlTool, dir) };
 }
 
+/** setup-schema.sh calls the tool by its image name, `temporal-sql-tool`; `go install` names it `sql`. */
 function linkSqlTool(sqlTool: string, dir: string): string {
   const link = path.join(dir, 'temporal-sql-tool');
   if (!isExecutable(link)) {
