@@ -10,6 +10,8 @@ import {
   FailureType,
   paymentOutcomeOf,
   type CommitStockInput,
+  type ExtendPaymentWindowInput,
+  type ExtensionAnswer,
   type LatePaymentInput,
   type OrderLine,
   type PaymentOutcome,
@@ -21,12 +23,18 @@ import {
   type ReserveStockInput,
   type SettledOrder,
   type Shortage,
+  type StillHeld,
 } from './types';
 
 export interface ActivityDependencies {
   prisma: PrismaClient;
   payments: PaymentProvider;
+  /** MAX_PAYMENT_WINDOW_SECONDS: no extension moves expiresAt further than this from createdAt. */
+  maxPaymentWindowSeconds?: number;
 }
+
+/** The contract's default MAX_PAYMENT_WINDOW_SECONDS: a week. */
+export const DEFAULT_MAX_PAYMENT_WINDOW_SECONDS = 604_800;
 
 type Tx = Prisma.TransactionClient;
 
@@ -43,7 +51,7 @@ class ShortfallError extends Error {
   }
 }
 
-export function createActivities({ prisma, payments }: ActivityDependencies) {
+export function createActivities({ prisma, payments, maxPaymentWindowSeconds = DEFAULT_MAX_PAYMENT_WINDOW_SECONDS }: ActivityDependencies) {
   return {
     /**
      * Holds every item of the order or none: conditional decrements in one transaction,
@@ -86,9 +94,41 @@ export function createActivities({ prisma, payments }: ActivityDependencies) {
      * Proposes putting the order's held stock back on sale (timer or cancel); the answer is the
      * outcome the database holds, which may be another party's (the reclaim, the deadline).
      * `closedAt` is when the stock was back, with `expiresAt` beside it to measure lateness.
+     * An expiry for a deadline the database has since moved later is refused: StillHeld.
      */
-    async releaseStock({ orderId, reason }: ReleaseStockInput): Promise<SettledOrder> {
-      return decideOrder(prisma, orderId, { kind: 'RELEASE', reason });
+    async releaseStock({ orderId, reason, deadline }: ReleaseStockInput): Promise<SettledOrder | StillHeld> {
+      return decideOrder(prisma, orderId, { kind: 'RELEASE', reason, ...(deadline && { deadline }) });
+    },
+
+    /**
+     * Moves the order's expiresAt later by `seconds`, decided against its deadline under the
+     * order's row lock: before the (effective) deadline it is extended, up to
+     * MAX_PAYMENT_WINDOW_SECONDS from createdAt; at or after it the deadline has won and the
+     * order must expire. Recorded per extensionId, so a retry answers the same.
+     */
+    async extendPaymentWindow({ orderId, extensionId, seconds }: ExtendPaymentWindowInput): Promise<ExtensionAnswer> {
+      return prisma.$transaction(async (tx) => {
+        const [order] = await tx.$queryRaw<{ status: string; expires_at: Date; created_at: Date; movable: boolean; due: boolean }[]>`
+          SELECT status::text AS status, expires_at, created_at, deadline_movable AS movable,
+                 GREATEST(expires_at, payment_pending_until) <= now() AS due
+            FROM orders WHERE id = ${orderId}::uuid FOR UPDATE`;
+        if (!order) throw new Error(`order ${orderId} does not exist`);
+        const earlier = await tx.orderExtension.findUnique({ where: { orderId_extensionId: { orderId, extensionId } } });
+        if (earlier) return { outcome: earlier.outcome, expiresAt: earlier.expiresAt.toISOString() };
+        if (isSettledStatus(order.status) || order.status === 'REJECTED') return { outcome: 'DECIDED', status: order.status };
+        // PENDING: the workflow asks only once the order is held.
+        if (order.status !== 'AWAITING_PAYMENT') throw new Error(`order ${orderId} is ${order.status}: it cannot be extended yet`);
+        // Only workflows that re-arm their timer ask; an older one would expire the order regardless.
+        if (!order.movable) throw new Error(`order ${orderId} is held by a workflow that does not follow its deadline`);
+        if (order.due) return { outcome: 'DEADLINE_PASSED' };
+        const extended = new Date(order.expires_at.getTime() + seconds * 1000);
+        const tooLong = extended.getTime() > order.created_at.getTime() + maxPaymentWindowSeconds * 1000;
+        const outcome = tooLong ? 'EXTENSION_TOO_LONG' : 'EXTENDED';
+        const expiresAt = tooLong ? order.expires_at : extended;
+        if (!tooLong) await tx.order.update({ where: { id: orderId }, data: { expiresAt }, select: { id: true } });
+        await tx.orderExtension.create({ data: { orderId, extensionId, seconds, outcome, expiresAt } });
+        return { outcome, expiresAt: expiresAt.toISOString() };
+      }, TRANSACTION_OPTIONS);
     },
 
     /**
@@ -140,9 +180,10 @@ export type Activities = ReturnType<typeof createActivities>;
 async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[]): Promise<ReservedOrder> {
   // Claims (and locks) the PENDING row first. None: the order was started by an API from before
   // PENDING rows, or its start failed and the API withdrew the row; then it is created below.
+  const deadlineMovable = input.deadlineMovable ?? false;
   const { count: claimed } = await tx.order.updateMany({
     where: { id: input.orderId, status: 'PENDING' },
-    data: { status: 'AWAITING_PAYMENT', createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt) },
+    data: { status: 'AWAITING_PAYMENT', createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt), deadlineMovable },
   });
   const lines: OrderLine[] = [];
   const shortages: Shortage[] = [];
@@ -176,6 +217,7 @@ async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[
         totalCents,
         createdAt: new Date(input.createdAt),
         expiresAt: new Date(input.expiresAt),
+        deadlineMovable,
         idempotencyKey: input.idempotencyKey ?? null,
         requestHash: input.requestHash ?? null,
         items: { create: lines },
@@ -252,27 +294,37 @@ async function replaceLines(tx: Tx, orderId: string, lines: OrderLine[]): Promis
 
 type Proposal =
   | { kind: 'COMMIT'; paymentId: string; amountCents: number }
-  | { kind: 'RELEASE'; reason: ReleaseStockInput['reason'] };
+  | { kind: 'RELEASE'; reason: ReleaseStockInput['reason']; deadline?: ReleaseStockInput['deadline'] };
+
+/**
+ * An order's effective deadline: its expiresAt, or later while a payment.processing delivery
+ * holds it (GREATEST skips the NULL of an order without a hold).
+ */
+const DEADLINE = Prisma.sql`GREATEST(o.expires_at, o.payment_pending_until)`;
 
 /**
  * The one way an order leaves AWAITING_PAYMENT from the workflow's side: a compare-and-set on
  * its status and deadline, and the stock moved in the same transaction (the reclaim in
- * ./reclaim.ts is the bulk twin of the EXPIRED case). The rule:
+ * ./reclaim.ts is the bulk twin of the EXPIRED case). The deadline is the effective one
+ * (DEADLINE: expiresAt, or a processing hold's end). The rule:
  * - a commit wins while the order awaits payment and either the deadline has not passed
  *   (database clock) or this payment has a receipt that succeeded by the deadline; a commit
  *   that comes too late releases the order as EXPIRED instead (the deadline won);
- * - a release for the timer wins while the order awaits payment;
+ * - a release for the timer wins while the order awaits payment, unless it names the deadline
+ *   it waited for and the database holds a later one (then: StillHeld, nothing changes);
  * - a cancel wins while the order awaits payment before its deadline; after it the order
  *   is released as EXPIRED (the cancel lost to the deadline).
  * Whoever loses reads the outcome that won and gets it as its answer.
  */
-async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder> {
+async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal & { kind: 'COMMIT' }): Promise<SettledOrder>;
+async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld>;
+async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld> {
   return prisma.$transaction(async (tx) => {
     const [decided] =
       proposal.kind === 'COMMIT'
         ? await proposeCommit(tx, orderId, proposal.paymentId)
-        : await proposeRelease(tx, orderId, proposal.reason);
-    if (!decided) return readOutcome(tx, orderId);
+        : await proposeRelease(tx, orderId, proposal.reason, proposal.deadline);
+    if (!decided) return readOutcome(tx, orderId, proposal.kind === 'RELEASE' && proposal.deadline !== undefined);
     if (proposal.kind === 'COMMIT' && decided.status === 'PAID') {
       const { paymentId, amountCents } = proposal;
       await tx.payment.createMany({ data: [{ orderId, paymentId, amountCents, outcome: 'APPLIED' }], skipDuplicates: true });
@@ -288,12 +340,13 @@ interface DecidedRow {
   expires_at: Date;
   paid_at: Date | null;
   payment_id: string | null;
+  payment_pending_until?: Date | null;
 }
 
 function proposeCommit(tx: Tx, orderId: string, paymentId: string): Promise<DecidedRow[]> {
-  const inTime = Prisma.sql`(o.expires_at > now() OR EXISTS (
+  const inTime = Prisma.sql`(${DEADLINE} > now() OR EXISTS (
       SELECT 1 FROM payment_receipts r
-       WHERE r.payment_id = ${paymentId} AND r.order_id = o.id AND r.succeeded_at <= o.expires_at))`;
+       WHERE r.payment_id = ${paymentId} AND r.order_id = o.id AND r.succeeded_at <= ${DEADLINE}))`;
   return tx.$queryRaw<DecidedRow[]>`
     UPDATE orders o
        SET status = CASE WHEN ${inTime} THEN 'PAID' ELSE 'EXPIRED' END::"OrderStatus",
@@ -304,22 +357,44 @@ function proposeCommit(tx: Tx, orderId: string, paymentId: string): Promise<Deci
     RETURNING o.status::text AS status, o.closed_at, o.expires_at, o.paid_at, o.payment_id`;
 }
 
-function proposeRelease(tx: Tx, orderId: string, reason: ReleaseStockInput['reason']): Promise<DecidedRow[]> {
+function proposeRelease(
+  tx: Tx,
+  orderId: string,
+  reason: ReleaseStockInput['reason'],
+  deadline: ReleaseStockInput['deadline'],
+): Promise<DecidedRow[]> {
   const status =
     reason === 'EXPIRED'
       ? Prisma.sql`'EXPIRED'::"OrderStatus"`
-      : Prisma.sql`CASE WHEN o.expires_at > now() THEN 'CANCELLED' ELSE 'EXPIRED' END::"OrderStatus"`;
+      : Prisma.sql`CASE WHEN ${DEADLINE} > now() THEN 'CANCELLED' ELSE 'EXPIRED' END::"OrderStatus"`;
+  // The timer's deadline still stands when the database knows of none later.
+  const stillDue =
+    reason === 'EXPIRED' && deadline
+      ? Prisma.sql`AND o.expires_at <= ${new Date(deadline.expiresAt)}
+           AND (o.payment_pending_until IS NULL OR o.payment_pending_until <= ${new Date(deadline.paymentPendingUntil ?? deadline.expiresAt)})`
+      : Prisma.empty;
   return tx.$queryRaw<DecidedRow[]>`
     UPDATE orders o SET status = ${status}, closed_at = now()
-     WHERE o.id = ${orderId}::uuid AND o.status = 'AWAITING_PAYMENT'
+     WHERE o.id = ${orderId}::uuid AND o.status = 'AWAITING_PAYMENT' ${stillDue}
     RETURNING o.status::text AS status, o.closed_at, o.expires_at, o.paid_at, o.payment_id`;
 }
 
-/** The outcome another party (or an earlier attempt) decided. */
-async function readOutcome(tx: Tx, orderId: string): Promise<SettledOrder> {
+/**
+ * The outcome another party (or an earlier attempt) decided; or, for an expiry that named its
+ * deadline (`mayStillHold`), the later deadline the order is held until.
+ */
+async function readOutcome(tx: Tx, orderId: string, mayStillHold = false): Promise<SettledOrder | StillHeld> {
   const [row] = await tx.$queryRaw<DecidedRow[]>`
-    SELECT status::text AS status, closed_at, expires_at, paid_at, payment_id FROM orders WHERE id = ${orderId}::uuid`;
+    SELECT status::text AS status, closed_at, expires_at, paid_at, payment_id, payment_pending_until
+      FROM orders WHERE id = ${orderId}::uuid`;
   if (!row) throw new Error(`order ${orderId} does not exist`);
+  if (mayStillHold && row.status === 'AWAITING_PAYMENT') {
+    return {
+      status: 'AWAITING_PAYMENT',
+      expiresAt: row.expires_at.toISOString(),
+      ...(row.payment_pending_until && { paymentPendingUntil: row.payment_pending_until.toISOString() }),
+    };
+  }
   // PENDING or REJECTED here would be a bug elsewhere; retrying lets an operator see and mend it.
   if (!isSettledStatus(row.status)) throw new Error(`order ${orderId} is ${row.status}: there is no held stock to settle`);
   return { ...settledOrderOf(row), decidedNow: false };

@@ -18,7 +18,8 @@ export interface ReclaimBatch {
 const TRANSACTION_OPTIONS = { maxWait: 5_000, timeout: 15_000 } as const;
 
 /**
- * An order with a payment that succeeded by its deadline is never taken: its workflow decides
+ * An order under a processing hold (payment_pending_until in the future) is not due. An order
+ * with a payment that succeeded by its (effective) deadline is never taken: its workflow decides
  * it. The API records such a receipt while holding the order row FOR SHARE, so a batch either
  * skips that row (locked) or locks it first, and then no receipt can be added until it commits.
  * A receipt committed between the claim's snapshot and its lock is caught by the release
@@ -29,7 +30,9 @@ export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number):
     const claimed = await tx.$queryRaw<{ id: string }[]>`
       SELECT o.id::text AS id FROM orders o
        WHERE o.status = 'AWAITING_PAYMENT' AND o.expires_at <= now()
-         AND NOT EXISTS (SELECT 1 FROM payment_receipts r WHERE r.order_id = o.id AND r.succeeded_at <= o.expires_at)
+         AND (o.payment_pending_until IS NULL OR o.payment_pending_until <= now())
+         AND NOT EXISTS (SELECT 1 FROM payment_receipts r
+                          WHERE r.order_id = o.id AND r.succeeded_at <= GREATEST(o.expires_at, o.payment_pending_until))
        ORDER BY o.expires_at
        LIMIT ${batchSize}
        FOR UPDATE OF o SKIP LOCKED`;
@@ -45,7 +48,9 @@ export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number):
       WITH released AS (
         UPDATE orders o SET status = 'EXPIRED', closed_at = clock_timestamp()
          WHERE o.id = ANY(${ids}::uuid[]) AND o.status = 'AWAITING_PAYMENT'
-           AND NOT EXISTS (SELECT 1 FROM payment_receipts r WHERE r.order_id = o.id AND r.succeeded_at <= o.expires_at)
+           AND (o.payment_pending_until IS NULL OR o.payment_pending_until <= now())
+           AND NOT EXISTS (SELECT 1 FROM payment_receipts r
+                            WHERE r.order_id = o.id AND r.succeeded_at <= GREATEST(o.expires_at, o.payment_pending_until))
         RETURNING o.id, o.expires_at, o.closed_at
       ), moved AS (
         INSERT INTO stock_movements (sku, order_id, kind, quantity, created_at)

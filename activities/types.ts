@@ -34,6 +34,11 @@ export interface ReserveStockInput {
   expiresAt: IsoTime;
   idempotencyKey?: string;
   requestHash?: string;
+  /**
+   * Set by workflows that follow the database's deadline (they re-arm their timer when it
+   * moves); only their orders take processing holds and extensions. Absent in older histories.
+   */
+  deadlineMovable?: boolean;
 }
 
 export interface ReservedOrder {
@@ -46,7 +51,41 @@ export type ReleaseReason = 'EXPIRED' | 'CANCELLED';
 export interface ReleaseStockInput {
   orderId: OrderId;
   reason: ReleaseReason;
+  /**
+   * For EXPIRED from a workflow that follows the database's deadline: the deadline its timer
+   * waited for. The release wins only if the database holds no later one (an extension, or a
+   * processing hold the workflow did not know of); otherwise the answer is the later deadline.
+   * Values are compared, not clocks, so a timer that fires a moment early on a skewed clock
+   * still expires the order it was set for. Absent: the release wins while the order awaits payment.
+   */
+  deadline?: { expiresAt: IsoTime; paymentPendingUntil?: IsoTime };
 }
+
+/** The answer to an expiry the database refused: the order is held until this later deadline. */
+export interface StillHeld {
+  status: 'AWAITING_PAYMENT';
+  expiresAt: IsoTime;
+  /** The processing hold the order is under, if any. */
+  paymentPendingUntil?: IsoTime;
+}
+
+export interface ExtendPaymentWindowInput {
+  orderId: OrderId;
+  /** Names the request: a retry with the same id gets the first answer. */
+  extensionId: string;
+  seconds: number;
+}
+
+/**
+ * What the database made of an extension: EXTENDED (expiresAt is the new deadline) or
+ * EXTENSION_TOO_LONG (past MAX_PAYMENT_WINDOW_SECONDS from createdAt; nothing moved), both
+ * recorded; DEADLINE_PASSED when the deadline won the race (the order is due and must expire);
+ * DECIDED when the order no longer awaits payment.
+ */
+export type ExtensionAnswer =
+  | { outcome: 'EXTENDED' | 'EXTENSION_TOO_LONG'; expiresAt: IsoTime }
+  | { outcome: 'DEADLINE_PASSED' }
+  | { outcome: 'DECIDED'; status: SettledStatus | 'REJECTED' };
 
 export interface CommitStockInput {
   orderId: OrderId;

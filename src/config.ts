@@ -41,6 +41,10 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
   ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(10),
+  // How long a payment.processing delivery keeps an order's stock past its deadline (at most).
+  PAYMENT_PROCESSING_HOLD_SECONDS: intFromEnv(1, 604_800).default(3600),
+  // No extension moves expiresAt further than this from createdAt.
+  MAX_PAYMENT_WINDOW_SECONDS: intFromEnv(1, 31_536_000).default(604_800),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   STRIPE_WEBHOOK_SECRET: optionalString,
   CHECKOUT_CURRENCY: optionalString.pipe(z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO 4217 code, e.g. eur').optional()),
@@ -118,6 +122,10 @@ export interface Config extends DatabaseConfig {
   paymentTimeoutSeconds: number;
   /** How long a request waits for a decision (hold, payment, cancel) before answering 202. */
   orderDecisionWaitSeconds: number;
+  /** How long a payment.processing delivery may hold an order past its deadline. */
+  paymentProcessingHoldSeconds: number;
+  /** The latest an extension may move expiresAt, counted from createdAt. */
+  maxPaymentWindowSeconds: number;
   /** Standard Webhooks secrets (`whsec_<base64>`); more than one while a secret is rotated. */
   paymentWebhookSecrets: string[];
   /** The Stripe endpoint's signing secret; undefined turns POST /webhooks/stripe off (404). */
@@ -153,6 +161,8 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     temporal: temporalConfig(e),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
     orderDecisionWaitSeconds: e.ORDER_DECISION_WAIT_SECONDS,
+    paymentProcessingHoldSeconds: e.PAYMENT_PROCESSING_HOLD_SECONDS,
+    maxPaymentWindowSeconds: e.MAX_PAYMENT_WINDOW_SECONDS,
     paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
     ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
     checkoutCurrency: e.CHECKOUT_CURRENCY ?? 'eur',

@@ -26,6 +26,8 @@ export interface OrderWorkerDependencies {
   metrics?: WorkerMetrics;
   /** A prebuilt bundle (tests bundle once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** MAX_PAYMENT_WINDOW_SECONDS; the contract's default when not given. */
+  maxPaymentWindowSeconds?: number;
 }
 
 export function workflowsPath(): string {
@@ -39,7 +41,14 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: { ...createActivities({ prisma: deps.prisma, payments }), ...createInventoryActivities(deps) },
+    activities: {
+      ...createActivities({
+        prisma: deps.prisma,
+        payments,
+        ...(deps.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: deps.maxPaymentWindowSeconds }),
+      }),
+      ...createInventoryActivities(deps),
+    },
     interceptors: { activity: [activityTelemetry(deps.metrics)] },
     // On shutdown, activities in flight (short transactions) get this long to finish; config may say otherwise.
     shutdownGraceTime: '10 seconds',
@@ -88,6 +97,7 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       taskQueue: config.temporal.taskQueue,
       prisma,
       tuning: config.worker,
+      maxPaymentWindowSeconds: config.maxPaymentWindowSeconds,
       ...(workflowBundle !== undefined && { workflowBundle }),
       ...(metrics !== undefined && { metrics }),
     });

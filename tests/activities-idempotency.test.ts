@@ -90,7 +90,8 @@ test('releaseStock run repeatedly and concurrently returns the stock once and an
 
   const results = await concurrentlyThenAgain(activities.releaseStock, { orderId, reason: 'EXPIRED' });
 
-  expect(new Set(results.map((r) => r.closedAt)).size).toBe(1);
+  expect(new Set(results.map((r) => ('closedAt' in r ? r.closedAt : 'still held'))).size).toBe(1);
+  expect(results.every((r) => r.status === 'EXPIRED')).toBe(true);
   expect(await stockOf(db.prisma, 'RELEASE-A')).toEqual({ available: 5, reserved: 0, sold: 0 });
   expect(await stockOf(db.prisma, 'RELEASE-B')).toEqual({ available: 5, reserved: 0, sold: 0 });
   expect(await tracesOf(db.prisma, orderId)).toEqual({
@@ -154,8 +155,10 @@ test('commits and releases of one order proposed all at once: exactly one outcom
       attempt(activities.commitStock, { orderId, paymentId: `pay-b-${round}`, amountCents: 2000 }),
       attempt(activities.releaseStock, { orderId, reason: 'CANCELLED' }),
     ]);
-    expect(answers.filter((a) => a.decidedNow)).toHaveLength(1);
-    const decided = answers.find((a) => a.decidedNow);
+    // No expiry here names a deadline, so none is answered "still held".
+    expect(answers.every((a) => 'decidedNow' in a)).toBe(true);
+    expect(answers.filter((a) => 'decidedNow' in a && a.decidedNow)).toHaveLength(1);
+    const decided = answers.find((a) => 'decidedNow' in a && a.decidedNow);
     for (const answer of answers) expect({ ...answer, decidedNow: true }).toEqual(decided);
     const traces = await tracesOf(db.prisma, orderId);
     expect(traces.status).toBe(decided?.status);
@@ -213,4 +216,42 @@ test('decideLatePayment answers from the payment recorded earlier, else from the
   expect(await decide(openPastDeadline, 'pay-too-late', 1000)).toBe('ORDER_EXPIRED');
   expect(await tracesOf(db.prisma, open)).toMatchObject({ status: 'PAID', movements: ['RESERVE', 'COMMIT'] });
   expect(await tracesOf(db.prisma, openPastDeadline)).toMatchObject({ status: 'EXPIRED', movements: ['RESERVE', 'RELEASE'] });
+});
+
+test('extendPaymentWindow run repeatedly and concurrently with one extensionId moves expiresAt once and answers the same', async () => {
+  await addProduct(db.prisma, 'EXTEND-A', 5);
+  const orderId = randomUUID();
+  const now = new Date();
+  const expiresAt = new Date(now.getTime() + 60_000);
+  await attempt(activities.reserveStock, {
+    orderId,
+    customerId: 'idempotent',
+    items: [{ sku: 'EXTEND-A', quantity: 1 }],
+    createdAt: now.toISOString(),
+    expiresAt: expiresAt.toISOString(),
+    deadlineMovable: true,
+  });
+
+  const results = await concurrentlyThenAgain(activities.extendPaymentWindow, { orderId, extensionId: 'ext-1', seconds: 30 });
+
+  const extended = new Date(expiresAt.getTime() + 30_000).toISOString();
+  expect(results).toEqual(results.map(() => ({ outcome: 'EXTENDED', expiresAt: extended })));
+  expect((await db.prisma.order.findUniqueOrThrow({ where: { id: orderId } })).expiresAt.toISOString()).toBe(extended);
+  expect(await db.prisma.orderExtension.count({ where: { orderId } })).toBe(1);
+
+  // An expiry for the old deadline is refused (still held, nothing moves); for the new one it wins.
+  const refused = await attempt(activities.releaseStock, { orderId, reason: 'EXPIRED', deadline: { expiresAt: expiresAt.toISOString() } });
+  expect(refused).toEqual({ status: 'AWAITING_PAYMENT', expiresAt: extended });
+  expect(await stockOf(db.prisma, 'EXTEND-A')).toEqual({ available: 4, reserved: 1, sold: 0 });
+  const expired = await attempt(activities.releaseStock, { orderId, reason: 'EXPIRED', deadline: { expiresAt: extended } });
+  expect(expired.status).toBe('EXPIRED');
+  expect(await stockOf(db.prisma, 'EXTEND-A')).toEqual({ available: 5, reserved: 0, sold: 0 });
+});
+
+test('an order held by a workflow that does not follow its deadline is never extended', async () => {
+  await addProduct(db.prisma, 'EXTEND-B', 5);
+  const orderId = await reservedOrder([{ sku: 'EXTEND-B', quantity: 1 }]);
+  await expect(attempt(activities.extendPaymentWindow, { orderId, extensionId: 'ext-old', seconds: 30 })).rejects.toThrow(/does not follow its deadline/);
+  expect(await db.prisma.orderExtension.count({ where: { orderId } })).toBe(0);
+  await attempt(activities.releaseStock, { orderId, reason: 'CANCELLED' });
 });

@@ -40,16 +40,30 @@ function receiptOf(paymentId: string) {
 }
 
 describe('processing and failed', () => {
-  test('are recorded as receipts and answered 200 PROCESSING / FAILED; the order still awaits payment and its workflow hears nothing', async () => {
+  test('are recorded as receipts and answered 200 PROCESSING / FAILED; the hold starts and ends, the order still awaits payment', async () => {
     const { orderId, sku } = await newOrder();
 
     const processing = await deliverOverHttp(stack.app, 'payment.processing', orderId, { paymentId: 'pv-proc', amountCents: 1000 });
     const failed = await deliverOverHttp(stack.app, 'payment.failed', orderId, { paymentId: 'pv-proc', amountCents: 1000 });
 
-    expect(processing).toMatchObject({ status: 200, body: { outcome: 'PROCESSING', order: { orderId, status: 'AWAITING_PAYMENT' } } });
+    expect(processing).toMatchObject({
+      status: 200,
+      body: { outcome: 'PROCESSING', order: { orderId, status: 'AWAITING_PAYMENT', paymentPending: true } },
+    });
     expect(failed).toMatchObject({ status: 200, body: { outcome: 'FAILED', order: { orderId, status: 'AWAITING_PAYMENT' } } });
-    expect(await receiptOf('pv-proc')).toMatchObject({ orderId, amountCents: 1000n, currency: 'eur', succeededAt: null });
-    expect(await signalsTo(orderId)).toBe(0);
+    expect((failed.body.order as Record<string, unknown>).paymentPending).toBeUndefined();
+    expect(await receiptOf('pv-proc')).toMatchObject({
+      orderId,
+      amountCents: 1000n,
+      currency: 'eur',
+      succeededAt: null,
+      heldUntil: expect.any(Date),
+      failedAt: expect.any(Date),
+    });
+    // The failure that ended a hold nudges the workflow (paymentFailed); nothing else reaches it.
+    const history = await stack.client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
+    const signals = (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []);
+    expect(signals).toEqual(['paymentFailed']);
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 4, reserved: 1, sold: 0 });
 
     // The same payment succeeding later pays the order and marks the receipt once.

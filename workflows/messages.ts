@@ -86,6 +86,40 @@ export type PaymentDecisionOfClosedOrder = Omit<PaymentDecision, 'order'>;
 
 export const paymentReceivedSignal = defineSignal<[PaymentReceived]>('paymentReceived');
 export const cancelOrderSignal = defineSignal('cancelOrder');
+
+/** A payment.failed delivery ended a payment: a processing hold it had is over. */
+export interface PaymentFailed {
+  paymentId: string;
+}
+export const paymentFailedSignal = defineSignal<[PaymentFailed]>('paymentFailed');
+
+/** An operator's request to move the order's expiresAt later (POST /admin/orders/:orderId/extend). */
+export interface ExtensionRequest {
+  /** Names the request: the same id (from an Idempotency-Key) extends once. */
+  extensionId: string;
+  seconds: number;
+}
+export const extendPaymentWindowSignal = defineSignal<[ExtensionRequest]>('extendPaymentWindow');
+
+/**
+ * How an extension ended: EXTENDED, refused as too long, refused because the order no longer
+ * awaits payment (the deadline may have won the race), or not supported by this order's
+ * workflow (started before extensions existed).
+ */
+export type ExtensionOutcome =
+  | 'EXTENDED'
+  | 'EXTENSION_TOO_LONG'
+  | 'EXTENSION_NOT_SUPPORTED'
+  | 'ORDER_EXPIRED'
+  | 'ORDER_ALREADY_PAID'
+  | 'ORDER_CANCELLED'
+  | 'ORDER_REJECTED';
+
+export interface ExtensionDecision {
+  extensionId: string;
+  outcome: ExtensionOutcome;
+  order: OrderView;
+}
 export const getOrderQuery = defineQuery<OrderView>('getOrder');
 
 /**
@@ -97,11 +131,14 @@ export const awaitPaymentDecisionUpdate = defineUpdate<PaymentDecision, [{ payme
   'awaitPaymentDecision',
 );
 export const awaitClosedUpdate = defineUpdate<OrderView>('awaitClosed');
+/** Waits for an extension's outcome; `seconds` must match the request's (else IdempotencyKeyReused). */
+export const awaitExtensionUpdate = defineUpdate<ExtensionDecision, [ExtensionRequest]>('awaitExtension');
 
 /** Failure types the workflow raises to callers of its updates. */
 export const UpdateFailureType = {
   IdempotencyKeyReused: 'IdempotencyKeyReused',
   UnknownPayment: 'UnknownPayment',
+  UnknownExtension: 'UnknownExtension',
 } as const;
 
 export const orderStatusKey = defineSearchAttributeKey('OrderStatus', SearchAttributeType.KEYWORD);

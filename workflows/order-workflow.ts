@@ -35,18 +35,25 @@ import {
   type SettledOrder,
   type SettledStatus,
   type Shortage,
+  type StillHeld,
 } from '../activities/types';
 import {
   awaitClosedUpdate,
+  awaitExtensionUpdate,
   awaitPaymentDecisionUpdate,
   awaitReservationUpdate,
   cancelOrderSignal,
   customerIdKey,
+  extendPaymentWindowSignal,
   getOrderQuery,
   orderStatusKey,
   paymentDeadlineKey,
+  paymentFailedSignal,
   paymentReceivedSignal,
   UpdateFailureType,
+  type ExtensionDecision,
+  type ExtensionOutcome,
+  type ExtensionRequest,
   type OrderStatus,
   type OrderView,
   type OrderWorkflowInput,
@@ -54,7 +61,7 @@ import {
   type PaymentOutcome,
   type PaymentReceived,
 } from './messages';
-import { describeItems, describeOrder, formatDuration } from './summaries';
+import { describeItems, describeOrder, formatDuration, formatTime } from './summaries';
 
 /** Reservation retries transient faults; running out of stock is an answer, not a fault. */
 const reserveOptions: ActivityOptions = {
@@ -95,6 +102,16 @@ const settleOptions: ActivityOptions = {
  */
 const SETTLE_LOCALLY_PATCH = 'settle-as-local-activity';
 
+/**
+ * Orders started since this patch follow the deadline the database holds: their timer's expiry
+ * names the deadline it waited for and the database may answer that the order is held longer
+ * (a payment.processing hold, or an extension), and then the timer is set again. They take
+ * extensions (extendPaymentWindow) and payment.failed nudges (paymentFailed). Their reservation
+ * marks the order deadline_movable, which is what lets the API grant processing holds.
+ * Histories from before the patch keep one timer and an expiry that wins while the order awaits payment.
+ */
+const FOLLOW_DEADLINE_PATCH = 'deadline-follows-database';
+
 const activitiesWith = (options: ActivityOptions, summary: string) =>
   proxyActivities<Activities>({ ...options, summary });
 
@@ -109,6 +126,16 @@ interface PaymentRecord {
   amountCents: number;
   outcome?: PaymentOutcome;
   refund?: RefundResult;
+}
+
+interface ExtensionRecord extends ExtensionRequest {
+  outcome?: ExtensionOutcome;
+}
+
+/** The deadline a timer waits for: expiresAt, or later while a processing hold the database told of lasts. */
+interface Deadline {
+  expiresAt: string;
+  paymentPendingUntil?: string;
 }
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderView> {
@@ -129,11 +156,23 @@ class OrderProcess {
   /** The outcome the database decided, once the proposal was answered. */
   private outcome: SettledStatus | undefined;
   private settleLocally = false;
+  private followsDeadline = false;
+  /** The processing hold the database answered an expiry with; undefined when none is known. */
+  private paymentPendingUntil: string | undefined;
+  /** Bumped whenever the deadline moves, so the waiting timer is set again. */
+  private deadlineMoves = 0;
+  /** A cancel is kept until decided: an expiry in flight may be refused (still held), and then it counts. */
+  private cancelWanted = false;
+  /** Set when the database said the deadline passed (an extension lost the race): expire now. */
+  private expireWanted = false;
+  /** One proposal to the database at a time (the outcome, or an extension). */
+  private proposing = false;
   private settled = false;
   private readonly view: OrderView;
   // A list, not a Map (state stays JSON) nor an object keyed by paymentId (which would mistake
   // ids such as "constructor" or "__proto__" for payments already received).
   private readonly payments: PaymentRecord[] = [];
+  private readonly extensions: ExtensionRecord[] = [];
 
   constructor(private readonly input: OrderWorkflowInput) {
     const createdAt = workflowInfo().startTime;
@@ -190,15 +229,41 @@ class OrderProcess {
         return this.snapshot();
       }),
     );
+    setHandler(paymentFailedSignal, (failed) => this.paymentFailed(failed));
+    setHandler(extendPaymentWindowSignal, shielded((request) => this.extend(request)));
+    setHandler(
+      awaitExtensionUpdate,
+      shielded(async ({ extensionId }) => {
+        await condition(() => this.findExtension(extensionId)?.outcome !== undefined);
+        return this.extensionDecision(extensionId);
+      }),
+      {
+        validator: ({ extensionId, seconds }) => {
+          const record = this.findExtension(extensionId);
+          if (!record) {
+            throw ApplicationFailure.nonRetryable(`no extension ${extensionId} was requested`, UpdateFailureType.UnknownExtension);
+          }
+          if (record.seconds !== seconds) {
+            throw ApplicationFailure.nonRetryable(
+              'the Idempotency-Key was used before with a different request',
+              UpdateFailureType.IdempotencyKeyReused,
+            );
+          }
+        },
+      },
+    );
   }
 
   async run(): Promise<OrderView> {
     const reserveLocally = patched(RESERVE_LOCALLY_PATCH);
     this.settleLocally = patched(SETTLE_LOCALLY_PATCH);
+    this.followsDeadline = patched(FOLLOW_DEADLINE_PATCH);
     // The API sets OrderStatus PENDING and CustomerId when it starts the order: no upsert needed.
     if (!reserveLocally) this.transition('PENDING');
     const held = await this.reserve(reserveLocally);
-    if (held) {
+    if (held && this.followsDeadline) {
+      await this.decideFollowingDeadline();
+    } else if (held) {
       const paidInTime = await condition(() => this.decision !== undefined, this.msUntilDeadline(), {
         summary: `payment window ${formatDuration(this.input.paymentTimeoutSeconds)}`,
       });
@@ -224,6 +289,7 @@ class OrderProcess {
         expiresAt: this.view.expiresAt,
         ...(this.input.idempotencyKey !== undefined && { idempotencyKey: this.input.idempotencyKey }),
         ...(this.input.requestHash !== undefined && { requestHash: this.input.requestHash }),
+        ...(this.followsDeadline && { deadlineMovable: true }),
       });
       this.view.items = reserved.lines;
       this.view.totalCents = reserved.totalCents;
@@ -240,14 +306,46 @@ class OrderProcess {
   }
 
   /**
-   * Proposes the decision to the database and follows its answer (in the non-cancellable scope
-   * `run` is called in). A payment whose commit lost is refunded here, once.
+   * Waits for a payment, a cancel or the deadline, and proposes that to the database until it
+   * decides. The timer's expiry names the deadline waited for; when the database holds the
+   * order longer (a processing hold, an extension) the proposal is withdrawn and the timer set
+   * again for the later deadline.
    */
-  private async settle(): Promise<void> {
+  private async decideFollowingDeadline(): Promise<void> {
+    for (let round = 0; ; round++) {
+      const moves = this.deadlineMoves;
+      const waitedFor = this.deadline();
+      const woke = await condition(
+        () => this.decision !== undefined || this.cancelWanted || this.expireWanted || this.deadlineMoves !== moves,
+        this.msUntil(waitedFor),
+        { summary: round === 0 ? `payment window ${formatDuration(this.input.paymentTimeoutSeconds)}` : timerSummary(waitedFor) },
+      );
+      if (this.decision === undefined && this.cancelWanted) this.decision = { kind: 'CANCELLED' };
+      // The timer, or the database saying the deadline passed (then the deadline as now known).
+      const expiring = this.decision === undefined && (!woke || this.expireWanted);
+      const proposed = woke ? this.deadline() : waitedFor;
+      if (expiring) this.decision = { kind: 'EXPIRED' };
+      this.expireWanted = false;
+      if (this.decision === undefined) continue; // the deadline moved: wait for the new one
+      await this.exclusively(() => this.settle(proposed));
+      if (this.outcome !== undefined) return;
+    }
+  }
+
+  /**
+   * Proposes the decision to the database and follows its answer (in the non-cancellable scope
+   * `run` is called in). A payment whose commit lost is refunded here, once. An expiry the
+   * database refuses (still held) withdraws the decision and moves the deadline instead.
+   */
+  private async settle(deadline?: Deadline): Promise<void> {
     const decision = this.decision;
     if (!decision) throw new Error('settle called before a decision');
     if (!this.settleLocally) this.transition(decision.kind);
-    const settled = decision.kind === 'PAID' ? await this.commit(decision.payment) : await this.release(decision.kind);
+    const settled = decision.kind === 'PAID' ? await this.commit(decision.payment) : await this.release(decision.kind, deadline);
+    if (settled.status === 'AWAITING_PAYMENT') {
+      this.holdOn(settled);
+      return;
+    }
     this.follow(settled);
     if (decision.kind === 'PAID') await this.refundUnlessApplied(decision.payment, settled);
     this.updateDetails();
@@ -261,11 +359,136 @@ class OrderProcess {
     return outcomeOf(result, { status: 'PAID', paymentId, closedAt: result.paidAt });
   }
 
-  private async release(reason: 'EXPIRED' | 'CANCELLED'): Promise<OutcomeOfProposal> {
+  private async release(reason: 'EXPIRED' | 'CANCELLED', deadline?: Deadline): Promise<OutcomeOfProposal | StillHeld> {
     const { releaseStock } = this.settleActivities(`release ${describeItems(this.view.items)} (${reason.toLowerCase()})`);
-    const result: Partial<SettledOrder> = await releaseStock({ orderId: this.input.orderId, reason });
+    const named = reason === 'EXPIRED' && deadline !== undefined;
+    const result: Partial<SettledOrder> | StillHeld = await releaseStock({ orderId: this.input.orderId, reason, ...(named && { deadline }) });
+    if (result.status === 'AWAITING_PAYMENT') return result;
     // Before the database decided, a release answered { closedAt, expiresAt } only: it had won.
     return outcomeOf(result, { status: reason });
+  }
+
+  /** The database holds the order past the deadline the timer waited for: wait for the later one. */
+  private holdOn(held: StillHeld): void {
+    this.decision = undefined;
+    this.paymentPendingUntil = held.paymentPendingUntil;
+    if (held.expiresAt !== this.view.expiresAt) {
+      this.view.expiresAt = held.expiresAt;
+      upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(held.expiresAt) }]);
+    }
+    this.deadlineMoves++;
+    this.updateDetails();
+  }
+
+  /** Runs one proposal to the database at a time: the outcome, or an extension. */
+  private async exclusively<T>(propose: () => Promise<T>): Promise<T> {
+    // Several waiters may be woken at once: each checks again before it takes its turn.
+    while (this.proposing) await condition(() => !this.proposing);
+    this.proposing = true;
+    try {
+      return await propose();
+    } finally {
+      this.proposing = false;
+    }
+  }
+
+  /** Waits while a decision is proposed; afterwards it is decided, or withdrawn (still held). */
+  private async decisionAnswered(): Promise<void> {
+    while (this.decision !== undefined && this.outcome === undefined) {
+      await condition(() => this.decision === undefined || this.outcome !== undefined);
+    }
+  }
+
+  private paymentFailed(failed: unknown): void {
+    if (!this.followsDeadline || !isPaymentFailed(failed)) return;
+    // The hold may have been that payment's: the window runs on from where it was (the
+    // database answers with any other hold still running).
+    if (this.paymentPendingUntil !== undefined) {
+      this.paymentPendingUntil = undefined;
+      this.deadlineMoves++;
+      this.updateDetails();
+    }
+  }
+
+  private async extend(request: ExtensionRequest): Promise<void> {
+    if (!isExtensionRequest(request)) {
+      log.warn('ignoring malformed extendPaymentWindow signal', { request });
+      return;
+    }
+    if (this.findExtension(request.extensionId)) return; // repeated: the first answer stands
+    const record: ExtensionRecord = { extensionId: request.extensionId, seconds: request.seconds };
+    this.extensions.push(record);
+    await condition(() => this.status !== 'PENDING');
+    if (!this.followsDeadline) {
+      record.outcome = 'EXTENSION_NOT_SUPPORTED';
+      return;
+    }
+    for (;;) {
+      await this.decisionAnswered();
+      const refusal = this.extensionRefusal();
+      if (refusal) {
+        record.outcome = refusal;
+        return;
+      }
+      const answer = await this.exclusively(async () => {
+        if (this.decision !== undefined || this.outcome !== undefined) return undefined; // a decision got in first
+        const { extendPaymentWindow } = localActivitiesWith(settleOptions, `extend the payment window by ${formatDuration(record.seconds)}`);
+        return extendPaymentWindow({ orderId: this.input.orderId, extensionId: record.extensionId, seconds: record.seconds });
+      });
+      if (answer === undefined) continue;
+      if (answer.outcome === 'EXTENDED' || answer.outcome === 'EXTENSION_TOO_LONG') {
+        if (answer.outcome === 'EXTENDED') this.moveDeadline(answer.expiresAt);
+        record.outcome = answer.outcome;
+        return;
+      }
+      // The deadline won the race (or the reclaim already released the order): expire it, then
+      // answer with what the database decided.
+      this.expireWanted = true;
+      await condition(() => this.outcome !== undefined || (!this.expireWanted && this.decision === undefined));
+    }
+  }
+
+  private extensionRefusal(): ExtensionOutcome | undefined {
+    if (this.status === 'REJECTED') return 'ORDER_REJECTED';
+    switch (this.outcome) {
+      case 'PAID':
+        return 'ORDER_ALREADY_PAID';
+      case 'EXPIRED':
+        return 'ORDER_EXPIRED';
+      case 'CANCELLED':
+        return 'ORDER_CANCELLED';
+      case undefined:
+        return undefined;
+    }
+  }
+
+  private moveDeadline(expiresAt: string): void {
+    this.view.expiresAt = expiresAt;
+    upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(expiresAt) }]);
+    this.deadlineMoves++;
+    this.updateDetails();
+  }
+
+  private findExtension(extensionId: string): ExtensionRecord | undefined {
+    return this.extensions.find((e) => e.extensionId === extensionId);
+  }
+
+  private extensionDecision(extensionId: string): ExtensionDecision {
+    const record = this.findExtension(extensionId);
+    if (!record?.outcome) throw new Error(`extension ${extensionId} is not decided`);
+    return { extensionId, outcome: record.outcome, order: this.snapshot() };
+  }
+
+  private deadline(): Deadline {
+    return {
+      expiresAt: this.view.expiresAt,
+      ...(this.paymentPendingUntil !== undefined && { paymentPendingUntil: this.paymentPendingUntil }),
+    };
+  }
+
+  private msUntil(deadline: Deadline): number {
+    const ends = Math.max(Date.parse(deadline.expiresAt), deadline.paymentPendingUntil ? Date.parse(deadline.paymentPendingUntil) : 0);
+    return Math.max(1, ends - Date.now());
   }
 
   private settleActivities(summary: string) {
@@ -310,8 +533,10 @@ class OrderProcess {
     const record: PaymentRecord = { paymentId: payment.paymentId, amountCents: payment.amountCents };
     this.payments.push(record);
     await condition(() => this.status !== 'PENDING');
-    // While another payment's commit is proposed, its answer tells this one why it is refused.
-    if (this.settleLocally && this.decision?.kind === 'PAID') await condition(() => this.outcome !== undefined);
+    // While another decision is proposed, its answer tells this one why it is refused (or, for an
+    // expiry the database refused, that it may still win).
+    if (this.followsDeadline) await this.decisionAnswered();
+    else if (this.settleLocally && this.decision?.kind === 'PAID') await condition(() => this.outcome !== undefined);
     const refusal = this.refusalFor(payment);
     if (!refusal) {
       // Provisional: settle() replaces it with the refusal if the commit loses.
@@ -340,9 +565,9 @@ class OrderProcess {
 
   /** cancelOrder, or a Temporal cancellation request: only an order not yet decided is cancelled. */
   requestCancel(): void {
-    if (this.decision === undefined && (this.status === 'PENDING' || this.status === 'AWAITING_PAYMENT')) {
-      this.decision = { kind: 'CANCELLED' };
-    }
+    if (this.status !== 'PENDING' && this.status !== 'AWAITING_PAYMENT') return;
+    this.cancelWanted = true;
+    if (this.decision === undefined) this.decision = { kind: 'CANCELLED' };
   }
 
   private findPayment(paymentId: string): PaymentRecord | undefined {
@@ -383,7 +608,7 @@ class OrderProcess {
   }
 
   private updateDetails(): void {
-    setCurrentDetails(describeOrder(this.view));
+    setCurrentDetails(describeOrder(this.view, this.paymentPendingUntil));
   }
 
   private snapshot(): OrderView {
@@ -419,6 +644,22 @@ function outOfStockDetails(error: unknown): Shortage[] | undefined {
   if (type !== FailureType.OutOfStock && type !== FailureType.UnknownSku) return undefined;
   // The activity passes the shortages as the failure's single detail.
   return type === FailureType.OutOfStock ? ((details?.[0] ?? []) as Shortage[]) : [];
+}
+
+function timerSummary(deadline: Deadline): string {
+  return deadline.paymentPendingUntil !== undefined && Date.parse(deadline.paymentPendingUntil) > Date.parse(deadline.expiresAt)
+    ? `payment processing, held until ${formatTime(deadline.paymentPendingUntil)}`
+    : `payment window, until ${formatTime(deadline.expiresAt)}`;
+}
+
+function isPaymentFailed(value: unknown): value is { paymentId: string } {
+  return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).paymentId === 'string';
+}
+
+function isExtensionRequest(value: unknown): value is ExtensionRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { extensionId, seconds } = value as Record<string, unknown>;
+  return typeof extensionId === 'string' && extensionId.length > 0 && Number.isSafeInteger(seconds) && (seconds as number) > 0;
 }
 
 function isPaymentReceived(value: unknown): value is PaymentReceived {

@@ -61,9 +61,14 @@ export function orderDetails(order: {
   ].join('\n\n');
 }
 
-/** Markdown shown as the order's current details: where it stands now, then its lines. */
-export function describeOrder(view: OrderView): string {
-  const sections = [`**${view.status}**: ${headline(view)}`, `**Customer:** ${escapeMarkdown(view.customerId)}`];
+/**
+ * Markdown shown as the order's current details: where it stands now, then its lines.
+ * `paymentPendingUntil`: the processing hold the order is known to be under.
+ */
+export function describeOrder(view: OrderView, paymentPendingUntil?: IsoTime): string {
+  const held = view.status === 'AWAITING_PAYMENT' && paymentPendingUntil !== undefined && paymentPendingUntil > view.expiresAt;
+  const now = held ? `${headline(view)}; a payment is processing, stock held until ${formatTime(paymentPendingUntil)}` : headline(view);
+  const sections = [`**${view.status}**: ${now}`, `**Customer:** ${escapeMarkdown(view.customerId)}`];
   sections.push(view.status === 'PENDING' || view.status === 'REJECTED' ? requestedTable(view.items) : pricedTable(view));
   if (view.shortages?.length) {
     const missing = view.shortages.map((s) => `${escapeMarkdown(s.sku)} (${s.requested} asked, ${s.available} available)`);

@@ -5,12 +5,19 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
-import { type CancelRefusal, type CheckoutService, isOrderId, PENDING_RETRY_AFTER_SECONDS, type PaymentAnswer } from './checkout';
+import {
+  type CancelRefusal,
+  type CheckoutService,
+  type ExtensionRefusal,
+  isOrderId,
+  PENDING_RETRY_AFTER_SECONDS,
+  type PaymentAnswer,
+} from './checkout';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
 import type { Readiness } from './readiness';
-import { CreateOrderBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
+import { CreateOrderBody, ExtendBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
 import { StandardWebhookVerifier, StripeWebhookVerifier } from './webhooks';
 
 export interface AppDependencies {
@@ -150,6 +157,23 @@ export function createApp(deps: AppDependencies): express.Express {
       const keyHeader = req.header('Idempotency-Key');
       const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
       res.json(await operator.restock(sku, quantity, key));
+    })
+    .all(methodNotAllowed(['POST']));
+
+  app
+    .route('/admin/orders/:orderId/extend')
+    .post(json, async (req, res) => {
+      const orderId = orderIdParam(req, res);
+      const { seconds } = parseOrThrow(ExtendBody, req.body);
+      const keyHeader = req.header('Idempotency-Key');
+      const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
+      const extended = await checkout.extend(orderId, seconds, key);
+      if (extended.outcome === 'PENDING') {
+        pending(res, orderId).json(extended.order);
+        return;
+      }
+      if (extended.outcome !== 'EXTENDED') throw extensionRefused(extended.outcome);
+      res.json(extended.order);
     })
     .all(methodNotAllowed(['POST']));
 
@@ -327,6 +351,24 @@ function param(req: Request, name: string): string {
 
 function rawBytes(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** 409: the order no longer awaits payment; 422: past MAX_PAYMENT_WINDOW_SECONDS. */
+function extensionRefused(outcome: ExtensionRefusal): ApiError {
+  switch (outcome) {
+    case 'EXTENSION_TOO_LONG':
+      return new ApiError('EXTENSION_TOO_LONG', 'the payment window would end past MAX_PAYMENT_WINDOW_SECONDS from createdAt; nothing was changed');
+    case 'EXTENSION_NOT_SUPPORTED':
+      return new ApiError('EXTENSION_NOT_SUPPORTED', 'this order was placed before extensions existed; its deadline cannot move');
+    case 'ORDER_ALREADY_PAID':
+      return new ApiError('ORDER_ALREADY_PAID', 'the order is paid');
+    case 'ORDER_EXPIRED':
+      return new ApiError('ORDER_EXPIRED', 'the order has expired');
+    case 'ORDER_CANCELLED':
+      return new ApiError('ORDER_CANCELLED', 'the order was cancelled');
+    case 'ORDER_REJECTED':
+      return new ApiError('ORDER_REJECTED', 'the order was rejected');
+  }
 }
 
 /** 409: the order's final state refuses the cancel. */

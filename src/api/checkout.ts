@@ -16,17 +16,21 @@ import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFo
 import { Prisma, type Order, type OrderItem, type PrismaClient, type Product } from '../../prisma/generated/client';
 import {
   awaitClosedUpdate,
+  awaitExtensionUpdate,
   awaitPaymentDecisionUpdate,
   awaitReservationUpdate,
   cancelOrderSignal,
   customerIdKey,
+  extendPaymentWindowSignal,
   LATE_PAYMENT_WORKFLOW_TYPE,
   latePaymentWorkflowId,
   ORDER_WORKFLOW_TYPE,
   orderStatusKey,
   orderWorkflowId,
+  paymentFailedSignal,
   paymentReceivedSignal,
   UpdateFailureType,
+  type ExtensionOutcome,
   type OrderView,
   type OrderWorkflowInput,
   type PaymentDecisionOfClosedOrder,
@@ -60,7 +64,22 @@ export interface CheckoutDependencies {
   checkoutCurrency: string;
   /** How long a request waits for a decision before answering "pending" (default 10 s). */
   decisionWaitSeconds?: number;
+  /** PAYMENT_PROCESSING_HOLD_SECONDS: how long payment.processing may hold an order past its deadline. */
+  paymentProcessingHoldSeconds?: number;
 }
+
+export const DEFAULT_PAYMENT_PROCESSING_HOLD_SECONDS = 3600;
+
+/**
+ * What an extension got: EXTENDED (expiresAt moved), PENDING (not decided within the decision
+ * wait; it will be), or why it was refused.
+ */
+export interface ExtendedOrder {
+  outcome: 'EXTENDED' | 'PENDING' | ExtensionRefusal;
+  order: OrderResponse;
+}
+
+export type ExtensionRefusal = Exclude<ExtensionOutcome, 'EXTENDED'>;
 
 /**
  * What a cancel got: CANCELLED once the stock is back, PENDING while that is not done yet, or
@@ -145,9 +164,11 @@ export class CheckoutService {
   private readonly placing = new Map<string, Promise<PlacedOrder>>();
 
   private readonly decisionWaitMs: number;
+  private readonly processingHoldSeconds: number;
 
   constructor(private readonly deps: CheckoutDependencies) {
     this.decisionWaitMs = (deps.decisionWaitSeconds ?? DEFAULT_DECISION_WAIT_SECONDS) * 1000;
+    this.processingHoldSeconds = deps.paymentProcessingHoldSeconds ?? DEFAULT_PAYMENT_PROCESSING_HOLD_SECONDS;
   }
 
   async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
@@ -304,12 +325,13 @@ export class CheckoutService {
    */
   async receivePayment(event: PaymentEvent): Promise<PaymentAnswer> {
     const currency = event.currency ?? this.deps.checkoutCurrency;
-    const claimedBy = await this.recordReceipt(event, currency);
+    const { claimedBy, endedHold } = await this.recordReceipt(event, currency);
     if (claimedBy !== event.orderId) return { outcome: 'PAYMENT_ALREADY_USED', order: await this.getOrder(event.orderId) };
     switch (event.type) {
       case 'payment.processing':
         return { outcome: 'PROCESSING', order: await this.getOrder(event.orderId) };
       case 'payment.failed':
+        if (endedHold) await this.tellHoldEnded(event.orderId, event.paymentId);
         return { outcome: 'FAILED', order: await this.getOrder(event.orderId) };
       case 'payment.succeeded':
         return this.decidePayment(event.orderId, { paymentId: event.paymentId, amountCents: event.amountCents, currency });
@@ -323,31 +345,123 @@ export class CheckoutService {
 
   /**
    * Inserts the delivery's receipt unless its paymentId has one, and returns the order that
-   * paymentId belongs to. The order row is share-locked first: the reclaim of overdue orders
-   * claims rows FOR UPDATE SKIP LOCKED, so it either sees this receipt or passes the order by.
+   * paymentId belongs to. The order row is locked first (shared for a success, exclusive when the
+   * delivery may change the order's hold): the reclaim of overdue orders claims rows FOR UPDATE
+   * SKIP LOCKED, so it either sees this receipt or passes the order by.
+   * - payment.succeeded stamps succeeded_at (the first time);
+   * - payment.processing, for an order awaiting payment before its deadline, holds it until
+   *   now + PAYMENT_PROCESSING_HOLD_SECONDS: on the payment's first delivery, or on one after it
+   *   failed (a retried payment); a redelivery never lengthens a hold;
+   * - payment.failed ends that payment (and its hold): the order's hold becomes the latest hold
+   *   of its other payments, if any (`endedHold`).
    */
-  private async recordReceipt(event: PaymentEvent, currency: string): Promise<string> {
+  private async recordReceipt(event: PaymentEvent, currency: string): Promise<{ claimedBy: string; endedHold: boolean }> {
     if (!isOrderId(event.orderId)) throw orderNotFound(event.orderId);
-    const succeeded = event.type === 'payment.succeeded';
+    const { type, orderId, paymentId } = event;
+    const succeeded = type === 'payment.succeeded';
+    const lock = succeeded ? Prisma.sql`FOR SHARE` : Prisma.sql`FOR UPDATE`;
     return this.deps.prisma.$transaction(async (tx) => {
-      const [order] = await tx.$queryRaw<{ id: string }[]>`
-        SELECT id::text FROM orders WHERE id = ${event.orderId}::uuid FOR SHARE`;
-      if (!order) throw orderNotFound(event.orderId);
+      const [order] = await tx.$queryRaw<{ holdable: boolean; pending_until: Date | null }[]>`
+        SELECT (status = 'AWAITING_PAYMENT' AND deadline_movable AND GREATEST(expires_at, payment_pending_until) > now()) AS holdable,
+               payment_pending_until AS pending_until
+          FROM orders WHERE id = ${orderId}::uuid ${lock}`;
+      if (!order) throw orderNotFound(orderId);
       await tx.$executeRaw`
-        INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
-        VALUES (${event.paymentId}, ${event.orderId}::uuid, ${BigInt(event.amountCents)}, ${currency},
-                CASE WHEN ${succeeded} THEN now() END)
+        INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at, failed_at)
+        VALUES (${paymentId}, ${orderId}::uuid, ${BigInt(event.amountCents)}, ${currency},
+                CASE WHEN ${succeeded} THEN now() END, CASE WHEN ${type === 'payment.failed'} THEN now() END)
         ON CONFLICT (payment_id) DO NOTHING`;
       const [receipt] = await tx.$queryRaw<{ order_id: string }[]>`
-        SELECT order_id::text FROM payment_receipts WHERE payment_id = ${event.paymentId}`;
-      if (!receipt) throw new Error(`the receipt of payment ${event.paymentId} vanished`);
-      if (succeeded && receipt.order_id === event.orderId) {
-        await tx.$executeRaw`
-          UPDATE payment_receipts SET succeeded_at = COALESCE(succeeded_at, now())
-           WHERE payment_id = ${event.paymentId} AND succeeded_at IS NULL`;
+        SELECT order_id::text FROM payment_receipts WHERE payment_id = ${paymentId}`;
+      if (!receipt) throw new Error(`the receipt of payment ${paymentId} vanished`);
+      const claimedBy = receipt.order_id;
+      if (claimedBy !== orderId) return { claimedBy, endedHold: false };
+      switch (type) {
+        case 'payment.succeeded':
+          await tx.$executeRaw`
+            UPDATE payment_receipts SET succeeded_at = now() WHERE payment_id = ${paymentId} AND succeeded_at IS NULL`;
+          return { claimedBy, endedHold: false };
+        case 'payment.processing': {
+          if (!order.holdable) return { claimedBy, endedHold: false };
+          const holdSeconds = this.processingHoldSeconds;
+          const [held] = await tx.$queryRaw<{ held_until: Date }[]>`
+            UPDATE payment_receipts SET held_until = now() + make_interval(secs => ${holdSeconds}), failed_at = NULL
+             WHERE payment_id = ${paymentId} AND succeeded_at IS NULL AND (held_until IS NULL OR failed_at IS NOT NULL)
+            RETURNING held_until`;
+          if (held) {
+            await tx.$executeRaw`
+              UPDATE orders SET payment_pending_until = GREATEST(payment_pending_until, ${held.held_until})
+               WHERE id = ${orderId}::uuid`;
+          }
+          return { claimedBy, endedHold: false };
+        }
+        case 'payment.failed': {
+          await tx.$executeRaw`
+            UPDATE payment_receipts SET failed_at = now()
+             WHERE payment_id = ${paymentId} AND failed_at IS NULL AND succeeded_at IS NULL`;
+          if (order.pending_until === null) return { claimedBy, endedHold: false };
+          const [after] = await tx.$queryRaw<{ pending_until: Date | null }[]>`
+            UPDATE orders o SET payment_pending_until = (
+                SELECT max(r.held_until) FROM payment_receipts r WHERE r.order_id = o.id AND r.failed_at IS NULL)
+             WHERE o.id = ${orderId}::uuid
+            RETURNING o.payment_pending_until AS pending_until`;
+          return { claimedBy, endedHold: after?.pending_until?.getTime() !== order.pending_until.getTime() };
+        }
       }
-      return receipt.order_id;
     }, RECEIPT_TRANSACTION_OPTIONS);
+  }
+
+  /**
+   * Tells the order's workflow that a hold it may be waiting out has ended, so it expires the
+   * order now rather than at the hold's end. Only a nudge: the reclaim returns the stock on time
+   * either way, so a workflow that cannot be reached now is left to its timer.
+   */
+  private async tellHoldEnded(orderId: string, paymentId: string): Promise<void> {
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
+    try {
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(paymentFailedSignal, { paymentId }));
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError) && !isTemporalUnreachable(error)) throw error;
+    }
+  }
+
+  /**
+   * Moves the order's expiresAt later by `seconds` (POST /admin/orders/:orderId/extend). The
+   * order's workflow proposes it to the database, which decides it against the deadline, and
+   * then sets its timer for the new one. The same Idempotency-Key extends once.
+   */
+  async extend(orderId: string, seconds: number, idempotencyKey?: string): Promise<ExtendedOrder> {
+    const decideBy = Date.now() + this.decisionWaitMs;
+    const record = await this.findOrder(orderId);
+    const extensionId = idempotencyKey === undefined ? randomUUID() : `key-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 32)}`;
+    if (idempotencyKey !== undefined) {
+      const earlier = await this.deps.prisma.orderExtension.findUnique({ where: { orderId_extensionId: { orderId, extensionId } } });
+      if (earlier && earlier.seconds !== seconds) throw keyReused();
+      if (earlier) return { outcome: earlier.outcome, order: toOrderResponse(record) };
+    }
+    const refusal = extensionRefusalOf(record.status);
+    if (refusal) return { outcome: refusal, order: toOrderResponse(record) };
+    const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
+    const request = { extensionId, seconds };
+    let waited: Waited<ExtensionOutcome>;
+    try {
+      await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(extendPaymentWindowSignal, request));
+      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), async () => {
+        const decision = await resendingUpdate(() =>
+          handle.executeUpdate(awaitExtensionUpdate, { args: [request], updateId: `await-extension-${extensionId}` }),
+        );
+        return decision.outcome;
+      });
+    } catch (error) {
+      if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+      // No workflow follows this order's deadline any more (it closed, or was terminated).
+      const order = await this.getOrder(orderId);
+      return { outcome: extensionRefusalOf(order.status) ?? 'EXTENSION_NOT_SUPPORTED', order };
+    }
+    const order = await this.getOrder(orderId);
+    if (!waited.decided) return { outcome: 'PENDING', order };
+    return { outcome: waited.value, order };
   }
 
   private async decidePayment(orderId: string, payment: PaymentReceived): Promise<PaymentAnswer> {
@@ -443,6 +557,21 @@ export class CheckoutService {
 
 function orderNotFound(orderId: string): ApiError {
   return new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
+}
+
+function extensionRefusalOf(status: OrderResponse['status']): ExtensionRefusal | undefined {
+  switch (status) {
+    case 'PAID':
+      return 'ORDER_ALREADY_PAID';
+    case 'EXPIRED':
+      return 'ORDER_EXPIRED';
+    case 'CANCELLED':
+      return 'ORDER_CANCELLED';
+    case 'REJECTED':
+      return 'ORDER_REJECTED';
+    default:
+      return undefined;
+  }
 }
 
 function cancelOutcome(status: OrderResponse['status']): CancelledOrder['outcome'] {
@@ -545,7 +674,13 @@ export function toOrderResponse(order: OrderRecord): OrderResponse {
     ...(order.paidAt && { paidAt: order.paidAt.toISOString() }),
     ...(order.closedAt && { closedAt: order.closedAt.toISOString() }),
     ...(order.paymentId && { paymentId: order.paymentId }),
+    ...(isPaymentPending(order) && { paymentPending: true as const }),
   };
+}
+
+/** A payment.processing delivery holds the order's stock now (past expiresAt, or until it). */
+function isPaymentPending(order: OrderRecord): boolean {
+  return order.status === 'AWAITING_PAYMENT' && order.paymentPendingUntil !== null && order.paymentPendingUntil.getTime() > Date.now();
 }
 
 export function toProductResponse(product: Product): ProductResponse {

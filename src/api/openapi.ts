@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ErrorCode } from './errors';
 import {
   CreateOrderBody,
+  ExtendBody,
   ErrorSchema,
   HealthSchema,
   IdempotencyKey,
@@ -225,6 +226,39 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
         ['STOCK_LIMIT_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'],
         'the count on sale would exceed 2147483647, or the key was used for another sku or quantity',
       ),
+    },
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/admin/orders/{orderId}/extend',
+    tags: ['operator'],
+    summary: "Move an unpaid order's expiresAt later (e.g. a bank transfer is on its way); decided against the deadline, once",
+    security: [{ [admin.name]: [] }],
+    request: {
+      params: orderIdParam,
+      headers: z.object({
+        'Idempotency-Key': IdempotencyKey.optional().meta({
+          description: 'The same key extends once: a repeat with the same seconds answers the order as it is now',
+        }),
+      }),
+      body: jsonBody(ExtendBody),
+    },
+    responses: {
+      200: json(OrderSchema, 'Extended: expiresAt moved later by `seconds`'),
+      202: pending(OrderSchema, 'Asked for; the extension is applied when the worker takes it; repeat with the same Idempotency-Key for the outcome'),
+      400: invalid,
+      ...adminResponses,
+      404: failure(['ORDER_NOT_FOUND']),
+      409: failure(
+        ['ORDER_EXPIRED', 'ORDER_ALREADY_PAID', 'ORDER_CANCELLED', 'ORDER_REJECTED', 'EXTENSION_NOT_SUPPORTED'],
+        'the order no longer awaits payment (the deadline may have won the race), or it was placed before extensions existed',
+      ),
+      422: failure(
+        ['EXTENSION_TOO_LONG', 'IDEMPOTENCY_KEY_REUSED'],
+        'past MAX_PAYMENT_WINDOW_SECONDS from createdAt (nothing changed), or the key was used with other seconds',
+      ),
+      503: unavailable,
     },
   });
 

@@ -54,6 +54,14 @@ export const RestockBody = z
   .meta({ id: 'RestockRequest' });
 export type RestockBody = z.infer<typeof RestockBody>;
 
+/** The contract's bound on one extension: a week. */
+export const MAX_EXTENSION_SECONDS = 604_800;
+
+export const ExtendBody = z
+  .strictObject({ seconds: z.number().int().min(1).max(MAX_EXTENSION_SECONDS) })
+  .meta({ id: 'ExtendRequest' });
+export type ExtendBody = z.infer<typeof ExtendBody>;
+
 // ---- responses ----
 
 const IsoTime = z.iso.datetime();
@@ -72,6 +80,10 @@ export const OrderSchema = z
     paidAt: IsoTime.optional(),
     closedAt: IsoTime.optional().meta({ description: 'When the order reached its final state (for EXPIRED and CANCELLED: when the stock was back)' }),
     paymentId: z.string().optional(),
+    paymentPending: z
+      .literal(true)
+      .optional()
+      .meta({ description: 'Present while a payment.processing delivery holds the stock past expiresAt (or until it)' }),
   })
   .meta({ id: 'Order' });
 export type OrderResponse = z.infer<typeof OrderSchema>;

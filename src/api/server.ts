@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     defaultPaymentTimeoutSeconds: config.paymentTimeoutSeconds,
     checkoutCurrency: config.checkoutCurrency,
     decisionWaitSeconds: config.orderDecisionWaitSeconds,
+    paymentProcessingHoldSeconds: config.paymentProcessingHoldSeconds,
   });
   const app = createApp({
     ...services,

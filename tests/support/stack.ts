@@ -67,6 +67,7 @@ export async function startWorker(
   db: TestDatabase,
   taskQueue: string,
   reclaim: ReclaimConfig = TEST_RECLAIM,
+  options: { maxPaymentWindowSeconds?: number } = {},
 ): Promise<RunningWorker> {
   const worker = await createOrderWorker({
     connection: env.nativeConnection,
@@ -74,6 +75,7 @@ export async function startWorker(
     taskQueue,
     prisma: db.prisma,
     workflowBundle: workflowBundle(),
+    ...options,
   });
   const running = worker.run();
   const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim }) : undefined;
@@ -122,17 +124,24 @@ export interface StackOptions {
   paymentTimeoutSeconds?: number;
   uiPort?: number;
   reclaim?: ReclaimConfig;
+  /** PAYMENT_PROCESSING_HOLD_SECONDS of the API (default 3600). */
+  paymentProcessingHoldSeconds?: number;
+  /** MAX_PAYMENT_WINDOW_SECONDS of the worker (default 604800). */
+  maxPaymentWindowSeconds?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
   const [env, db] = await Promise.all([startDevServer({ uiPort: options.uiPort }), createTestDatabase()]);
   const taskQueue = `checkout-test-${randomUUID()}`;
-  const worker = await startWorker(env, db, taskQueue, options.reclaim);
+  const worker = await startWorker(env, db, taskQueue, options.reclaim, {
+    ...(options.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: options.maxPaymentWindowSeconds }),
+  });
   const { app, services } = createTestApi({
     prisma: db.prisma,
     temporal: env.client,
     taskQueue,
     defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
+    ...(options.paymentProcessingHoldSeconds !== undefined && { paymentProcessingHoldSeconds: options.paymentProcessingHoldSeconds }),
   });
   const { checkout, operator, readiness } = services;
   return {

@@ -17,8 +17,9 @@ import { createOrderWorker } from '../../src/worker';
 import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
 import { addProduct, createTestDatabase, type TestDatabase } from '../support/database';
-import { cancelOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
-import { createTestApi, startDevServer, workflowBundle } from '../support/stack';
+import request from 'supertest';
+import { cancelOverHttp, deliverOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
+import { createTestApi, startDevServer, TEST_ADMIN_TOKEN, workflowBundle } from '../support/stack';
 import { eventually } from '../support/wait';
 import {
   cancelOrderSignal,
@@ -54,12 +55,20 @@ export const SCENARIOS = [
   'timer-finds-reclaimed',
   'cancel-lost-to-deadline',
   'late-payment-terminated',
+  'processing-then-paid',
+  'processing-failed-then-expired',
+  'processing-hold-ran-out',
+  'extended-then-paid',
+  'extended-then-expired',
+  'extension-lost-to-deadline',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 const SKU = 'REPLAY-1';
 const SCARCE_SKU = 'REPLAY-SCARCE';
 const PRICE_CENTS = 1500;
+/** PAYMENT_PROCESSING_HOLD_SECONDS while recording: short, so a hold runs out in the recording. */
+const PROCESSING_HOLD_SECONDS = 3;
 /** Refunds of payments whose id starts with this wait until the gate opens, to keep a workflow open. */
 const HELD_REFUND_PREFIX = 'held-';
 
@@ -98,10 +107,24 @@ async function main(): Promise<void> {
   try {
     await addProduct(db.prisma, SKU, 1000, PRICE_CENTS);
     await addProduct(db.prisma, SCARCE_SKU, 1, PRICE_CENTS);
-    const { app } = createTestApi({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
+    const { app } = createTestApi({
+      prisma: db.prisma,
+      temporal: env.client,
+      taskQueue,
+      defaultPaymentTimeoutSeconds: 900,
+      paymentProcessingHoldSeconds: PROCESSING_HOLD_SECONDS,
+    });
     const recorder: Recorder = { db, app, temporal: env.client, taskQueue, openRefundGate, recorded: new Map() };
 
-    const runs = [recordSimplePaths, recordPaymentRedeliveries, recordLatePayments, recordDeadlineRaces, recordEarlySignals, recordDatabaseDecisions];
+    const runs = [
+      recordSimplePaths,
+      recordPaymentRedeliveries,
+      recordLatePayments,
+      recordDeadlineRaces,
+      recordEarlySignals,
+      recordDatabaseDecisions,
+      recordHoldsThatFollowPayments,
+    ];
     for (const run of runs) {
       await run(recorder);
     }
@@ -285,7 +308,7 @@ async function recordDatabaseDecisions(r: Recorder): Promise<void> {
 
   const paidLate = await place(r);
   await reclaim(paidLate);
-  expectAnswer('payment-lost-to-reclaim', await pay(r, paidLate, 'pay-after-reclaim'), 409, 'ORDER_EXPIRED');
+  expectAnswer('payment-lost-to-reclaim', await pay(r, paidLate, 'pay-after-reclaim'), 200, 'ORDER_EXPIRED');
   await record(r, 'payment-lost-to-reclaim', paidLate, 'EXPIRED');
 
   const timed = await place(r, 3);
@@ -302,6 +325,56 @@ async function recordDatabaseDecisions(r: Recorder): Promise<void> {
   await r.temporal.workflow.getHandle(orderWorkflowId(terminated)).terminate('recording a late payment for a terminated workflow');
   expectAnswer('late-payment-terminated', await pay(r, terminated, 'pay-terminated'), 200);
   r.recorded.set('late-payment-terminated', latePaymentWorkflowId(terminated, 'pay-terminated'));
+}
+
+/** payment.processing holds and operator extensions: the workflow's timer follows the database's deadline. */
+async function recordHoldsThatFollowPayments(r: Recorder): Promise<void> {
+  const processing = (orderId: string, paymentId: string) =>
+    deliverOverHttp(r.app, 'payment.processing', orderId, { paymentId, amountCents: PRICE_CENTS });
+  const extend = async (orderId: string, seconds: number): Promise<HttpAnswer> => {
+    const res = await request(r.app).post(`/admin/orders/${orderId}/extend`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send({ seconds });
+    return { status: res.status, body: res.body as Record<string, unknown> };
+  };
+  // Past the deadline, so the timer fires and the database answers that the order is still held.
+  const pastDeadline = () => new Promise((resolve) => setTimeout(resolve, 1_500));
+
+  const slow = await place(r, 1);
+  expectAnswer('processing-then-paid', await processing(slow, 'pay-processing'), 200, 'PROCESSING');
+  await pastDeadline();
+  expectAnswer('processing-then-paid', await pay(r, slow, 'pay-processing'), 200, 'APPLIED');
+  await record(r, 'processing-then-paid', slow, 'PAID');
+
+  const declined = await place(r, 1);
+  expectAnswer('processing-failed-then-expired', await processing(declined, 'pay-declined'), 200, 'PROCESSING');
+  await pastDeadline();
+  expectAnswer(
+    'processing-failed-then-expired',
+    await deliverOverHttp(r.app, 'payment.failed', declined, { paymentId: 'pay-declined', amountCents: PRICE_CENTS }),
+    200,
+    'FAILED',
+  );
+  await record(r, 'processing-failed-then-expired', declined, 'EXPIRED');
+
+  const stuck = await place(r, 1);
+  expectAnswer('processing-hold-ran-out', await processing(stuck, 'pay-stuck'), 200, 'PROCESSING');
+  await record(r, 'processing-hold-ran-out', stuck, 'EXPIRED');
+
+  const transfer = await place(r, 2);
+  expectAnswer('extended-then-paid', await extend(transfer, 60), 200);
+  await pastDeadline();
+  expectAnswer('extended-then-paid', await pay(r, transfer, 'pay-transfer'), 200, 'APPLIED');
+  await record(r, 'extended-then-paid', transfer, 'PAID');
+
+  const extended = await place(r, 1);
+  expectAnswer('extended-then-expired', await extend(extended, 1), 200);
+  await record(r, 'extended-then-expired', extended, 'EXPIRED');
+
+  // The deadline passed in the database (moved there by hand) before the timer fired: the
+  // extension loses, and the workflow expires the order at once.
+  const lost = await place(r);
+  await r.db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${lost}::uuid`;
+  expectAnswer('extension-lost-to-deadline', await extend(lost, 60), 409, 'ORDER_EXPIRED');
+  await record(r, 'extension-lost-to-deadline', lost, 'EXPIRED');
 }
 
 async function signalCount(r: Recorder, workflowId: string): Promise<number> {
