@@ -93,11 +93,14 @@ export async function claimDueDeliveries(tx: Prisma.TransactionClient, limit: nu
   }));
 }
 
-export async function markDelivered(tx: Prisma.TransactionClient, delivery: ClaimedDelivery): Promise<void> {
+/** Marks the deliveries done, in one statement (the common case of a batch). */
+export async function markDelivered(tx: Prisma.TransactionClient, deliveries: readonly ClaimedDelivery[]): Promise<void> {
+  if (deliveries.length === 0) return;
   await tx.$executeRaw`
-    UPDATE order_event_deliveries
-       SET state = 'DELIVERED', attempts = attempts + 1, last_attempt_at = now(), delivered_at = now(), last_error = NULL
-     WHERE event_id = ${delivery.eventId}::uuid AND endpoint = ${delivery.endpoint}`;
+    UPDATE order_event_deliveries d
+       SET state = 'DELIVERED', attempts = d.attempts + 1, last_attempt_at = now(), delivered_at = now(), last_error = NULL
+      FROM unnest(${deliveries.map((x) => x.eventId)}::uuid[], ${deliveries.map((x) => x.endpoint)}::text[]) AS done(event_id, endpoint)
+     WHERE d.event_id = done.event_id AND d.endpoint = done.endpoint`;
 }
 
 /**

@@ -59,6 +59,7 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
   let stopping = false;
   let wake: (() => void) | undefined;
   let failing = false;
+  let gaugeReadAt = 0;
 
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -108,14 +109,13 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
         async (tx) => {
           const due = await claimDueDeliveries(tx, t.batchSize);
           const results = await Promise.all(due.map(send));
+          const delivered = due.filter((_, index) => results[index]?.ok === true);
+          await markDelivered(tx, delivered);
+          metrics?.orderEventAttempts.inc({ outcome: 'delivered' }, delivered.length);
           for (const [index, delivery] of due.entries()) {
             const result = results[index];
-            if (result?.ok) {
-              await markDelivered(tx, delivery);
-              metrics?.orderEventAttempts.inc({ outcome: 'delivered' });
-              continue;
-            }
-            const error = result?.error ?? 'not sent';
+            if (result === undefined || result.ok) continue;
+            const { error } = result;
             const outcome = await markAttemptFailed(tx, delivery, error, retryDelaySeconds(delivery.attempts), config.maxAgeSeconds);
             metrics?.orderEventAttempts.inc({ outcome: outcome === 'FAILED' ? 'failed' : 'retry' });
             if (outcome === 'FAILED') {
@@ -127,7 +127,11 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
         // The claim's locks are held while the POSTs run; past this the batch rolls back and is sent again.
         { maxWait: 5_000, timeout: t.requestTimeoutMs + 10_000 },
       );
-      metrics?.orderEventOldestPendingAge.set(await oldestPendingAgeSeconds(prisma));
+      // The gauge is for alerting: once a second is enough, and spares a query per tick.
+      if (metrics && Date.now() - gaugeReadAt >= 1_000) {
+        gaugeReadAt = Date.now();
+        metrics.orderEventOldestPendingAge.set(await oldestPendingAgeSeconds(prisma));
+      }
       if (failing) logger?.info('order events: batches succeed again');
       failing = false;
       return claimed >= t.batchSize;
