@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { Prisma, type PrismaClient } from '../prisma/generated/client';
+import { recordOrderEvent, type OrderEventType } from './order-events';
 import type { PaymentProvider } from './payment-provider';
 import {
   FailureType,
@@ -15,6 +16,7 @@ import {
   type LatePaymentInput,
   type OrderLine,
   type PaymentOutcome,
+  type PaymentRefusal,
   type RefundPaymentInput,
   type RefundResult,
   type ReleaseStockInput,
@@ -31,6 +33,8 @@ export interface ActivityDependencies {
   payments: PaymentProvider;
   /** MAX_PAYMENT_WINDOW_SECONDS: no extension moves expiresAt further than this from createdAt. */
   maxPaymentWindowSeconds?: number;
+  /** ORDER_EVENTS_URL: each event written with a change gets a delivery to each of these. */
+  eventEndpoints?: readonly string[];
 }
 
 /** The contract's default MAX_PAYMENT_WINDOW_SECONDS: a week. */
@@ -51,7 +55,12 @@ class ShortfallError extends Error {
   }
 }
 
-export function createActivities({ prisma, payments, maxPaymentWindowSeconds = DEFAULT_MAX_PAYMENT_WINDOW_SECONDS }: ActivityDependencies) {
+export function createActivities({
+  prisma,
+  payments,
+  maxPaymentWindowSeconds = DEFAULT_MAX_PAYMENT_WINDOW_SECONDS,
+  eventEndpoints = [],
+}: ActivityDependencies) {
   return {
     /**
      * Holds every item of the order or none: conditional decrements in one transaction,
@@ -65,7 +74,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
       if (earlier) return earlier;
       const items = [...input.items].sort((a, b) => compareSku(a.sku, b.sku));
       try {
-        return await prisma.$transaction((tx) => holdItems(tx, input, items), TRANSACTION_OPTIONS);
+        return await prisma.$transaction((tx) => holdItems(tx, input, items, eventEndpoints), TRANSACTION_OPTIONS);
       } catch (error) {
         if (isUniqueViolation(error)) {
           // A concurrent attempt of this same activity got there first.
@@ -73,7 +82,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
           if (reservation) return reservation;
         }
         if (!(error instanceof ShortfallError)) throw error;
-        await recordRejection(prisma, input, items, error.shortages);
+        await recordRejection(prisma, input, items, error.shortages, eventEndpoints);
         // Another attempt of this activity may have held the stock meanwhile: the row tells.
         const decided = await findReservation(prisma, input.orderId);
         if (decided) return decided;
@@ -87,7 +96,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
      * throws for a lost race, so nothing retries forever.
      */
     async commitStock({ orderId, paymentId, amountCents }: CommitStockInput): Promise<SettledOrder> {
-      return decideOrder(prisma, orderId, { kind: 'COMMIT', paymentId, amountCents });
+      return decideOrder(prisma, eventEndpoints, orderId, { kind: 'COMMIT', paymentId, amountCents });
     },
 
     /**
@@ -97,7 +106,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
      * An expiry for a deadline the database has since moved later is refused: StillHeld.
      */
     async releaseStock({ orderId, reason, deadline }: ReleaseStockInput): Promise<SettledOrder | StillHeld> {
-      return decideOrder(prisma, orderId, { kind: 'RELEASE', reason, ...(deadline && { deadline }) });
+      return decideOrder(prisma, eventEndpoints, orderId, { kind: 'RELEASE', reason, ...(deadline && { deadline }) });
     },
 
     /**
@@ -125,7 +134,10 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
         const tooLong = extended.getTime() > order.created_at.getTime() + maxPaymentWindowSeconds * 1000;
         const outcome = tooLong ? 'EXTENSION_TOO_LONG' : 'EXTENDED';
         const expiresAt = tooLong ? order.expires_at : extended;
-        if (!tooLong) await tx.order.update({ where: { id: orderId }, data: { expiresAt }, select: { id: true } });
+        if (!tooLong) {
+          await tx.order.update({ where: { id: orderId }, data: { expiresAt }, select: { id: true } });
+          await recordOrderEvent(tx, orderId, 'order.extended', eventEndpoints);
+        }
         await tx.orderExtension.create({ data: { orderId, extensionId, seconds, outcome, expiresAt } });
         return { outcome, expiresAt: expiresAt.toISOString() };
       }, TRANSACTION_OPTIONS);
@@ -133,7 +145,8 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
 
     /**
      * Records a payment that was not applied and refunds it, once per (order, payment). The
-     * refund is of the payment as first recorded, whatever a redelivery says.
+     * refund is of the payment as first recorded, whatever a redelivery says. Once the provider
+     * confirms, the refund row and its `payment.refunded` event are written together, once.
      */
     async refundPayment({ orderId, paymentId, amountCents, reason }: RefundPaymentInput): Promise<RefundResult> {
       await prisma.payment.createMany({
@@ -141,7 +154,21 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
         skipDuplicates: true,
       });
       const recorded = await prisma.payment.findUniqueOrThrow({ where: { orderId_paymentId: { orderId, paymentId } } });
-      return payments.refund({ orderId, paymentId, amountCents: Number(recorded.amountCents) });
+      const refunded = Number(recorded.amountCents);
+      const result = await payments.refund({ orderId, paymentId, amountCents: refunded });
+      await prisma.$transaction(async (tx) => {
+        // The order's row lock orders this event after the decision that refused the payment.
+        await tx.$queryRaw`SELECT 1 FROM orders WHERE id = ${orderId}::uuid FOR UPDATE`;
+        const { count } = await tx.refund.createMany({
+          data: [{ orderId, paymentId, amountCents: refunded, status: result.status }],
+          skipDuplicates: true,
+        });
+        if (count > 0) {
+          const refund = { paymentId, status: result.status, amountCents: refunded, reason: recorded.outcome as PaymentRefusal };
+          await recordOrderEvent(tx, orderId, 'payment.refunded', eventEndpoints, refund);
+        }
+      }, TRANSACTION_OPTIONS);
+      return result;
     },
 
     /**
@@ -162,7 +189,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
         // An older late-payment workflow may not pass the amount; then the order's total is assumed.
         const totalCents = Number(order.totalCents);
         if (amountCents !== undefined && amountCents !== totalCents) return 'AMOUNT_MISMATCH';
-        const settled = await decideOrder(prisma, orderId, { kind: 'COMMIT', paymentId, amountCents: amountCents ?? totalCents });
+        const settled = await decideOrder(prisma, eventEndpoints, orderId, { kind: 'COMMIT', paymentId, amountCents: amountCents ?? totalCents });
         return paymentOutcomeOf(settled, paymentId);
       }
       if (order?.status === 'PAID' || order?.status === 'EXPIRED' || order?.status === 'CANCELLED') {
@@ -177,7 +204,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds = D
 
 export type Activities = ReturnType<typeof createActivities>;
 
-async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[]): Promise<ReservedOrder> {
+async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[], eventEndpoints: readonly string[]): Promise<ReservedOrder> {
   // Claims (and locks) the PENDING row first. None: the order was started by an API from before
   // PENDING rows, or its start failed and the API withdrew the row; then it is created below.
   const deadlineMovable = input.deadlineMovable ?? false;
@@ -228,6 +255,7 @@ async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[
   await tx.stockMovement.createMany({
     data: lines.map((l) => ({ sku: l.sku, orderId: input.orderId, kind: 'RESERVE' as const, quantity: l.quantity })),
   });
+  await recordOrderEvent(tx, input.orderId, 'order.placed', eventEndpoints);
   return { lines, totalCents };
 }
 
@@ -249,6 +277,7 @@ async function recordRejection(
   input: ReserveStockInput,
   items: RequestedItem[],
   shortages: Shortage[],
+  eventEndpoints: readonly string[],
 ): Promise<void> {
   const products = await prisma.product.findMany({
     where: { sku: { in: items.map((i) => i.sku) } },
@@ -267,21 +296,27 @@ async function recordRejection(
   // The API's PENDING row, if there is one and nothing decided it yet.
   const rejectedPending = await prisma.$transaction(async (tx) => {
     const { count } = await tx.order.updateMany({ where: { id: input.orderId, status: 'PENDING' }, data: decided });
-    if (count > 0) await replaceLines(tx, input.orderId, lines);
-    return count > 0;
+    if (count === 0) return false;
+    await replaceLines(tx, input.orderId, lines);
+    await recordOrderEvent(tx, input.orderId, 'order.rejected', eventEndpoints);
+    return true;
   }, TRANSACTION_OPTIONS);
   if (rejectedPending) return;
   try {
-    await prisma.order.create({
-      data: {
-        id: input.orderId,
-        customerId: input.customerId,
-        ...decided,
-        idempotencyKey: input.idempotencyKey ?? null,
-        requestHash: input.requestHash ?? null,
-        items: { create: lines },
-      },
-    });
+    await prisma.$transaction(async (tx) => {
+      await tx.order.create({
+        data: {
+          id: input.orderId,
+          customerId: input.customerId,
+          ...decided,
+          idempotencyKey: input.idempotencyKey ?? null,
+          requestHash: input.requestHash ?? null,
+          items: { create: lines },
+        },
+        select: { id: true },
+      });
+      await recordOrderEvent(tx, input.orderId, 'order.rejected', eventEndpoints);
+    }, TRANSACTION_OPTIONS);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error; // recorded by an earlier attempt
   }
@@ -316,9 +351,14 @@ const DEADLINE = Prisma.sql`GREATEST(o.expires_at, o.payment_pending_until)`;
  *   is released as EXPIRED (the cancel lost to the deadline).
  * Whoever loses reads the outcome that won and gets it as its answer.
  */
-async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal & { kind: 'COMMIT' }): Promise<SettledOrder>;
-async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld>;
-async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld> {
+async function decideOrder(
+  prisma: PrismaClient,
+  eventEndpoints: readonly string[],
+  orderId: string,
+  proposal: Proposal & { kind: 'COMMIT' },
+): Promise<SettledOrder>;
+async function decideOrder(prisma: PrismaClient, eventEndpoints: readonly string[], orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld>;
+async function decideOrder(prisma: PrismaClient, eventEndpoints: readonly string[], orderId: string, proposal: Proposal): Promise<SettledOrder | StillHeld> {
   return prisma.$transaction(async (tx) => {
     const [decided] =
       proposal.kind === 'COMMIT'
@@ -330,9 +370,17 @@ async function decideOrder(prisma: PrismaClient, orderId: string, proposal: Prop
       await tx.payment.createMany({ data: [{ orderId, paymentId, amountCents, outcome: 'APPLIED' }], skipDuplicates: true });
     }
     await moveHeldStock(tx, orderId, decided.status === 'PAID' ? 'COMMIT' : 'RELEASE');
-    return { ...settledOrderOf(decided), decidedNow: true };
+    const settled = settledOrderOf(decided);
+    await recordOrderEvent(tx, orderId, SETTLED_EVENT[settled.status], eventEndpoints);
+    return { ...settled, decidedNow: true };
   }, TRANSACTION_OPTIONS);
 }
+
+const SETTLED_EVENT: Record<SettledOrder['status'], OrderEventType> = {
+  PAID: 'order.paid',
+  EXPIRED: 'order.expired',
+  CANCELLED: 'order.cancelled',
+};
 
 interface DecidedRow {
   status: string;

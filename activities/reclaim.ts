@@ -6,6 +6,7 @@
  * mark them EXPIRED, write their RELEASE ledger rows and move the counters, set-based.
  */
 import type { PrismaClient } from '../prisma/generated/client';
+import { recordOrderEvents } from './order-events';
 
 export interface ReclaimBatch {
   /** Orders this batch released. */
@@ -25,7 +26,7 @@ const TRANSACTION_OPTIONS = { maxWait: 5_000, timeout: 15_000 } as const;
  * A receipt committed between the claim's snapshot and its lock is caught by the release
  * statement, which checks again with a fresh snapshot once the lock is held.
  */
-export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number): Promise<ReclaimBatch> {
+export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number, eventEndpoints: readonly string[] = []): Promise<ReclaimBatch> {
   return prisma.$transaction(async (tx) => {
     const claimed = await tx.$queryRaw<{ id: string }[]>`
       SELECT o.id::text AS id FROM orders o
@@ -44,7 +45,7 @@ export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number):
        WHERE sku IN (SELECT DISTINCT sku FROM order_items WHERE order_id = ANY(${ids}::uuid[]))
        ORDER BY sku
        FOR UPDATE`;
-    const released = await tx.$queryRaw<{ lag_seconds: number }[]>`
+    const released = await tx.$queryRaw<{ id: string; lag_seconds: number }[]>`
       WITH released AS (
         UPDATE orders o SET status = 'EXPIRED', closed_at = clock_timestamp()
          WHERE o.id = ANY(${ids}::uuid[]) AND o.status = 'AWAITING_PAYMENT'
@@ -66,7 +67,9 @@ export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number):
           FROM per_sku s WHERE p.sku = s.sku
         RETURNING p.sku
       )
-      SELECT EXTRACT(EPOCH FROM (closed_at - expires_at))::float8 AS lag_seconds FROM released`;
+      SELECT id::text AS id, EXTRACT(EPOCH FROM (closed_at - expires_at))::float8 AS lag_seconds FROM released`;
+    // A separate statement: the CTE's changes are not visible to other parts of its own statement.
+    await recordOrderEvents(tx, released.map((r) => r.id), 'order.expired', eventEndpoints);
     return { released: released.length, lagSeconds: released.map((r) => r.lag_seconds) };
   }, TRANSACTION_OPTIONS);
 }

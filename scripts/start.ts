@@ -64,6 +64,12 @@ async function main(): Promise<void> {
   parts.start('api', ...typescriptEntry('src/api/server.ts'));
   await waitForPort('127.0.0.1', config.port, 60_000);
   log('start', `ready: API at http://localhost:${config.port}, Web UI at http://localhost:${UI_PORT} (Ctrl-C stops everything)`);
+  log(
+    'start',
+    config.orderEvents.endpoints.length > 0
+      ? `order events go to ${config.orderEvents.endpoints.map(redactUrl).join(', ')}`
+      : 'order events are written, not sent: run `npm run events:listen` and start with ORDER_EVENTS_URL=http://localhost:4000/order-events to receive them (docs/events.md)',
+  );
 }
 
 main().catch((error: unknown) => {

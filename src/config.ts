@@ -8,8 +8,11 @@ import { z } from 'zod';
 /** `whsec_` + base64 of "checkout-dev-webhook-secret!": for local runs and `npm run pay` only. */
 const DEV_WEBHOOK_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ==';
 const DEV_ADMIN_TOKEN = 'dev-admin-token';
+/** `whsec_` + base64 of "checkout-dev-order-events-secret": signs order events in local runs only. */
+const DEV_ORDER_EVENTS_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LW9yZGVyLWV2ZW50cy1zZWNyZXQ=';
 const DEV_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/checkout';
 
+const DURATION = /^(\d+)(s|m|h|d)$/;
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalString = z
   .string()
@@ -62,6 +65,11 @@ const EnvSchema = DatabaseEnvSchema.extend({
   RECLAIM_ENABLED: z.enum(['true', 'false']).default('true'),
   RECLAIM_INTERVAL_MS: intFromEnv(10, 250).default(200),
   RECLAIM_BATCH_SIZE: intFromEnv(1, 10_000).default(500),
+  // Comma-separated http(s) endpoints that receive every order event; none: events are only read.
+  ORDER_EVENTS_URL: optionalString,
+  ORDER_EVENTS_SECRET: optionalString,
+  // How long an event is retried before it is marked failed: e.g. 72h, 30m, 90s, 3d.
+  ORDER_EVENTS_MAX_AGE: optionalString.pipe(z.string().regex(DURATION, 'a duration such as 72h, 30m, 90s or 3d').optional()),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -102,6 +110,16 @@ export interface WorkerTuning {
   metricsPort: number;
 }
 
+/** Order events to the storefront (src/order-events-dispatcher.ts). */
+export interface OrderEventsConfig {
+  /** Where each event is delivered; empty: events are written and read, not sent. */
+  endpoints: string[];
+  /** Standard Webhooks secret (`whsec_<base64>`) that signs every delivery. */
+  secret: string;
+  /** An event not delivered this long after it was written is marked failed. */
+  maxAgeSeconds: number;
+}
+
 /** The bulk release of holds past their deadline (src/reclaim.ts). */
 export interface ReclaimConfig {
   enabled: boolean;
@@ -135,6 +153,7 @@ export interface Config extends DatabaseConfig {
   adminToken: string;
   worker: WorkerTuning;
   reclaim: ReclaimConfig;
+  orderEvents: OrderEventsConfig;
 }
 
 /** What the process itself contributes to the config: its V8 heap limit bounds the workflow cache. */
@@ -173,7 +192,33 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
       intervalMs: e.RECLAIM_INTERVAL_MS,
       batchSize: e.RECLAIM_BATCH_SIZE,
     },
+    orderEvents: orderEventsConfig(e, production),
   };
+}
+
+function orderEventsConfig(e: ParsedEnv, production: boolean): OrderEventsConfig {
+  const endpoints = (e.ORDER_EVENTS_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const endpoint of endpoints) {
+    const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined;
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+      throw new ConfigError(`ORDER_EVENTS_URL: ${JSON.stringify(endpoint)} is not an http(s) URL`);
+    }
+  }
+  if (new Set(endpoints).size !== endpoints.length) throw new ConfigError('ORDER_EVENTS_URL names an endpoint twice');
+  // Without endpoints nothing is signed, so production needs no secret then.
+  const signingSecret = secret('ORDER_EVENTS_SECRET', e.ORDER_EVENTS_SECRET, DEV_ORDER_EVENTS_SECRET, production && endpoints.length > 0);
+  const [checked] = webhookSecrets(signingSecret, 'ORDER_EVENTS_SECRET');
+  if (checked === undefined || signingSecret.includes(',')) throw new ConfigError('ORDER_EVENTS_SECRET must be one whsec_ secret');
+  return { endpoints, secret: checked, maxAgeSeconds: durationSeconds(e.ORDER_EVENTS_MAX_AGE ?? '72h') };
+}
+
+const DURATION_UNIT_SECONDS = { s: 1, m: 60, h: 3_600, d: 86_400 } as const;
+
+function durationSeconds(value: string): number {
+  const [, amount = '0', unit = 's'] = DURATION.exec(value) ?? [];
+  const seconds = Number(amount) * DURATION_UNIT_SECONDS[unit as keyof typeof DURATION_UNIT_SECONDS];
+  if (seconds < 1) throw new ConfigError('ORDER_EVENTS_MAX_AGE must be at least 1s');
+  return seconds;
 }
 
 /** Only the database settings: what migrations and the seed need, without the app's secrets. */
@@ -216,17 +261,17 @@ function paymentWebhookSecrets(value: string | undefined, production: boolean): 
   return secrets;
 }
 
-/** `PAYMENT_WEBHOOK_SECRET`: comma-separated `whsec_<base64>` secrets, each of at least 16 bytes. */
-export function webhookSecrets(value: string): string[] {
+/** Comma-separated `whsec_<base64>` secrets (PAYMENT_WEBHOOK_SECRET by default), each of at least 16 bytes. */
+export function webhookSecrets(value: string, name = 'PAYMENT_WEBHOOK_SECRET'): string[] {
   const secrets = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (secrets.length === 0) throw new ConfigError('PAYMENT_WEBHOOK_SECRET holds no secret');
+  if (secrets.length === 0) throw new ConfigError(`${name} holds no secret`);
   for (const [index, candidate] of secrets.entries()) {
     const base64 = WHSEC.exec(candidate)?.[1];
     // Round-tripping catches base64 that Node would decode leniently (bad padding, stray bits).
     const key = base64 === undefined ? undefined : Buffer.from(base64, 'base64');
     if (key === undefined || key.toString('base64') !== base64 || key.length < MIN_WEBHOOK_KEY_BYTES) {
       throw new ConfigError(
-        `PAYMENT_WEBHOOK_SECRET: secret #${index + 1} must be whsec_ followed by the base64 of at least ${MIN_WEBHOOK_KEY_BYTES} bytes`,
+        `${name}: secret #${index + 1} must be whsec_ followed by the base64 of at least ${MIN_WEBHOOK_KEY_BYTES} bytes`,
       );
     }
   }

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -39,6 +39,9 @@ export interface WorkerMetrics {
   reclaimReleased: Counter;
   reclaimBatchDuration: Histogram;
   reclaimFailures: Counter;
+  orderEventAttempts: Counter<'outcome'>;
+  orderEventDeliveryDuration: Histogram;
+  orderEventOldestPendingAge: Gauge;
 }
 
 export function createWorkerMetrics(): WorkerMetrics {
@@ -89,6 +92,23 @@ export function createWorkerMetrics(): WorkerMetrics {
     reclaimFailures: new Counter({
       name: 'checkout_reclaim_failures_total',
       help: 'Reclaim batches that failed and rolled back (e.g. database unreachable); retried on the next tick',
+      registers,
+    }),
+    orderEventAttempts: new Counter({
+      name: 'checkout_order_event_deliveries_total',
+      help: 'Delivery attempts of order events, by outcome: delivered (2xx), retry (failed, tried again later), failed (given up at ORDER_EVENTS_MAX_AGE)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    orderEventDeliveryDuration: new Histogram({
+      name: 'checkout_order_event_delivery_duration_seconds',
+      help: 'Duration of one delivery attempt (the POST to the endpoint)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    orderEventOldestPendingAge: new Gauge({
+      name: 'checkout_order_event_oldest_undelivered_age_seconds',
+      help: 'Age of the oldest order event still waiting to be delivered to an endpoint (0 when none waits)',
       registers,
     }),
   };

@@ -18,11 +18,13 @@ export interface ReclaimLoop {
 export interface ReclaimDependencies {
   prisma: PrismaClient;
   config: ReclaimConfig;
+  /** ORDER_EVENTS_URL: each released order's order.expired event is delivered to these. */
+  eventEndpoints?: readonly string[];
   metrics?: WorkerMetrics;
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
-export function startReclaimLoop({ prisma, config, metrics, logger }: ReclaimDependencies): ReclaimLoop {
+export function startReclaimLoop({ prisma, config, eventEndpoints = [], metrics, logger }: ReclaimDependencies): ReclaimLoop {
   let stopping = false;
   let wake: (() => void) | undefined;
   let failing = false;
@@ -39,7 +41,7 @@ export function startReclaimLoop({ prisma, config, metrics, logger }: ReclaimDep
   const runOnce = async (): Promise<boolean> => {
     const started = process.hrtime.bigint();
     try {
-      const batch = await reclaimDueOrders(prisma, config.batchSize);
+      const batch = await reclaimDueOrders(prisma, config.batchSize, eventEndpoints);
       metrics?.reclaimBatchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       if (batch.released > 0) {
         metrics?.reclaimReleased.inc(batch.released);

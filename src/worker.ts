@@ -12,6 +12,7 @@ import { createPrismaClient } from './db/client';
 import { createLogger, temporalLoggerFrom, type Logger } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
 import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
+import { redactEndpoint, startEventDispatcher } from './order-events-dispatcher';
 import { startReclaimLoop } from './reclaim';
 import { temporalConnectionOptions } from './temporal';
 
@@ -28,6 +29,8 @@ export interface OrderWorkerDependencies {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** MAX_PAYMENT_WINDOW_SECONDS; the contract's default when not given. */
   maxPaymentWindowSeconds?: number;
+  /** ORDER_EVENTS_URL: every event the activities write gets a delivery to each. */
+  eventEndpoints?: readonly string[];
 }
 
 export function workflowsPath(): string {
@@ -35,7 +38,7 @@ export function workflowsPath(): string {
 }
 
 export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<Worker> {
-  const payments = deps.payments ?? createLocalPaymentProvider(deps.prisma);
+  const payments = deps.payments ?? createLocalPaymentProvider();
   const tuning = deps.tuning;
   return Worker.create({
     connection: deps.connection,
@@ -46,6 +49,7 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
         prisma: deps.prisma,
         payments,
         ...(deps.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: deps.maxPaymentWindowSeconds }),
+        ...(deps.eventEndpoints !== undefined && { eventEndpoints: deps.eventEndpoints }),
       }),
       ...createInventoryActivities(deps),
     },
@@ -98,6 +102,7 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       prisma,
       tuning: config.worker,
       maxPaymentWindowSeconds: config.maxPaymentWindowSeconds,
+      eventEndpoints: config.orderEvents.endpoints,
       ...(workflowBundle !== undefined && { workflowBundle }),
       ...(metrics !== undefined && { metrics }),
     });
@@ -113,13 +118,20 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       'worker started',
     );
     // Stock past its deadline goes back on sale from here, whatever the workflows' backlog.
-    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, metrics, logger }) : undefined;
+    const eventEndpoints = config.orderEvents.endpoints;
+    const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, eventEndpoints, metrics, logger }) : undefined;
     logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
+    // Events are written either way (GET /admin/events reads them); they are sent only where configured.
+    const dispatcher = eventEndpoints.length > 0 ? startEventDispatcher({ prisma, config: config.orderEvents, metrics, logger }) : undefined;
+    logger.info(
+      { endpoints: eventEndpoints.map(redactEndpoint), maxAgeSeconds: config.orderEvents.maxAgeSeconds },
+      dispatcher ? 'order events: delivering' : 'order events: no ORDER_EVENTS_URL, written but not sent',
+    );
     options.onRunning?.();
     try {
       await running;
     } finally {
-      await reclaim?.stop();
+      await Promise.all([reclaim?.stop(), dispatcher?.stop()]);
     }
     logger.info('worker stopped');
   } finally {

@@ -17,7 +17,7 @@ const refundRequests: RefundRequest[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase(40);
-  const local = createLocalPaymentProvider(db.prisma);
+  const local = createLocalPaymentProvider();
   const recording: PaymentProvider = {
     refund(request) {
       refundRequests.push(request);

@@ -334,3 +334,45 @@ describe('reclaim', () => {
     expect(() => load({ RECLAIM_ENABLED: 'yes' })).toThrow(/RECLAIM_ENABLED/);
   });
 });
+
+describe('order events settings', () => {
+  const SECRET = `whsec_${Buffer.from('order-events-secret-of-32-bytes!').toString('base64')}`;
+
+  test('locally: no endpoints, a development secret, 72 hours of retries', () => {
+    const { orderEvents } = load({});
+
+    expect(orderEvents.endpoints).toEqual([]);
+    expect(orderEvents.secret).toMatch(/^whsec_/);
+    expect(orderEvents.maxAgeSeconds).toBe(72 * 3600);
+  });
+
+  test('several comma-separated endpoints, the secret and the max age in s, m, h or d are read', () => {
+    const env = { ORDER_EVENTS_URL: 'https://shop.example/hooks, http://10.0.0.5:4000/events', ORDER_EVENTS_SECRET: SECRET };
+
+    expect(load({ ...env, ORDER_EVENTS_MAX_AGE: '90s' }).orderEvents).toEqual({
+      endpoints: ['https://shop.example/hooks', 'http://10.0.0.5:4000/events'],
+      secret: SECRET,
+      maxAgeSeconds: 90,
+    });
+    expect(load({ ...env, ORDER_EVENTS_MAX_AGE: '30m' }).orderEvents.maxAgeSeconds).toBe(1800);
+    expect(load({ ...env, ORDER_EVENTS_MAX_AGE: '3d' }).orderEvents.maxAgeSeconds).toBe(259_200);
+  });
+
+  test.each([
+    [{ ORDER_EVENTS_URL: 'ftp://shop.example/hooks' }, /ORDER_EVENTS_URL: "ftp:\/\/shop.example\/hooks" is not an http\(s\) URL/],
+    [{ ORDER_EVENTS_URL: 'not a url' }, /ORDER_EVENTS_URL/],
+    [{ ORDER_EVENTS_URL: 'http://a/x,http://a/x' }, /names an endpoint twice/],
+    [{ ORDER_EVENTS_SECRET: 'plain-secret' }, /ORDER_EVENTS_SECRET: secret #1 must be whsec_/],
+    [{ ORDER_EVENTS_SECRET: `${SECRET},${SECRET}` }, /ORDER_EVENTS_SECRET must be one whsec_ secret/],
+    [{ ORDER_EVENTS_MAX_AGE: '72' }, /ORDER_EVENTS_MAX_AGE: a duration such as 72h/],
+    [{ ORDER_EVENTS_MAX_AGE: '0s' }, /ORDER_EVENTS_MAX_AGE must be at least 1s/],
+  ])('%p is refused', (env, message) => {
+    expect(() => load(env)).toThrow(message);
+  });
+
+  test('production with endpoints needs its own secret; without endpoints it needs none', () => {
+    expect(() => load({ ...PRODUCTION, ORDER_EVENTS_URL: 'https://shop.example/hooks' })).toThrow(/ORDER_EVENTS_SECRET must be set/);
+    expect(load({ ...PRODUCTION, ORDER_EVENTS_URL: 'https://shop.example/hooks', ORDER_EVENTS_SECRET: SECRET }).orderEvents.secret).toBe(SECRET);
+    expect(load(PRODUCTION).orderEvents.endpoints).toEqual([]);
+  });
+});

@@ -376,7 +376,7 @@ describe('closing', () => {
   }
 
   test('the workflow does not close while a refund it started is still running, and answers the payment once it is done', async () => {
-    const gated = gatedProvider(createLocalPaymentProvider(stack.db.prisma));
+    const gated = gatedProvider(createLocalPaymentProvider());
     const taskQueue = `gated-${randomUUID()}`;
     const worker = await createOrderWorker({
       connection: stack.env.nativeConnection,

@@ -98,7 +98,7 @@ test('reclaims running at once in two processes\' worth of connections release e
 });
 
 test('commits racing the reclaim at the deadline: a payment with a receipt in time is paid, one without is refused with the order EXPIRED, once each', async () => {
-  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(db.prisma) });
+  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
   const expiresAt = secondsAgo(0.2);
   const ids = await holdOrders(db.prisma, { count: 400, skus: SKUS, expiresAt });
   const withReceipt = new Set(ids.filter((_, i) => i % 2 === 0));

@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 function reserve(items: { sku: string; quantity: number }[]) {
-  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(db.prisma) });
+  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
   const now = new Date();
   return new MockActivityEnvironment().run(activities.reserveStock, {
     orderId: randomUUID(),
@@ -72,7 +72,7 @@ test('concurrent multi-item orders in opposite sku order hold all items or none,
 
 test('a retried reservation finds its own earlier work and holds nothing twice', async () => {
   await addProduct(db.prisma, 'RETRY-1', 5);
-  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(db.prisma) });
+  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
   const input = {
     orderId: randomUUID(),
     customerId: 'retrier',

@@ -16,7 +16,7 @@ let activities: ReturnType<typeof createActivities>;
 
 beforeAll(async () => {
   db = await createTestDatabase(40);
-  activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(db.prisma) });
+  activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
 });
 
 afterAll(async () => {

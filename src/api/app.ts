@@ -16,13 +16,15 @@ import {
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
+import type { OrderEventsReader } from './order-events';
 import type { Readiness } from './readiness';
-import { CreateOrderBody, ExtendBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
+import { CreateOrderBody, EventsPageQuery, ExtendBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
 import { StandardWebhookVerifier, StripeWebhookVerifier } from './webhooks';
 
 export interface AppDependencies {
   checkout: CheckoutService;
   operator: OperatorService;
+  events: OrderEventsReader;
   readiness: Readiness;
   logger: Logger;
   /** The process's registry; a fresh one when not given (tests). */
@@ -37,7 +39,7 @@ export interface AppDependencies {
 export const BODY_LIMIT = '64kb';
 
 export function createApp(deps: AppDependencies): express.Express {
-  const { checkout, operator, readiness } = deps;
+  const { checkout, operator, events, readiness } = deps;
   const metrics = deps.metrics ?? createApiMetrics();
   const openApiDocument = buildOpenApiDocument();
   const app = express();
@@ -74,6 +76,13 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/orders/:orderId')
     .get(async (req, res) => {
       res.json(await checkout.getOrder(orderIdParam(req, res)));
+    })
+    .all(methodNotAllowed(['GET']));
+
+  app
+    .route('/orders/:orderId/events')
+    .get(async (req, res) => {
+      res.json({ events: await events.forOrder(orderIdParam(req, res)) });
     })
     .all(methodNotAllowed(['GET']));
 
@@ -176,6 +185,14 @@ export function createApp(deps: AppDependencies): express.Express {
       res.json(extended.order);
     })
     .all(methodNotAllowed(['POST']));
+
+  app
+    .route('/admin/events')
+    .get(async (req, res) => {
+      const { after, limit } = parseOrThrow(EventsPageQuery, req.query);
+      res.json(await events.page(after, limit));
+    })
+    .all(methodNotAllowed(['GET']));
 
   app
     .route('/admin/inventory/check')

@@ -555,7 +555,7 @@ export class CheckoutService {
   }
 }
 
-function orderNotFound(orderId: string): ApiError {
+export function orderNotFound(orderId: string): ApiError {
   return new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
 }
 

@@ -7,11 +7,14 @@ import { z } from 'zod';
 import type { ErrorCode } from './errors';
 import {
   CreateOrderBody,
+  EventsPageQuery,
   ExtendBody,
   ErrorSchema,
   HealthSchema,
   IdempotencyKey,
   InventoryReportSchema,
+  OrderEventListSchema,
+  OrderEventsPageSchema,
   OrderSchema,
   OutOfStockErrorSchema,
   IgnoredDeliverySchema,
@@ -260,6 +263,25 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
       ),
       503: unavailable,
     },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/orders/{orderId}/events',
+    tags: ['orders'],
+    summary: "What was sent to the storefront for this order, oldest first, with each delivery's state",
+    request: { params: orderIdParam },
+    responses: { 200: json(OrderEventListSchema, 'The events (none before the order is held)'), 404: failure(['ORDER_NOT_FOUND']) },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/admin/events',
+    tags: ['operator'],
+    summary: 'Page through all order events in the order they committed, with their delivery state, for a consumer that reads instead of receiving',
+    security: [{ [admin.name]: [] }],
+    request: { query: EventsPageQuery },
+    responses: { 200: json(OrderEventsPageSchema, 'Up to `limit` events after the cursor'), 400: invalid, ...adminResponses },
   });
 
   registry.registerPath({

@@ -4,6 +4,7 @@
  * very same schemas. `meta({ id })` names a schema in the document's components.
  */
 import { z } from 'zod';
+import { ORDER_EVENT_TYPES } from '../../activities/order-events';
 import { ApiError } from './errors';
 
 export const MAX_ITEMS = 50;
@@ -153,6 +154,57 @@ export const InventoryReportSchema = z
     ),
   })
   .meta({ id: 'InventoryReport' });
+
+export const OrderEventTypeSchema = z.enum(ORDER_EVENT_TYPES);
+
+export const OrderEventDeliverySchema = z
+  .object({
+    endpoint: z.string().meta({ description: 'Scheme, host and path of the endpoint (credentials and query left out)' }),
+    state: z.enum(['PENDING', 'DELIVERED', 'FAILED']),
+    attempts: z.number().int(),
+    lastAttemptAt: IsoTime.optional(),
+    nextAttemptAt: IsoTime.optional().meta({ description: 'While PENDING: when it is tried next' }),
+    deliveredAt: IsoTime.optional(),
+    lastError: z.string().optional().meta({ description: 'Why the last attempt failed (HTTP status or network error)' }),
+  })
+  .meta({ id: 'OrderEventDelivery' });
+
+export const OrderEventSchema = z
+  .object({
+    id: z.uuid().meta({ description: 'The event id; sent as webhook-id, the same on every retry' }),
+    type: OrderEventTypeSchema,
+    timestamp: IsoTime.meta({ description: 'When the change was committed' }),
+    data: z.object({
+      order: OrderSchema.meta({ description: 'The order as of this change' }),
+      refund: z
+        .object({ paymentId: z.string(), status: z.literal('REFUNDED'), amountCents: z.number().int(), reason: z.string() })
+        .optional()
+        .meta({ description: 'For payment.refunded' }),
+    }),
+    deliveries: z.array(OrderEventDeliverySchema).meta({ description: 'One per endpoint of ORDER_EVENTS_URL when the event was written' }),
+  })
+  .meta({ id: 'OrderEvent' });
+export type OrderEventResponse = z.infer<typeof OrderEventSchema>;
+
+export const OrderEventListSchema = z.object({ events: z.array(OrderEventSchema) }).meta({ id: 'OrderEventList' });
+
+/** `<transaction>-<event id>`: where a page of GET /admin/events ended. */
+export const EventCursor = z.string().regex(/^\d{1,19}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a cursor from an earlier page');
+
+export const MAX_EVENTS_PAGE = 1000;
+
+export const EventsPageQuery = z.object({
+  after: EventCursor.optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_EVENTS_PAGE).default(100),
+});
+
+export const OrderEventsPageSchema = z
+  .object({
+    events: z.array(OrderEventSchema.extend({ cursor: EventCursor.meta({ description: 'Pass as after= to read on from this event' }) })),
+    nextCursor: EventCursor.nullable().meta({ description: 'after= for the next page: the last event of this page, else the after= given (null at the start)' }),
+  })
+  .meta({ id: 'OrderEventsPage' });
+export type OrderEventsPageResponse = z.infer<typeof OrderEventsPageSchema>;
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 export const ReadinessSchema = z

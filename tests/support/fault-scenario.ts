@@ -27,7 +27,7 @@ export interface FaultScenario {
    * A worker process; `name` is its PostgreSQL application_name, as pg_stat_activity shows it.
    * It reaches Temporal at `temporalAddress` unless another address (a proxy) is given.
    */
-  startWorker(name: string, options?: { temporalAddress?: string }): Promise<WorkerProcess>;
+  startWorker(name: string, options?: { temporalAddress?: string; env?: Record<string, string> }): Promise<WorkerProcess>;
   /** Places an order that must be held (HELD, AWAITING_PAYMENT). */
   place(items: { sku: string; quantity: number }[], paymentTimeoutSeconds: number): Promise<OrderResponse>;
   /** The orders' statuses in the database, in the given order. */
@@ -58,6 +58,7 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
         temporalAddress: options.temporalAddress ?? deps.temporalAddress,
         taskQueue,
         databaseUrl: databaseUrl.toString(),
+        ...(options.env && { env: options.env }),
       });
       workers.push(worker);
       return worker;

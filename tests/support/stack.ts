@@ -12,7 +12,9 @@ import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
 import { createApiServices } from '../../src/api/services';
 import { checkInventory } from '../../src/db/inventory-check';
-import type { ReclaimConfig } from '../../src/config';
+import type { OrderEventsConfig, ReclaimConfig } from '../../src/config';
+import type { WorkerMetrics } from '../../src/metrics';
+import { startEventDispatcher, type DispatcherTuning } from '../../src/order-events-dispatcher';
 import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
@@ -54,6 +56,13 @@ export async function startDevServer(
   });
 }
 
+/** Signs the order events tests receive (`whsec_` + base64 of 32 bytes). */
+export const TEST_ORDER_EVENTS_SECRET = `whsec_${Buffer.from('checkout-tests-order-events-32b!').toString('base64')}`;
+
+/** Order events in a test stack: where they go, and (optionally) a faster dispatcher. */
+export type TestOrderEvents = Pick<OrderEventsConfig, 'endpoints'> &
+  Partial<OrderEventsConfig> & { tuning?: Partial<DispatcherTuning>; metrics?: WorkerMetrics };
+
 export interface RunningWorker {
   worker: Worker;
   stop(): Promise<void>;
@@ -67,22 +76,34 @@ export async function startWorker(
   db: TestDatabase,
   taskQueue: string,
   reclaim: ReclaimConfig = TEST_RECLAIM,
-  options: { maxPaymentWindowSeconds?: number } = {},
+  options: { maxPaymentWindowSeconds?: number; orderEvents?: TestOrderEvents } = {},
 ): Promise<RunningWorker> {
+  const { orderEvents, ...workerOptions } = options;
+  const eventEndpoints = orderEvents?.endpoints ?? [];
   const worker = await createOrderWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
     prisma: db.prisma,
     workflowBundle: workflowBundle(),
-    ...options,
+    eventEndpoints,
+    ...workerOptions,
   });
   const running = worker.run();
-  const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim }) : undefined;
+  const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim, eventEndpoints }) : undefined;
+  const dispatcher =
+    orderEvents && eventEndpoints.length > 0
+      ? startEventDispatcher({
+          prisma: db.prisma,
+          config: { secret: TEST_ORDER_EVENTS_SECRET, maxAgeSeconds: 3_600, ...orderEvents },
+          ...(orderEvents.tuning && { tuning: orderEvents.tuning }),
+          ...(orderEvents.metrics && { metrics: orderEvents.metrics }),
+        })
+      : undefined;
   return {
     worker,
     async stop() {
-      await reclaimLoop?.stop();
+      await Promise.all([reclaimLoop?.stop(), dispatcher?.stop()]);
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     },
@@ -128,6 +149,8 @@ export interface StackOptions {
   paymentProcessingHoldSeconds?: number;
   /** MAX_PAYMENT_WINDOW_SECONDS of the worker (default 604800). */
   maxPaymentWindowSeconds?: number;
+  /** Where the worker delivers order events (none: written, not sent). */
+  orderEvents?: TestOrderEvents;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
@@ -135,6 +158,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const taskQueue = `checkout-test-${randomUUID()}`;
   const worker = await startWorker(env, db, taskQueue, options.reclaim, {
     ...(options.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: options.maxPaymentWindowSeconds }),
+    ...(options.orderEvents && { orderEvents: options.orderEvents }),
   });
   const { app, services } = createTestApi({
     prisma: db.prisma,

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const taskQueue = `record-histories-${randomUUID()}`;
   let openRefundGate!: () => void;
   const refundGate = new Promise<void>((resolve) => (openRefundGate = resolve));
-  const local = createLocalPaymentProvider(db.prisma);
+  const local = createLocalPaymentProvider();
   const payments: PaymentProvider = {
     async refund(request) {
       if (request.paymentId.startsWith(HELD_REFUND_PREFIX)) await refundGate;
