@@ -131,3 +131,10 @@ export async function oldestPendingAgeSeconds(tx: Prisma.TransactionClient): Pro
     SELECT EXTRACT(EPOCH FROM now() - MIN(created_at))::float8 AS age FROM order_event_deliveries WHERE state = 'PENDING'`;
   return Math.max(0, row?.age ?? 0);
 }
+
+/** Scheme, host and path only: an endpoint URL may carry a token in its query or credentials. */
+export function redactEndpoint(endpoint: string): string {
+  if (!URL.canParse(endpoint)) return '(invalid URL)';
+  const url = new URL(endpoint);
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}

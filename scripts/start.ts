@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { redactEndpoint } from '../activities/order-events';
 import { loadConfig } from '../src/config';
 import { applyMigrations, ensureDatabase } from '../src/db/migrate';
 import { seed } from '../prisma/seed';
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   log(
     'start',
     config.orderEvents.endpoints.length > 0
-      ? `order events go to ${config.orderEvents.endpoints.map(redactUrl).join(', ')}`
+      ? `order events go to ${config.orderEvents.endpoints.map(redactEndpoint).join(', ')}`
       : 'order events are written, not sent: run `npm run events:listen` and start with ORDER_EVENTS_URL=http://localhost:4000/order-events to receive them (docs/events.md)',
   );
 }

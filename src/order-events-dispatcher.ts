@@ -12,11 +12,13 @@ import {
   markAttemptFailed,
   markDelivered,
   oldestPendingAgeSeconds,
+  redactEndpoint,
   type ClaimedDelivery,
 } from '../activities/order-events';
 import type { PrismaClient } from '../prisma/generated/client';
 import type { OrderEventsConfig } from './config';
 import type { WorkerMetrics } from './metrics';
+import { startPeriodicLoop, type PeriodicLoop } from './periodic-loop';
 
 export interface DispatcherTuning {
   /** Pause between ticks when nothing was due. */
@@ -46,29 +48,15 @@ export interface EventDispatcherDependencies {
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
-export interface EventDispatcher {
-  /** Finishes the batch in flight, then stops. */
-  stop(): Promise<void>;
-}
+export type EventDispatcher = PeriodicLoop;
 
 type AttemptResult = { ok: true } | { ok: false; error: string };
 
 export function startEventDispatcher({ prisma, config, tuning, metrics, logger }: EventDispatcherDependencies): EventDispatcher {
   const t = { ...DEFAULT_DISPATCHER_TUNING, ...tuning };
   const webhook = new Webhook(config.secret);
-  let stopping = false;
-  let wake: (() => void) | undefined;
   let failing = false;
   let gaugeReadAt = 0;
-
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
 
   const send = async (delivery: ClaimedDelivery): Promise<AttemptResult> => {
     const body = JSON.stringify({ id: delivery.eventId, type: delivery.type, timestamp: delivery.createdAt.toISOString(), data: delivery.data });
@@ -142,27 +130,7 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
     }
   };
 
-  const loop = (async () => {
-    while (!stopping) {
-      const full = await runOnce();
-      if (!full && !stopping) await pause(t.intervalMs);
-    }
-  })();
-
-  return {
-    async stop() {
-      stopping = true;
-      wake?.();
-      await loop;
-    },
-  };
-}
-
-/** Scheme, host and path only: an endpoint URL may carry a token in its query or credentials. */
-export function redactEndpoint(endpoint: string): string {
-  if (!URL.canParse(endpoint)) return '(invalid URL)';
-  const url = new URL(endpoint);
-  return `${url.protocol}//${url.host}${url.pathname}`;
+  return startPeriodicLoop(runOnce, t.intervalMs);
 }
 
 function describeFailure(error: unknown): string {

@@ -9,11 +9,9 @@ import { reclaimDueOrders } from '../activities/reclaim';
 import type { PrismaClient } from '../prisma/generated/client';
 import type { ReclaimConfig } from './config';
 import type { WorkerMetrics } from './metrics';
+import { startPeriodicLoop, type PeriodicLoop } from './periodic-loop';
 
-export interface ReclaimLoop {
-  /** Finishes the batch in flight, then stops. */
-  stop(): Promise<void>;
-}
+export type ReclaimLoop = PeriodicLoop;
 
 export interface ReclaimDependencies {
   prisma: PrismaClient;
@@ -25,18 +23,7 @@ export interface ReclaimDependencies {
 }
 
 export function startReclaimLoop({ prisma, config, eventEndpoints = [], metrics, logger }: ReclaimDependencies): ReclaimLoop {
-  let stopping = false;
-  let wake: (() => void) | undefined;
   let failing = false;
-
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
 
   const runOnce = async (): Promise<boolean> => {
     const started = process.hrtime.bigint();
@@ -62,18 +49,5 @@ export function startReclaimLoop({ prisma, config, eventEndpoints = [], metrics,
     }
   };
 
-  const loop = (async () => {
-    while (!stopping) {
-      const full = await runOnce();
-      if (!full && !stopping) await pause(config.intervalMs);
-    }
-  })();
-
-  return {
-    async stop() {
-      stopping = true;
-      wake?.();
-      await loop;
-    },
-  };
+  return startPeriodicLoop(runOnce, config.intervalMs);
 }

@@ -12,7 +12,8 @@ import { createPrismaClient } from './db/client';
 import { createLogger, temporalLoggerFrom, type Logger } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
 import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } from './metrics';
-import { redactEndpoint, startEventDispatcher } from './order-events-dispatcher';
+import { redactEndpoint } from '../activities/order-events';
+import { startEventDispatcher } from './order-events-dispatcher';
 import { startReclaimLoop } from './reclaim';
 import { temporalConnectionOptions } from './temporal';
 

@@ -115,6 +115,24 @@ export type ExtensionOutcome =
   | 'ORDER_CANCELLED'
   | 'ORDER_REJECTED';
 
+/** What a request to change an order gets once the order is closed, by its final status. */
+export type ClosedOrderRefusal = 'ORDER_ALREADY_PAID' | 'ORDER_EXPIRED' | 'ORDER_CANCELLED' | 'ORDER_REJECTED';
+
+export function closedOrderRefusal(status: string | undefined): ClosedOrderRefusal | undefined {
+  switch (status) {
+    case 'PAID':
+      return 'ORDER_ALREADY_PAID';
+    case 'EXPIRED':
+      return 'ORDER_EXPIRED';
+    case 'CANCELLED':
+      return 'ORDER_CANCELLED';
+    case 'REJECTED':
+      return 'ORDER_REJECTED';
+    default:
+      return undefined;
+  }
+}
+
 export interface ExtensionDecision {
   extensionId: string;
   outcome: ExtensionOutcome;

@@ -48,6 +48,7 @@ import {
   getOrderQuery,
   orderStatusKey,
   paymentDeadlineKey,
+  closedOrderRefusal,
   paymentFailedSignal,
   paymentReceivedSignal,
   UpdateFailureType,
@@ -449,17 +450,7 @@ class OrderProcess {
   }
 
   private extensionRefusal(): ExtensionOutcome | undefined {
-    if (this.status === 'REJECTED') return 'ORDER_REJECTED';
-    switch (this.outcome) {
-      case 'PAID':
-        return 'ORDER_ALREADY_PAID';
-      case 'EXPIRED':
-        return 'ORDER_EXPIRED';
-      case 'CANCELLED':
-        return 'ORDER_CANCELLED';
-      case undefined:
-        return undefined;
-    }
+    return closedOrderRefusal(this.status === 'REJECTED' ? 'REJECTED' : this.outcome);
   }
 
   private moveDeadline(expiresAt: string): void {

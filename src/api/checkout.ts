@@ -27,6 +27,7 @@ import {
   ORDER_WORKFLOW_TYPE,
   orderStatusKey,
   orderWorkflowId,
+  closedOrderRefusal,
   paymentFailedSignal,
   paymentReceivedSignal,
   UpdateFailureType,
@@ -439,7 +440,7 @@ export class CheckoutService {
       if (earlier && earlier.seconds !== seconds) throw keyReused();
       if (earlier) return { outcome: earlier.outcome, order: toOrderResponse(record) };
     }
-    const refusal = extensionRefusalOf(record.status);
+    const refusal = closedOrderRefusal(record.status);
     if (refusal) return { outcome: refusal, order: toOrderResponse(record) };
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     const request = { extensionId, seconds };
@@ -457,7 +458,7 @@ export class CheckoutService {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
       // No workflow follows this order's deadline any more (it closed, or was terminated).
       const order = await this.getOrder(orderId);
-      return { outcome: extensionRefusalOf(order.status) ?? 'EXTENSION_NOT_SUPPORTED', order };
+      return { outcome: closedOrderRefusal(order.status) ?? 'EXTENSION_NOT_SUPPORTED', order };
     }
     const order = await this.getOrder(orderId);
     if (!waited.decided) return { outcome: 'PENDING', order };
@@ -557,21 +558,6 @@ export class CheckoutService {
 
 export function orderNotFound(orderId: string): ApiError {
   return new ApiError('ORDER_NOT_FOUND', `no order ${orderId}`);
-}
-
-function extensionRefusalOf(status: OrderResponse['status']): ExtensionRefusal | undefined {
-  switch (status) {
-    case 'PAID':
-      return 'ORDER_ALREADY_PAID';
-    case 'EXPIRED':
-      return 'ORDER_EXPIRED';
-    case 'CANCELLED':
-      return 'ORDER_CANCELLED';
-    case 'REJECTED':
-      return 'ORDER_REJECTED';
-    default:
-      return undefined;
-  }
 }
 
 function cancelOutcome(status: OrderResponse['status']): CancelledOrder['outcome'] {

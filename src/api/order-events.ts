@@ -4,9 +4,8 @@
  * and shows only events below every transaction still open, so an event can never appear
  * behind a cursor already handed out: a reader that pages on from its last cursor misses none.
  */
-import type { OrderEventType } from '../../activities/order-events';
+import { redactEndpoint, type OrderEventType } from '../../activities/order-events';
 import { Prisma, type PrismaClient } from '../../prisma/generated/client';
-import { redactEndpoint } from '../order-events-dispatcher';
 import { isOrderId, orderNotFound } from './checkout';
 import type { OrderEventResponse, OrderEventsPageResponse } from './schemas';
 

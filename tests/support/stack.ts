@@ -95,7 +95,11 @@ export async function startWorker(
     orderEvents && eventEndpoints.length > 0
       ? startEventDispatcher({
           prisma: db.prisma,
-          config: { secret: TEST_ORDER_EVENTS_SECRET, maxAgeSeconds: 3_600, ...orderEvents },
+          config: {
+            endpoints: eventEndpoints,
+            secret: orderEvents.secret ?? TEST_ORDER_EVENTS_SECRET,
+            maxAgeSeconds: orderEvents.maxAgeSeconds ?? 3_600,
+          },
           ...(orderEvents.tuning && { tuning: orderEvents.tuning }),
           ...(orderEvents.metrics && { metrics: orderEvents.metrics }),
         })
