@@ -20,7 +20,6 @@ import {
   type RefundPaymentInput,
   type RefundResult,
   type ReleaseStockInput,
-  type RequestedItem,
   type ReservedOrder,
   type ReserveStockInput,
   type SettledOrder,
@@ -42,18 +41,17 @@ export const DEFAULT_MAX_PAYMENT_WINDOW_SECONDS = 604_800;
 
 type Tx = Prisma.TransactionClient;
 
+/** What hold_order (prisma/migrations/20261205000000_hold_order) answers; for a retry, the earlier decision. */
+type HoldAnswer =
+  | { outcome: 'HELD'; lines: OrderLine[]; totalCents: number }
+  | { outcome: 'REJECTED'; shortages: Shortage[] }
+  | { outcome: 'UNKNOWN_SKU'; sku: string };
+
 /**
  * Prisma's defaults (2 s to get a connection, 5 s to finish) fail transactions spuriously
  * when the machine is busy; these stay inside the activities' 10 s start-to-close timeout.
  */
 const TRANSACTION_OPTIONS = { maxWait: 5_000, timeout: 8_000 } as const;
-
-/** Thrown inside the reservation transaction to roll it back. */
-class ShortfallError extends Error {
-  constructor(readonly shortages: Shortage[]) {
-    super('insufficient stock');
-  }
-}
 
 export function createActivities({
   prisma,
@@ -63,30 +61,30 @@ export function createActivities({
 }: ActivityDependencies) {
   return {
     /**
-     * Holds every item of the order or none: conditional decrements in one transaction,
-     * in sku order so concurrent orders never deadlock. Out of stock is a business
+     * Holds every item of the order or none, in one statement (hold_order): the products
+     * locked in sku order so concurrent orders never deadlock. Out of stock is a business
      * outcome: the order is recorded as REJECTED and a non-retryable failure is raised.
      * The API records the order as PENDING before starting its workflow; this moves that row
-     * on (PENDING → AWAITING_PAYMENT / REJECTED), or creates the row when there is none.
+     * on (PENDING → AWAITING_PAYMENT / REJECTED), or creates the row when there is none. A
+     * retry (or a concurrent attempt) gets the decision already made.
      */
     async reserveStock(input: ReserveStockInput): Promise<ReservedOrder> {
-      const earlier = await findReservation(prisma, input.orderId);
-      if (earlier) return earlier;
-      const items = [...input.items].sort((a, b) => compareSku(a.sku, b.sku));
-      try {
-        return await prisma.$transaction((tx) => holdItems(tx, input, items, eventEndpoints), TRANSACTION_OPTIONS);
-      } catch (error) {
-        if (isUniqueViolation(error)) {
-          // A concurrent attempt of this same activity got there first.
-          const reservation = await findReservation(prisma, input.orderId);
-          if (reservation) return reservation;
-        }
-        if (!(error instanceof ShortfallError)) throw error;
-        await recordRejection(prisma, input, items, error.shortages, eventEndpoints);
-        // Another attempt of this activity may have held the stock meanwhile: the row tells.
-        const decided = await findReservation(prisma, input.orderId);
-        if (decided) return decided;
-        throw outOfStock(error.shortages);
+      const items = JSON.stringify(input.items.map(({ sku, quantity }) => ({ sku, quantity })));
+      const [row] = await prisma.$queryRaw<{ answer: HoldAnswer }[]>`
+        SELECT hold_order(${input.orderId}::uuid, ${input.customerId}, ${items}::jsonb,
+                          ${input.createdAt}::timestamptz, ${input.expiresAt}::timestamptz, ${input.deadlineMovable ?? false},
+                          ${input.idempotencyKey ?? null}, ${input.requestHash ?? null}, ${[...eventEndpoints]}::text[]) AS answer`;
+      const answer = row?.answer;
+      switch (answer?.outcome) {
+        case 'HELD':
+          // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
+          return { lines: answer.lines, totalCents: Number(answer.totalCents) };
+        case 'REJECTED':
+          throw outOfStock(answer.shortages);
+        case 'UNKNOWN_SKU':
+          throw ApplicationFailure.nonRetryable(`unknown sku ${answer.sku}`, FailureType.UnknownSku, [answer.sku]);
+        default:
+          throw new Error(`hold_order answered ${JSON.stringify(answer)}`);
       }
     },
 
@@ -203,129 +201,6 @@ export function createActivities({
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-
-async function holdItems(tx: Tx, input: ReserveStockInput, items: RequestedItem[], eventEndpoints: readonly string[]): Promise<ReservedOrder> {
-  // Claims (and locks) the PENDING row first. None: the order was started by an API from before
-  // PENDING rows, or its start failed and the API withdrew the row; then it is created below.
-  const deadlineMovable = input.deadlineMovable ?? false;
-  const { count: claimed } = await tx.order.updateMany({
-    where: { id: input.orderId, status: 'PENDING' },
-    data: { status: 'AWAITING_PAYMENT', createdAt: new Date(input.createdAt), expiresAt: new Date(input.expiresAt), deadlineMovable },
-  });
-  const lines: OrderLine[] = [];
-  const shortages: Shortage[] = [];
-  for (const { sku, quantity } of items) {
-    const [held] = await tx.$queryRaw<{ price_cents: number }[]>`
-      UPDATE products
-         SET available = available - ${quantity}, reserved = reserved + ${quantity}, updated_at = now()
-       WHERE sku = ${sku} AND available >= ${quantity}
-       RETURNING price_cents`;
-    if (held) {
-      lines.push({ sku, quantity, unitPriceCents: held.price_cents });
-      continue;
-    }
-    const product = await tx.product.findUnique({ where: { sku }, select: { available: true } });
-    if (!product) throw ApplicationFailure.nonRetryable(`unknown sku ${sku}`, FailureType.UnknownSku, [sku]);
-    shortages.push({ sku, requested: quantity, available: product.available });
-  }
-  if (shortages.length > 0) throw new ShortfallError(shortages);
-
-  const totalCents = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-  if (claimed > 0) {
-    // The PENDING row carried the catalog prices at placement; the held prices replace them.
-    await tx.order.update({ where: { id: input.orderId }, data: { totalCents }, select: { id: true } });
-    await replaceLines(tx, input.orderId, lines);
-  } else {
-    await tx.order.create({
-      data: {
-        id: input.orderId,
-        customerId: input.customerId,
-        status: 'AWAITING_PAYMENT',
-        totalCents,
-        createdAt: new Date(input.createdAt),
-        expiresAt: new Date(input.expiresAt),
-        deadlineMovable,
-        idempotencyKey: input.idempotencyKey ?? null,
-        requestHash: input.requestHash ?? null,
-        items: { create: lines },
-      },
-      select: { id: true },
-    });
-  }
-  await tx.stockMovement.createMany({
-    data: lines.map((l) => ({ sku: l.sku, orderId: input.orderId, kind: 'RESERVE' as const, quantity: l.quantity })),
-  });
-  await recordOrderEvent(tx, input.orderId, 'order.placed', eventEndpoints);
-  return { lines, totalCents };
-}
-
-/** The reservation an earlier attempt of this activity made, if any (or its rejection). */
-async function findReservation(prisma: PrismaClient, orderId: string): Promise<ReservedOrder | undefined> {
-  const order = await prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
-  // PENDING: recorded by the API, not held yet.
-  if (!order || order.status === 'PENDING') return undefined;
-  if (order.status === 'REJECTED') throw outOfStock((order.rejection ?? []) as unknown as Shortage[]);
-  return {
-    lines: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
-    // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
-    totalCents: Number(order.totalCents),
-  };
-}
-
-async function recordRejection(
-  prisma: PrismaClient,
-  input: ReserveStockInput,
-  items: RequestedItem[],
-  shortages: Shortage[],
-  eventEndpoints: readonly string[],
-): Promise<void> {
-  const products = await prisma.product.findMany({
-    where: { sku: { in: items.map((i) => i.sku) } },
-    select: { sku: true, priceCents: true },
-  });
-  const price = new Map(products.map((p) => [p.sku, p.priceCents]));
-  const lines = items.map((i) => ({ ...i, unitPriceCents: price.get(i.sku) ?? 0 }));
-  const decided = {
-    status: 'REJECTED' as const,
-    totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
-    createdAt: new Date(input.createdAt),
-    expiresAt: new Date(input.expiresAt),
-    closedAt: new Date(),
-    rejection: shortages as unknown as Prisma.InputJsonValue,
-  };
-  // The API's PENDING row, if there is one and nothing decided it yet.
-  const rejectedPending = await prisma.$transaction(async (tx) => {
-    const { count } = await tx.order.updateMany({ where: { id: input.orderId, status: 'PENDING' }, data: decided });
-    if (count === 0) return false;
-    await replaceLines(tx, input.orderId, lines);
-    await recordOrderEvent(tx, input.orderId, 'order.rejected', eventEndpoints);
-    return true;
-  }, TRANSACTION_OPTIONS);
-  if (rejectedPending) return;
-  try {
-    await prisma.$transaction(async (tx) => {
-      await tx.order.create({
-        data: {
-          id: input.orderId,
-          customerId: input.customerId,
-          ...decided,
-          idempotencyKey: input.idempotencyKey ?? null,
-          requestHash: input.requestHash ?? null,
-          items: { create: lines },
-        },
-        select: { id: true },
-      });
-      await recordOrderEvent(tx, input.orderId, 'order.rejected', eventEndpoints);
-    }, TRANSACTION_OPTIONS);
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error; // recorded by an earlier attempt
-  }
-}
-
-async function replaceLines(tx: Tx, orderId: string, lines: OrderLine[]): Promise<void> {
-  await tx.orderItem.deleteMany({ where: { orderId } });
-  await tx.orderItem.createMany({ data: lines.map((l) => ({ orderId, ...l })) });
-}
 
 type Proposal =
   | { kind: 'COMMIT'; paymentId: string; amountCents: number }
@@ -499,6 +374,3 @@ function compareSku(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
-}

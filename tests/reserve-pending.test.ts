@@ -113,3 +113,40 @@ test('an order whose PENDING row is gone (its start failed and the API withdrew 
   expect(await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId } })).toMatchObject({ status: 'AWAITING_PAYMENT' });
   expect(await stockOf(db.prisma, 'PEN-E')).toEqual({ available: 0, reserved: 4, sold: 0 });
 });
+
+test('an order naming an unknown sku fails without retries and changes nothing: its PENDING row, the stock and the ledger stay as they were', async () => {
+  await addProduct(db.prisma, 'PEN-F', 5, 100);
+  const lines = [
+    { sku: 'PEN-F', quantity: 1, unitPriceCents: 100 },
+    { sku: 'PEN-NOWHERE', quantity: 1, unitPriceCents: 0 },
+  ];
+  // The API would have refused it; a workflow started by other means could still ask. The row
+  // cannot name the unknown sku (a foreign key), so it carries the known line only.
+  const orderId = await recordPending(lines.slice(0, 1));
+  const before = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, include: { items: true } });
+  const { together } = reserveAttempts(orderId, lines, 3);
+  for (const result of await together()) {
+    expect(result.status).toBe('rejected');
+    const reason = (result as PromiseRejectedResult).reason as { type?: string; nonRetryable?: boolean; details?: unknown[] };
+    expect(reason).toMatchObject({ type: FailureType.UnknownSku, nonRetryable: true, details: [['PEN-NOWHERE']] });
+  }
+  expect(await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, include: { items: true } })).toEqual(before);
+  expect(await stockOf(db.prisma, 'PEN-F')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  expect(await db.prisma.stockMovement.count({ where: { orderId } })).toBe(0);
+  expect(await db.prisma.orderEvent.count({ where: { orderId } })).toBe(0);
+});
+
+test('an order without a PENDING row and without the stock is recorded as REJECTED once, however many attempts at once', async () => {
+  await addProduct(db.prisma, 'PEN-G', 2, 300);
+  const lines = [{ sku: 'PEN-G', quantity: 3, unitPriceCents: 300 }];
+  const { input, together } = reserveAttempts(randomUUID(), lines);
+  for (const result of await together()) {
+    expect(result.status).toBe('rejected');
+    expect((result as PromiseRejectedResult).reason).toMatchObject({ type: FailureType.OutOfStock, details: [[{ sku: 'PEN-G', requested: 3, available: 2 }]] });
+  }
+  const order = await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId }, include: { items: true } });
+  expect(order).toMatchObject({ status: 'REJECTED', totalCents: 900n, idempotencyKey: input.orderId, requestHash: 'hash' });
+  expect(order.items).toEqual([{ orderId: input.orderId, ...lines[0] }]);
+  expect(await db.prisma.orderEvent.findMany({ where: { orderId: input.orderId }, select: { seq: true, type: true } })).toEqual([{ seq: 1, type: 'order.rejected' }]);
+  expect(await stockOf(db.prisma, 'PEN-G')).toEqual({ available: 2, reserved: 0, sold: 0 });
+});
