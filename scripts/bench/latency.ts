@@ -3,6 +3,7 @@
  * fast as they are answered), then an open loop at half that rate, which is how a storefront's
  * customers arrive; p50/p99/max of POST /orders at that offered rate.
  */
+import { Client } from 'pg';
 import { driveOrders } from './load';
 import { driveOpenLoop } from './open-loop';
 import { orderBody } from './orders';
@@ -25,6 +26,10 @@ export async function latencyScenario(c: ScenarioContext, run: number): Promise<
   });
   const maximum = saturation.held / saturation.seconds;
   const rate = Math.max(1, maximum * OPEN_LOOP_SHARE);
+  // The closed loop leaves its last requests (one per client) still being placed; offered load
+  // starting on top of that backlog would measure the backlog, not the offered rate.
+  const backlog = await waitUntilPlaced(c.stack.databaseUrl);
+  c.log(`${label}: ${backlog.pending} orders left by the closed loop placed after ${backlog.ms} ms`);
   c.log(`${label}: closed-loop maximum ${maximum.toFixed(1)}/s (${o.connections} clients); offering ${rate.toFixed(1)}/s open loop for ${o.duration} s`);
   monitor.start();
   const open = await driveOpenLoop({
@@ -44,4 +49,23 @@ export async function latencyScenario(c: ScenarioContext, run: number): Promise<
     `${label}: ${open.held}/${open.sent} held at ${open.sentPerSecond.toFixed(1)}/s offered; p50 ${Math.round(open.latencyMs.p50)} ms, ` +
       `p99 ${Math.round(open.latencyMs.p99)} ms, max ${Math.round(open.latencyMs.max)} ms; statuses ${JSON.stringify(open.statuses)}`,
   );
+}
+
+/** Waits until no order is PENDING (recorded by the API, not yet held or rejected), up to a minute. */
+async function waitUntilPlaced(databaseUrl: string): Promise<{ pending: number; ms: number }> {
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  const started = Date.now();
+  try {
+    let first: number | undefined;
+    for (;;) {
+      const { rows } = await db.query<{ pending: string }>(`SELECT count(*) AS pending FROM orders WHERE status = 'PENDING'`);
+      const pending = Number(rows[0]?.pending ?? 0);
+      first ??= pending;
+      if (pending === 0 || Date.now() - started > 60_000) return { pending: first, ms: Date.now() - started };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await db.end();
+  }
 }

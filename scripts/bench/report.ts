@@ -48,7 +48,7 @@ export const FIGURES = {
   },
   floorPerSecond: {
     scenario: 'throughput',
-    label: (o) => `engine floor: the order's shape with no-op activities, bare worker + client, ${o.connections} callers (same run, same dev server)`,
+    label: (o) => `engine floor: the order's shape with no-op activities, bare worker + client, ${o.connections} callers (same run, same engine)`,
     goal: '',
     format: perSecond,
   },
