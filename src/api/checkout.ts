@@ -192,26 +192,19 @@ export class CheckoutService {
     const decideBy = Date.now() + this.decisionWaitMs;
     const idempotencyKey = keyed?.idempotencyKey;
     const requestHash = keyed?.requestHash;
-    // With a key, the order may exist already: look it up alongside the skus (no extra latency).
-    const [prices, recorded] = await Promise.all([
-      this.catalogPrices(body.items.map((i) => i.sku)),
-      idempotencyKey === undefined ? undefined : this.findOrderRecord(orderId),
-    ]);
-    // A replay of a decided order is answered from the record, without Temporal: this also holds
-    // once the order's workflow history is gone, when starting the workflow again would be wrong.
-    if (recorded && recorded.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
-    if (recorded) assertSameRequest(recorded, requestHash);
     const paymentTimeoutSeconds = body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds;
     // The order is readable (PENDING, holding nothing) before its workflow exists.
-    const created = recorded ? undefined : await this.recordPending(orderId, body, prices, paymentTimeoutSeconds, keyed);
+    const created = await this.recordPending(orderId, body, paymentTimeoutSeconds, keyed);
     const recordedHere = created !== undefined;
-    let pendingRecord = recorded ?? created;
+    let pendingRecord = created;
     if (!pendingRecord) {
-      // A request with the same key recorded it a moment ago.
-      const raced = await this.findOrder(orderId);
-      if (raced.status !== 'PENDING') return placedFromRecord(raced, requestHash);
-      assertSameRequest(raced, requestHash);
-      pendingRecord = raced;
+      // With a key, the order may exist already (a retry, or a request racing this one).
+      const recorded = await this.findOrder(orderId);
+      // A replay of a decided order is answered from the record, without Temporal: this also holds
+      // once the order's workflow history is gone, when starting the workflow again would be wrong.
+      if (recorded.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
+      assertSameRequest(recorded, requestHash);
+      pendingRecord = recorded;
     }
     const input: OrderWorkflowInput = {
       orderId,
@@ -273,37 +266,65 @@ export class CheckoutService {
     }
   }
 
-  /** Records the order as PENDING, holding nothing; undefined when a row with its id exists. */
+  /**
+   * Records the order as PENDING, holding nothing, at the catalog's prices (reserveStock writes
+   * the prices the stock was held at), in one statement; undefined when a row with its id (or
+   * its customer and key) exists. UNKNOWN_SKU, recording nothing, when a sku names no product.
+   */
   private async recordPending(
     orderId: string,
     body: CreateOrderBody,
-    prices: Map<string, number>,
     paymentTimeoutSeconds: number,
     keyed: { idempotencyKey: string; requestHash: string } | undefined,
   ): Promise<OrderRecord | undefined> {
     const createdAt = new Date();
-    // Catalog prices for now; reserveStock writes the prices the stock was held at.
-    const items = body.items.map(({ sku, quantity }) => ({ sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }));
-    try {
-      return await this.deps.prisma.order.create({
-        data: {
-          id: orderId,
-          customerId: body.customerId,
-          status: 'PENDING',
-          totalCents: items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0),
-          createdAt,
-          // An estimate until the hold: the workflow's own start time counts.
-          expiresAt: new Date(createdAt.getTime() + paymentTimeoutSeconds * 1000),
-          idempotencyKey: keyed?.idempotencyKey ?? null,
-          requestHash: keyed?.requestHash ?? null,
-          items: { create: items },
-        },
-        include: { items: { orderBy: { sku: 'asc' } } },
-      });
-    } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return undefined;
-      throw error;
-    }
+    // An estimate until the hold: the workflow's own start time counts.
+    const expiresAt = new Date(createdAt.getTime() + paymentTimeoutSeconds * 1000);
+    const idempotencyKey = keyed?.idempotencyKey ?? null;
+    const requestHash = keyed?.requestHash ?? null;
+    const requested = JSON.stringify(body.items.map(({ sku, quantity }) => ({ sku, quantity })));
+    const [row] = await this.deps.prisma.$queryRaw<{ prices: { sku: string; priceCents: number }[] | null; inserted: boolean }[]>`
+      WITH requested AS (
+        SELECT r.sku, r.quantity FROM jsonb_to_recordset(${requested}::jsonb) AS r(sku TEXT, quantity INTEGER)
+      ), priced AS (
+        SELECT q.sku, q.quantity, p.price_cents FROM requested q JOIN products p ON p.sku = q.sku
+      ), inserted AS (
+        INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, idempotency_key, request_hash)
+        SELECT ${orderId}::uuid, ${body.customerId}, 'PENDING', (SELECT COALESCE(SUM(quantity::bigint * price_cents), 0) FROM priced),
+               ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz, ${idempotencyKey}, ${requestHash}
+         WHERE (SELECT count(*) FROM priced) = (SELECT count(*) FROM requested)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+      ), lines AS (
+        INSERT INTO order_items (order_id, sku, quantity, unit_price_cents)
+        SELECT i.id, p.sku, p.quantity, p.price_cents FROM inserted i CROSS JOIN priced p
+      )
+      SELECT (SELECT jsonb_agg(jsonb_build_object('sku', sku, 'priceCents', price_cents)) FROM priced) AS prices,
+             EXISTS (SELECT 1 FROM inserted) AS inserted`;
+    const prices = new Map((row?.prices ?? []).map((p) => [p.sku, p.priceCents]));
+    const unknown = body.items.map((i) => i.sku).filter((sku) => !prices.has(sku));
+    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
+    if (!row?.inserted) return undefined;
+    const items = body.items
+      .map(({ sku, quantity }) => ({ orderId, sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }))
+      .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+    return {
+      id: orderId,
+      customerId: body.customerId,
+      status: 'PENDING',
+      totalCents: items.reduce((sum, i) => sum + BigInt(i.quantity) * BigInt(i.unitPriceCents), 0n),
+      createdAt,
+      expiresAt,
+      paidAt: null,
+      closedAt: null,
+      paymentId: null,
+      rejection: null,
+      idempotencyKey,
+      requestHash,
+      paymentPendingUntil: null,
+      deadlineMovable: false,
+      items,
+    };
   }
 
   /** Takes back a PENDING row whose workflow could not be started (never one the hold claimed). */
@@ -546,14 +567,7 @@ export class CheckoutService {
     return this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
   }
 
-  /** The catalog prices of the skus; UNKNOWN_SKU when some name no product. */
-  private async catalogPrices(skus: string[]): Promise<Map<string, number>> {
-    const found = await this.deps.prisma.product.findMany({ where: { sku: { in: skus } }, select: { sku: true, priceCents: true } });
-    const prices = new Map(found.map((p) => [p.sku, p.priceCents]));
-    const unknown = skus.filter((sku) => !prices.has(sku));
-    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
-    return prices;
-  }
+
 }
 
 export function orderNotFound(orderId: string): ApiError {
