@@ -60,6 +60,8 @@ export interface RealTemporalServer {
   address: string;
   namespace: string;
   shards: number;
+  /** Its persistence and visibility databases on the machine's PostgreSQL. */
+  databases: { main: string; visibility: string };
   stop(): Promise<void>;
 }
 
@@ -142,6 +144,7 @@ export async function startRealTemporalServer(o: RealTemporalServerOptions): Pro
       address,
       namespace,
       shards: o.shards,
+      databases,
       stop: async () => {
         await o.group.stop(['temporal']);
         await dropDatabases();

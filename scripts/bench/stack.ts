@@ -68,11 +68,17 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
     const apiPort = await freePort();
     let temporalAddress: string;
     let engine: string;
+    // The real server's own PostgreSQL backends, measured as parts of their own (the dev server keeps its store in memory).
+    let temporalDatabases: Record<string, ProcessSelector> = {};
     if (o.engine === 'server') {
       const server = await startRealTemporalServer({ databaseAdminUrl: o.databaseAdminUrl, shards: o.shards, group: parts, log: o.log });
       stopTemporal = server.stop;
       temporalAddress = server.address;
       engine = `temporal-server v1.29.1 on PostgreSQL, ${server.shards} history shards`;
+      temporalDatabases = {
+        'temporal-db': { kind: 'postgresBackends', database: server.databases.main },
+        'temporal-visibility-db': { kind: 'postgresBackends', database: server.databases.visibility },
+      };
     } else {
       const [temporalPort, httpPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
       parts.start('temporal', ensureTemporalCli(o.log).path, devServerArgs({ ip: '127.0.0.1', port: temporalPort, httpPort, metricsPort, namespace: 'default' }));
@@ -113,6 +119,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
         api: { kind: 'tree', pid: pidOf(api.pid) },
         ...Object.fromEntries(workers.map(({ name, child }) => [name, { kind: 'tree', pid: pidOf(child.pid) } as const])),
         temporal: { kind: 'tree', pid: pidOf(temporalPid) },
+        ...temporalDatabases,
         postgres: { kind: 'postgresBackends', database: databaseName },
         bench: { kind: 'self' },
       },
