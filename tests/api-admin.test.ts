@@ -4,6 +4,7 @@ import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inven
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, stockOf } from './support/database';
 import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
+import { eventually } from './support/wait';
 
 const stack = useStack({ checkInventoryAfterEach: false }); // one test breaks the invariants on purpose
 const auth = `Bearer ${TEST_ADMIN_TOKEN}`;
@@ -196,11 +197,16 @@ test('a put-product activity run again for the same operation reports the same o
 test('the operator endpoints run as workflows on the task queue, visible in Temporal', async () => {
   await putOverHttp('WF-1', { name: 'W', priceCents: 1 }).expect(201);
   await request(stack.app).post('/admin/products/WF-1/restock').set('Authorization', auth).send({ quantity: 1 }).expect(200);
-  const types: string[] = [];
-  for await (const execution of stack.client.workflow.list({ query: 'WorkflowId STARTS_WITH "product-WF-1-"' })) {
-    types.push(`${execution.type}:${execution.status.name}`);
-  }
-  expect(types.sort()).toEqual(['putProductWorkflow:COMPLETED', 'restockProductWorkflow:COMPLETED']);
+  // Visibility is eventually consistent: a workflow that has answered may still be listed as running for a moment.
+  const listed = async () => {
+    const types: string[] = [];
+    for await (const execution of stack.client.workflow.list({ query: 'WorkflowId STARTS_WITH "product-WF-1-"' })) {
+      types.push(`${execution.type}:${execution.status.name}`);
+    }
+    return types.sort();
+  };
+  const completed = ['putProductWorkflow:COMPLETED', 'restockProductWorkflow:COMPLETED'];
+  expect(await eventually(listed, (types) => JSON.stringify(types) === JSON.stringify(completed), 10_000)).toEqual(completed);
   const movements = await stack.db.prisma.stockMovement.findMany({ where: { sku: 'WF-1' }, select: { operationId: true } });
   expect(movements.map((m) => m.operationId)).toEqual([expect.stringMatching(/^product-WF-1-put-/), expect.stringMatching(/^product-WF-1-restock-/)]);
 });
