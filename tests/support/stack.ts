@@ -43,17 +43,27 @@ export function workflowBundle(): { codePath: string } {
 export async function startDevServer(
   options: { dbFilename?: string; port?: number; uiPort?: number } = {},
 ): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalCliPath() },
-      searchAttributes: [orderStatusKey, customerIdKey, paymentDeadlineKey],
-      ...(options.dbFilename && { dbFilename: options.dbFilename }),
-      ...(options.port && { port: options.port }),
-      // The Web UI is off unless a test asks for it on a port of its own.
-      ...(options.uiPort && { ui: true, uiPort: options.uiPort }),
-      extraArgs: ['--log-level', 'error'],
-    },
-  });
+  const start = () =>
+    TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: temporalCliPath() },
+        searchAttributes: [orderStatusKey, customerIdKey, paymentDeadlineKey],
+        ...(options.dbFilename && { dbFilename: options.dbFilename }),
+        ...(options.port && { port: options.port }),
+        // The Web UI is off unless a test asks for it on a port of its own.
+        ...(options.uiPort && { ui: true, uiPort: options.uiPort }),
+        extraArgs: ['--log-level', 'error'],
+      },
+    });
+  // The SDK gives the dev server 5 s to listen (not configurable); on this 2-core CI host, with
+  // other suites starting theirs at the same moment, it sometimes needs longer: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt >= 3 || !String((error as Error).message).includes('did not start within')) throw error;
+    }
+  }
 }
 
 /** Signs the order events tests receive (`whsec_` + base64 of 32 bytes). */
