@@ -110,9 +110,11 @@ export function devServerArgs(o: DevServerOptions): string[] {
   ];
 }
 
-export async function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
+/** Resolves once `host:port` accepts a connection; rejects after the timeout, or at once when `gaveUp()` says so. */
+export async function waitForPort(host: string, port: number, timeoutMs: number, gaveUp = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (gaveUp()) throw new Error(`the process meant to listen on ${host}:${port} exited`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = net.connect({ host, port }, () => {
         socket.end();

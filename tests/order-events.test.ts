@@ -277,7 +277,10 @@ describe('an endpoint that never answers 2xx', () => {
     deadReceiver = await startEventReceiver();
     deadReceiver.answer(() => 503);
     failing = await startStack({
-      orderEvents: { endpoints: [deadReceiver.url], maxAgeSeconds: 2, tuning: TUNING, metrics },
+      // The gauge is read once a second, after a batch: at 5 s an event stays PENDING past 0.5 s
+      // for about 4 s, so a loaded host's slow ticks still leave a reading in that window (at 2 s
+      // a CI run missed it: the window was ~1.4 s).
+      orderEvents: { endpoints: [deadReceiver.url], maxAgeSeconds: 5, tuning: TUNING, metrics },
     });
     await addProduct(failing.db.prisma, SKU, 10, PRICE);
   });

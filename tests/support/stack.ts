@@ -18,8 +18,8 @@ import { startEventDispatcher, type DispatcherTuning } from '../../src/order-eve
 import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
-import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../../workflows/messages';
 import { createTestDatabase, type TestDatabase } from './database';
+import { devServerArgs, freePort, ProcessGroup, waitForPort } from '../../scripts/processes';
 
 /** Standard Webhooks secret of the test API (`whsec_` + base64 of 32 bytes). */
 export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('checkout-tests-webhook-secret-32b').toString('base64')}`;
@@ -40,29 +40,53 @@ export function workflowBundle(): { codePath: string } {
   return { codePath };
 }
 
+/** How long a test waits for its dev server to listen: generous, as CI starts several at once on 2 cores. */
+const DEV_SERVER_START_TIMEOUT_MS = 60_000;
+
+/**
+ * A dev server of the test's own (the pinned CLI, the order search attributes registered), and
+ * an environment attached to it; `teardown` stops both. The CLI is started here rather than by
+ * the SDK's `createLocal`, whose 5 s start limit is fixed and too short on a loaded CI host.
+ */
 export async function startDevServer(
   options: { dbFilename?: string; port?: number; uiPort?: number } = {},
 ): Promise<TestWorkflowEnvironment> {
-  const start = () =>
-    TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: temporalCliPath() },
-        searchAttributes: [orderStatusKey, customerIdKey, paymentDeadlineKey],
-        ...(options.dbFilename && { dbFilename: options.dbFilename }),
-        ...(options.port && { port: options.port }),
-        // The Web UI is off unless a test asks for it on a port of its own.
-        ...(options.uiPort && { ui: true, uiPort: options.uiPort }),
-        extraArgs: ['--log-level', 'error'],
-      },
-    });
-  // The SDK gives the dev server 5 s to listen (not configurable); on this 2-core CI host, with
-  // other suites starting theirs at the same moment, it sometimes needs longer: try again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (error) {
-      if (attempt >= 3 || !String((error as Error).message).includes('did not start within')) throw error;
-    }
+  const ip = '127.0.0.1';
+  const port = options.port ?? (await freePort(ip));
+  const lastLines: string[] = [];
+  let exited = false;
+  const processes = new ProcessGroup({
+    onLine: (_name, line) => {
+      lastLines.push(line);
+      if (lastLines.length > 20) lastLines.shift();
+    },
+    onUnexpectedExit: () => {
+      exited = true;
+    },
+  });
+  processes.start(
+    'temporal',
+    temporalCliPath(),
+    devServerArgs({ ip, port, namespace: 'default', dbFilename: options.dbFilename, uiPort: options.uiPort }),
+  );
+  const stopServer = () => processes.stop(['temporal'], 5_000);
+  // A jest worker that exits without teardown must not leave its server behind.
+  const killOnExit = () => void processes.stop(['temporal'], 0);
+  process.once('exit', killOnExit);
+  try {
+    await waitForPort(ip, port, DEV_SERVER_START_TIMEOUT_MS, () => exited);
+    const env = await TestWorkflowEnvironment.createFromExistingServer({ address: `${ip}:${port}` });
+    const closeConnections = env.teardown.bind(env);
+    env.teardown = async () => {
+      await closeConnections();
+      await stopServer();
+      process.removeListener('exit', killOnExit);
+    };
+    return env;
+  } catch (error) {
+    await stopServer();
+    process.removeListener('exit', killOnExit);
+    throw new Error(`the dev server on port ${port} did not start: ${(error as Error).message}\n${lastLines.join('\n')}`, { cause: error });
   }
 }
 
