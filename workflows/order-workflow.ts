@@ -148,15 +148,13 @@ interface Deadline {
 }
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderView> {
-  const order = new OrderProcess(input);
+  // One non-cancellable scope for the main path and every handler, not one per call: nothing
+  // ever cancels it, and each new scope costs promises that the SDK's stack-trace hook records.
+  const shield = new CancellationScope({ cancellable: false });
+  const order = new OrderProcess(input, shield);
   order.registerHandlers();
   void CancellationScope.current().cancelRequested.catch(() => order.requestCancel());
-  return CancellationScope.nonCancellable(() => order.run());
-}
-
-/** Runs a handler shielded from workflow cancellation, which would otherwise fail it half-way. */
-function shielded<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return (...args) => CancellationScope.nonCancellable(() => handler(...args));
+  return shield.run(() => order.run());
 }
 
 class OrderProcess {
@@ -183,7 +181,10 @@ class OrderProcess {
   private readonly payments: PaymentRecord[] = [];
   private readonly extensions: ExtensionRecord[] = [];
 
-  constructor(private readonly input: OrderWorkflowInput) {
+  constructor(
+    private readonly input: OrderWorkflowInput,
+    private readonly shield: CancellationScope,
+  ) {
     const createdAt = workflowInfo().startTime;
     this.view = {
       orderId: input.orderId,
@@ -196,13 +197,18 @@ class OrderProcess {
     };
   }
 
+  /** Runs a handler shielded from workflow cancellation, which would otherwise fail it half-way. */
+  private shielded<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return (...args) => this.shield.run(() => handler(...args));
+  }
+
   registerHandlers(): void {
     setHandler(getOrderQuery, () => this.snapshot());
-    setHandler(paymentReceivedSignal, shielded((payment) => this.receivePayment(payment)));
+    setHandler(paymentReceivedSignal, this.shielded((payment) => this.receivePayment(payment)));
     setHandler(cancelOrderSignal, () => this.requestCancel());
     setHandler(
       awaitReservationUpdate,
-      shielded(async () => {
+      this.shielded(async () => {
         await condition(() => this.status !== 'PENDING');
         return this.snapshot();
       }),
@@ -219,7 +225,7 @@ class OrderProcess {
     );
     setHandler(
       awaitPaymentDecisionUpdate,
-      shielded(async ({ paymentId }) => {
+      this.shielded(async ({ paymentId }) => {
         await condition(() => this.isPaymentSettled(paymentId));
         return this.paymentDecision(paymentId);
       }),
@@ -233,16 +239,16 @@ class OrderProcess {
     );
     setHandler(
       awaitClosedUpdate,
-      shielded(async () => {
+      this.shielded(async () => {
         await condition(() => this.settled);
         return this.snapshot();
       }),
     );
     setHandler(paymentFailedSignal, (failed) => this.paymentFailed(failed));
-    setHandler(extendPaymentWindowSignal, shielded((request) => this.extend(request)));
+    setHandler(extendPaymentWindowSignal, this.shielded((request) => this.extend(request)));
     setHandler(
       awaitExtensionUpdate,
-      shielded(async ({ extensionId }) => {
+      this.shielded(async ({ extensionId }) => {
         await condition(() => this.findExtension(extensionId)?.outcome !== undefined);
         return this.extensionDecision(extensionId);
       }),
