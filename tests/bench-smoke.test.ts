@@ -61,6 +61,8 @@ describe('npm run bench -- --smoke', () => {
       expect(run.stdout).toContain(figure);
     }
     expect(run.stdout).toContain('inventory invariants: ok after every scenario');
+    // The worker's CPU per order held, split by thread, in the service's throughput phase.
+    expect(run.stdout).toMatch(/\| throughput: HTTP → workflow → stock +\| worker +\| 1 +\| \d+\.\d ms +\| \d+\.\d ms +\|/);
     expect(run.stderr).toMatch(/inventory invariants after floor: ok/);
     expect(run.stderr).toMatch(/inventory invariants after throughput: ok/);
     expect(run.stderr).toMatch(/inventory invariants after latency: ok/);

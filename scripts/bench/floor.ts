@@ -158,7 +158,7 @@ export async function floorScenario(c: ScenarioContext, run: number): Promise<vo
   const label = `floor ${run}/${o.repeat}`;
   monitor.start();
   const holds = await floorHolds(address, o.connections, o.duration);
-  results.recordUsage('floor', 'floor: bare worker + client holds', monitor.finish());
+  results.recordUsage('floor', 'floor: bare worker + client holds', monitor.finish(), holds.perSecond);
   results.record('floorOnlyPerSecond', holds.perSecond);
   results.record('floorOnlyLatencyP99', holds.latencyMs.p99);
   c.log(`${label}: ${holds.held} held in ${holds.seconds.toFixed(1)} s = ${holds.perSecond.toFixed(1)}/s, p50 ${holds.latencyMs.p50} ms, p99 ${holds.latencyMs.p99} ms`);
@@ -180,7 +180,7 @@ export async function floorBeside(c: ScenarioContext, label: string, heldPerSeco
   }
   c.monitor.start();
   const floor = await floorHolds(address, c.options.connections, c.options.duration);
-  c.results.recordUsage('throughput', 'throughput: engine floor (bare worker + client)', c.monitor.finish());
+  c.results.recordUsage('throughput', 'throughput: engine floor (bare worker + client)', c.monitor.finish(), floor.perSecond);
   c.results.record('floorPerSecond', floor.perSecond);
   c.results.record('floorRatio', heldPerSecond / floor.perSecond);
   c.log(`${label}: engine floor ${floor.perSecond.toFixed(1)}/s (p99 ${floor.latencyMs.p99} ms); the service is ${((heldPerSecond / floor.perSecond) * 100).toFixed(1)} % of it`);

@@ -150,8 +150,21 @@ function report(o: BenchOptions, stack: Stack | undefined, results: Results): st
     '',
     results.profileTable(),
     '',
+    ...threadsSection(results),
     ...results.notes.map((n) => `note: ${n}`),
     results.problems.length ? `FAILED:\n${results.problems.map((p) => `- ${p}`).join('\n')}` : 'inventory invariants: ok after every scenario',
+    '',
+  ];
+}
+
+/** The Node processes' CPU per order by thread, where a phase counted its orders. */
+function threadsSection(results: Results): string[] {
+  const table = results.threadsTable();
+  if (!table) return [];
+  return [
+    'CPU per order by thread of the Node processes (ms per order held, median over runs; in a worker and in the floor the busiest other thread is the workflow sandbox):',
+    '',
+    table,
     '',
   ];
 }

@@ -38,7 +38,7 @@ export async function latencyScenario(c: ScenarioContext, run: number): Promise<
     durationSeconds: o.duration,
     body: () => orderBody(`bench-${c.runTag}-open-${run}`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
   });
-  results.recordUsage('latency', `latency: open loop at ${Math.round(OPEN_LOOP_SHARE * 100)} % of the maximum`, monitor.finish());
+  results.recordUsage('latency', `latency: open loop at ${Math.round(OPEN_LOOP_SHARE * 100)} % of the maximum`, monitor.finish(), open.held / o.duration);
   results.record('openLoopMaximum', maximum);
   results.record('openLoopRate', open.sentPerSecond);
   results.record('openLoopP50', open.latencyMs.p50);

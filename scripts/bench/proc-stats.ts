@@ -1,7 +1,10 @@
 /**
  * Where the time and memory went: samples /proc once a second for the stack's processes
  * (CPU from utime+stime in /proc/<pid>/stat, memory from VmRSS in /proc/<pid>/status), the
- * PostgreSQL backends serving the bench database, and the whole machine (/proc/stat).
+ * PostgreSQL backends serving the bench database, and the whole machine (/proc/stat). For the
+ * Node processes it also splits the CPU by thread (/proc/<pid>/task/<tid>/stat), which a V8
+ * profile cannot do honestly on a saturated machine: a profiler samples wall time, so a thread
+ * that waits for a core shows as busy in whatever it was doing.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,9 +17,24 @@ export type ProcessSelector =
   | { kind: 'self' } // the bench process alone
   | { kind: 'postgresBackends'; database: string }; // backends connected to that database
 
+/**
+ * A Node process's CPU by thread, each in % of one core. Node names all its threads `node`, so
+ * the workflow sandbox thread of a Temporal worker is told apart as the busiest one besides the
+ * event loop; the rest are V8's (garbage collection, compilation) and libuv's. Threads with
+ * other names are the Temporal SDK's Rust core (tokio, workflow processing).
+ */
+export interface ThreadUsage {
+  eventLoop: number;
+  busiestOther: number;
+  otherNode: number;
+  native: number;
+}
+
 export interface PartUsage {
   /** Average over the window, in % of one core (2 busy cores = 200). */
   cpuPercent: number;
+  /** For Node processes (the event loop's thread is named `node`). */
+  threads?: ThreadUsage;
   /** NaN for PostgreSQL backends: their RSS counts the shared buffers once per backend. */
   rssPeakMiB: number;
   rssEndMiB: number;
@@ -48,9 +66,9 @@ function readProcesses(): Map<number, ProcEntry> {
   return entries;
 }
 
-function readStat(pid: number): ProcEntry | undefined {
+function readStat(pid: number, file = `/proc/${pid}/stat`): ProcEntry | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(file, 'utf8');
     // comm is in parentheses and may contain spaces; the fields after it are space-separated.
     const close = text.lastIndexOf(')');
     const comm = text.slice(text.indexOf('(') + 1, close);
@@ -60,6 +78,25 @@ function readStat(pid: number): ProcEntry | undefined {
   } catch {
     return undefined; // exited between readdir and read
   }
+}
+
+interface ThreadEntry {
+  tid: number;
+  comm: string;
+  ticks: number;
+}
+
+function readThreads(pid: number): ThreadEntry[] {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  return tids.flatMap((tid) => {
+    const entry = readStat(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+    return entry ? [{ tid: entry.pid, comm: entry.comm, ticks: entry.ticks }] : [];
+  });
 }
 
 function readRssKiB(pid: number): number {
@@ -110,6 +147,9 @@ export class ProcessMonitor {
   private timer: NodeJS.Timeout | undefined;
   private lastTicks = new Map<number, number>();
   private cpuTicks: Record<string, number> = {};
+  /** Per part, each thread's ticks within the window, keyed pid/tid. */
+  private threadTicks: Record<string, Map<string, { comm: string; eventLoop: boolean; ticks: number }>> = {};
+  private lastThreadTicks = new Map<string, number>();
   private rssPeak: Record<string, number> = {};
   private rssLast: Record<string, number> = {};
   private startedAt = 0;
@@ -126,6 +166,8 @@ export class ProcessMonitor {
     this.stop();
     this.lastTicks = new Map();
     this.cpuTicks = {};
+    this.threadTicks = {};
+    this.lastThreadTicks = new Map();
     this.rssPeak = {};
     this.rssLast = {};
     this.startedAt = Date.now();
@@ -145,8 +187,10 @@ export class ProcessMonitor {
     const parts: Record<string, PartUsage> = {};
     for (const [name, selector] of Object.entries(this.parts)) {
       const rssMeaningful = selector.kind !== 'postgresBackends';
+      const threads = this.threadUsage(name, seconds);
       parts[name] = {
         cpuPercent: ((this.cpuTicks[name] ?? 0) / CLOCK_TICKS_PER_SECOND / Math.max(seconds, 0.001)) * 100,
+        ...(threads && { threads }),
         rssPeakMiB: rssMeaningful ? (this.rssPeak[name] ?? 0) / 1024 : Number.NaN,
         rssEndMiB: rssMeaningful ? (this.rssLast[name] ?? 0) / 1024 : Number.NaN,
       };
@@ -157,6 +201,21 @@ export class ProcessMonitor {
       parts,
       machineBusyPercent: total > 0 ? ((machine.busy - this.machineAtStart.busy) / total) * 100 : 0,
       loadAverage: os.loadavg()[0] ?? 0,
+    };
+  }
+
+  private threadUsage(part: string, seconds: number): ThreadUsage | undefined {
+    const threads = [...(this.threadTicks[part]?.values() ?? [])];
+    if (!threads.some((t) => t.eventLoop && t.comm === 'node')) return undefined;
+    const percent = (ticks: number) => (ticks / CLOCK_TICKS_PER_SECOND / Math.max(seconds, 0.001)) * 100;
+    const sum = (list: typeof threads) => list.reduce((total, t) => total + t.ticks, 0);
+    const others = threads.filter((t) => !t.eventLoop && t.comm === 'node').sort((a, b) => b.ticks - a.ticks);
+    const busiest = others[0]?.ticks ?? 0;
+    return {
+      eventLoop: percent(sum(threads.filter((t) => t.eventLoop))),
+      busiestOther: percent(busiest),
+      otherNode: percent(sum(others) - busiest),
+      native: percent(sum(threads.filter((t) => !t.eventLoop && t.comm !== 'node'))),
     };
   }
 
@@ -175,10 +234,23 @@ export class ProcessMonitor {
         const before = this.lastTicks.get(pid) ?? (baseline ? ticks : 0);
         this.lastTicks.set(pid, ticks);
         this.cpuTicks[name] = (this.cpuTicks[name] ?? 0) + (ticks - before);
+        if (selector.kind !== 'postgresBackends') this.sampleThreads(name, pid, baseline);
         rss += readRssKiB(pid);
       }
       this.rssLast[name] = rss;
       this.rssPeak[name] = Math.max(this.rssPeak[name] ?? 0, rss);
+    }
+  }
+
+  private sampleThreads(part: string, pid: number, baseline: boolean): void {
+    const threads = (this.threadTicks[part] ??= new Map());
+    for (const { tid, comm, ticks } of readThreads(pid)) {
+      const key = `${pid}/${tid}`;
+      const before = this.lastThreadTicks.get(key) ?? (baseline ? ticks : 0);
+      this.lastThreadTicks.set(key, ticks);
+      const thread = threads.get(key) ?? { comm, eventLoop: tid === pid, ticks: 0 };
+      thread.ticks += ticks - before;
+      threads.set(key, thread);
     }
   }
 }

@@ -1,6 +1,6 @@
 /** Collects every run's figures and prints them as one table (Markdown, so it pastes into BENCHMARKS.md). */
 import type { BenchOptions, Scenario } from './options';
-import type { WindowUsage } from './proc-stats';
+import type { ThreadUsage, WindowUsage } from './proc-stats';
 import { spread, type Spread } from './stats';
 
 interface FigureDefinition {
@@ -228,9 +228,13 @@ export const FIGURES = {
 
 export type FigureId = keyof typeof FIGURES;
 
+/** Below this share of one core a process counts as idle in a phase (its timers and pollers). */
+const IDLE_PERCENT = 5;
+
 export class Results {
   readonly runs: Partial<Record<FigureId, number[]>> = {};
-  readonly usage: { phase: string; usage: WindowUsage }[] = [];
+  /** perSecond: orders (or releases) the window's work was for, when the phase counts them. */
+  readonly usage: { phase: string; usage: WindowUsage; perSecond?: number }[] = [];
   readonly loads: Partial<Record<Scenario, number[]>> = {};
   readonly problems: string[] = [];
   readonly notes: string[] = [];
@@ -239,8 +243,8 @@ export class Results {
     (this.runs[id] ??= []).push(value);
   }
 
-  recordUsage(scenario: Scenario, phase: string, usage: WindowUsage): void {
-    this.usage.push({ phase, usage });
+  recordUsage(scenario: Scenario, phase: string, usage: WindowUsage, perSecond?: number): void {
+    this.usage.push({ phase, usage, ...(perSecond !== undefined && { perSecond }) });
     (this.loads[scenario] ??= []).push(usage.loadAverage);
   }
 
@@ -297,6 +301,40 @@ export class Results {
     });
     return markdownTable(
       ['phase', 'runs', ...partNames.map((n) => `${n} CPU / RSS peak`), 'machine busy (all cores)', 'load avg'],
+      rows,
+    );
+  }
+
+  /**
+   * CPU per order by thread of each Node process, for the phases that count their orders: ms of
+   * CPU per order held (% of a core × 10 ÷ orders per second), median over runs.
+   */
+  threadsTable(): string | undefined {
+    const rows: string[][] = [];
+    for (const phase of [...new Set(this.usage.map((u) => u.phase))]) {
+      const windows = this.usage.filter((u) => u.phase === phase && u.perSecond !== undefined && u.perSecond > 0);
+      const partNames = [...new Set(windows.flatMap((w) => Object.keys(w.usage.parts).filter((n) => w.usage.parts[n]?.threads)))];
+      for (const name of partNames) {
+        const perOrder = (pick: (t: ThreadUsage) => number) =>
+          spread(windows.map((w) => {
+            const threads = w.usage.parts[name]?.threads;
+            return threads ? (pick(threads) * 10) / (w.perSecond ?? Number.NaN) : Number.NaN;
+          })).median;
+        const cells = [
+          perOrder((t) => t.eventLoop),
+          perOrder((t) => t.busiestOther),
+          perOrder((t) => t.otherNode),
+          perOrder((t) => t.native),
+          perOrder((t) => t.eventLoop + t.busiestOther + t.otherNode + t.native),
+        ];
+        // A process idle in this phase (the service's while the floor runs, and the other way round).
+        if (spread(windows.map((w) => w.usage.parts[name]?.cpuPercent ?? 0)).median < IDLE_PERCENT) continue;
+        rows.push([phase, name, String(windows.length), ...cells.map((v) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : ''))]);
+      }
+    }
+    if (rows.length === 0) return undefined;
+    return markdownTable(
+      ['phase', 'process', 'runs', 'event loop', 'busiest other thread', 'other node threads', 'SDK core (Rust)', 'all threads'],
       rows,
     );
   }

@@ -63,10 +63,10 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
   const http = await driveOpenOrders(c, customerId, { durationSeconds: o.duration }, (p) =>
     c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
   );
-  results.recordUsage('throughput', 'throughput: HTTP → workflow → stock', monitor.finish());
+  const heldPerSecond = http.held / http.seconds;
+  results.recordUsage('throughput', 'throughput: HTTP → workflow → stock', monitor.finish(), heldPerSecond);
   const heldInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
   if (heldInDatabase < http.held) results.fail(`${label}: ${http.held} answered 201 but ${heldInDatabase} orders hold stock`);
-  const heldPerSecond = http.held / http.seconds;
   results.record('heldPerSecond', heldPerSecond);
   // With no answer in the run there is no latency to report (it is longer than the run).
   results.record('latencyP50', http.answered ? http.latencyMs.p50 : Number.NaN);
