@@ -315,6 +315,8 @@ export class Results {
       const windows = this.usage.filter((u) => u.phase === phase && u.perSecond !== undefined && u.perSecond > 0);
       const partNames = [...new Set(windows.flatMap((w) => Object.keys(w.usage.parts).filter((n) => w.usage.parts[n]?.threads)))];
       for (const name of partNames) {
+        // A process idle in this phase (the service's while the floor runs, and the other way round).
+        if (spread(windows.map((w) => w.usage.parts[name]?.cpuPercent ?? 0)).median < IDLE_PERCENT) continue;
         const perOrder = (pick: (t: ThreadUsage) => number) =>
           spread(windows.map((w) => {
             const threads = w.usage.parts[name]?.threads;
@@ -327,8 +329,6 @@ export class Results {
           perOrder((t) => t.native),
           perOrder((t) => t.eventLoop + t.busiestOther + t.otherNode + t.native),
         ];
-        // A process idle in this phase (the service's while the floor runs, and the other way round).
-        if (spread(windows.map((w) => w.usage.parts[name]?.cpuPercent ?? 0)).median < IDLE_PERCENT) continue;
         rows.push([phase, name, String(windows.length), ...cells.map((v) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : ''))]);
       }
     }
