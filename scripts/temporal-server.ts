@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../workflows/messages';
-import { freePort, ROOT, type ProcessGroup, waitForPort } from './processes';
+import { ROOT, type ProcessGroup, waitForPort } from './processes';
 import { ensureTemporalCli, goInstall, isExecutable, temporalCliCacheDir } from './temporal-cli';
 
 /** The one place the server version is pinned; the compose file runs temporalio/server:1.29.1. */
@@ -113,18 +113,7 @@ export async function startRealTemporalServer(o: RealTemporalServerOptions): Pro
     o.log(`temporal-server: schemas for ${databases.main} and ${databases.visibility} (deploy/temporal/setup-schema.sh)`);
     execFileSync('sh', [path.join(ROOT, 'deploy/temporal/setup-schema.sh')], { env: sqlEnv, stdio: ['ignore', 'pipe', 'pipe'] });
 
-    const ports = {
-      frontend: await freePort(),
-      frontendHttp: await freePort(),
-      frontendMembership: await membershipPort(),
-      history: await freePort(),
-      historyMembership: await membershipPort(),
-      matching: await freePort(),
-      matchingMembership: await membershipPort(),
-      worker: await freePort(),
-      workerMembership: await membershipPort(),
-      metrics: await freePort(),
-    };
+    const ports = await reservePorts(SERVER_PORTS);
     mkdirSync(path.join(root, 'config'));
     writeFileSync(path.join(root, 'config', 'development.yaml'), serverConfig({ ...sqlEnv, databases, ports, shards: o.shards }));
     const server = o.group.start('temporal', binaries.server, ['--root', root, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], process.env);
@@ -191,23 +180,47 @@ async function untilSearchAttributesServe(address: string, namespace: string): P
   }
 }
 
+const SERVER_PORTS = [
+  'frontend',
+  'frontendHttp',
+  'frontendMembership',
+  'history',
+  'historyMembership',
+  'matching',
+  'matchingMembership',
+  'worker',
+  'workerMembership',
+  'metrics',
+] as const;
+
 /**
- * The server records membership ports in a smallint column of its cluster_membership table, so
- * they must stay below 32768 (the OS hands out ephemeral ports above that): a free one from
- * 20000–32767.
+ * Distinct free ports for the server's listeners, from 20000–32767: the server records
+ * membership ports in a smallint column, so they must stay below 32768, and below the OS's
+ * ephemeral range (32768 and up) no outgoing connection can take a port between this check and
+ * the server's bind. Each is held until all are chosen, so none is handed out twice.
  */
-async function membershipPort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_768);
-    if (await isFree(port)) return port;
+async function reservePorts<Name extends string>(names: readonly Name[]): Promise<Record<Name, number>> {
+  const held: net.Server[] = [];
+  try {
+    const ports = {} as Record<Name, number>;
+    for (const name of names) {
+      let server: net.Server | undefined;
+      while (!server) server = await listenOn(20_000 + Math.floor(Math.random() * 12_768));
+      held.push(server);
+      ports[name] = (server.address() as net.AddressInfo).port;
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((server) => new Promise((resolve) => server.close(resolve))));
   }
 }
 
-function isFree(port: number): Promise<boolean> {
+/** A server listening on the port, or undefined when the port is taken. */
+function listenOn(port: number): Promise<net.Server | undefined> {
   return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
   });
 }
 
@@ -217,10 +230,7 @@ interface ConfigInput {
   SQL_USER: string;
   SQL_PASSWORD: string;
   databases: { main: string; visibility: string };
-  ports: Record<
-    'frontend' | 'frontendHttp' | 'frontendMembership' | 'history' | 'historyMembership' | 'matching' | 'matchingMembership' | 'worker' | 'workerMembership' | 'metrics',
-    number
-  >;
+  ports: Record<(typeof SERVER_PORTS)[number], number>;
   shards: number;
 }
 

@@ -34,7 +34,10 @@ beforeAll(async () => {
     onUnexpectedExit: () => undefined,
   });
   // The first run on a machine builds the server with go install (minutes); later runs find it cached.
-  server = await startRealTemporalServer({ databaseAdminUrl: ADMIN_URL, shards: 4, group, log: () => undefined });
+  server = await startRealTemporalServer({ databaseAdminUrl: ADMIN_URL, shards: 4, group, log: () => undefined }).catch((error: unknown) => {
+    // Why the server did not come up is in its own output.
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; the server's last lines:\n${serverLines.join('\n')}`);
+  });
   env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address, namespace: server.namespace });
   db = await createTestDatabase();
   const taskQueue = `checkout-real-server-${randomUUID()}`;
