@@ -32,13 +32,10 @@ export interface ReserveStockInput {
   /** Decided by the workflow, so its view and the database agree. */
   createdAt: IsoTime;
   expiresAt: IsoTime;
+  /** Lowercase ISO 4217: the currency the order is priced and must be paid in. */
+  currency: string;
   idempotencyKey?: string;
   requestHash?: string;
-  /**
-   * Set by workflows that follow the database's deadline (they re-arm their timer when it
-   * moves); only their orders take processing holds and extensions. Absent in older histories.
-   */
-  deadlineMovable?: boolean;
 }
 
 export interface ReservedOrder {
@@ -51,22 +48,16 @@ export type ReleaseReason = 'EXPIRED' | 'CANCELLED';
 export interface ReleaseStockInput {
   orderId: OrderId;
   reason: ReleaseReason;
-  /**
-   * For EXPIRED from a workflow that follows the database's deadline: the deadline its timer
-   * waited for. The release wins only if the database holds no later one (an extension, or a
-   * processing hold the workflow did not know of); otherwise the answer is the later deadline.
-   * Values are compared, not clocks, so a timer that fires a moment early on a skewed clock
-   * still expires the order it was set for. Absent: the release wins while the order awaits payment.
-   */
-  deadline?: { expiresAt: IsoTime; paymentPendingUntil?: IsoTime };
 }
 
-/** The answer to an expiry the database refused: the order is held until this later deadline. */
+/** The answer to a proposal the database did not take: the order is held still, until its deadline. */
 export interface StillHeld {
   status: 'AWAITING_PAYMENT';
   expiresAt: IsoTime;
   /** The processing hold the order is under, if any. */
   paymentPendingUntil?: IsoTime;
+  /** How long until the database finds the order due (its clock decides, not the workflow's). */
+  dueInMs: number;
 }
 
 export interface ExtendPaymentWindowInput {
@@ -79,25 +70,22 @@ export interface ExtendPaymentWindowInput {
 /**
  * What the database made of an extension: EXTENDED (expiresAt is the new deadline) or
  * EXTENSION_TOO_LONG (past MAX_PAYMENT_WINDOW_SECONDS from createdAt; nothing moved), both
- * recorded; DEADLINE_PASSED when the deadline won the race (the order is due and must expire);
- * DECIDED when the order no longer awaits payment.
+ * recorded; DECIDED when the order no longer awaits payment (the deadline, or a payment in time,
+ * won the race: the extension decided it).
  */
 export type ExtensionAnswer =
-  | { outcome: 'EXTENDED' | 'EXTENSION_TOO_LONG'; expiresAt: IsoTime }
-  | { outcome: 'DEADLINE_PASSED' }
-  | { outcome: 'DECIDED'; status: SettledStatus | 'REJECTED' };
+  | { outcome: 'EXTENDED' | 'EXTENSION_TOO_LONG'; expiresAt: IsoTime; /** until the order is due */ dueInMs: number }
+  | { outcome: 'DECIDED'; order: SettledOrder };
 
+/** The amount is the receipt's, as the API recorded it after verifying the delivery. */
 export interface CommitStockInput {
   orderId: OrderId;
   paymentId: string;
-  amountCents: Cents;
 }
 
 export interface LatePaymentInput {
   orderId: OrderId;
   paymentId: string;
-  /** Absent from late-payment workflows started before it was passed. */
-  amountCents?: Cents;
 }
 
 /** The final states an order that held stock can reach; the database decides which. */
@@ -126,10 +114,27 @@ export type PaymentRefusal =
 
 export type PaymentOutcome = 'APPLIED' | PaymentRefusal;
 
+export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'EXPIRED' | 'CANCELLED' | 'REJECTED';
+
+/**
+ * What keeps a proposed payment from paying its order, whatever its time (payment_defect in the
+ * database): UNVERIFIED (no verified succeeded delivery of it was recorded for this order),
+ * PAYMENT_ALREADY_USED (it belongs to another order), or the two mismatches.
+ */
+export type PaymentDefect = 'UNVERIFIED' | 'PAYMENT_ALREADY_USED' | 'CURRENCY_MISMATCH' | 'AMOUNT_MISMATCH';
+
+/**
+ * What a proposed commit got: the payment's outcome, and the order as decided (absent when the
+ * payment is not this order's to decide: UNVERIFIED, PAYMENT_ALREADY_USED, or a REJECTED order).
+ */
+export type CommitAnswer =
+  | { payment: 'UNVERIFIED' | 'PAYMENT_ALREADY_USED' | 'ORDER_REJECTED'; order: undefined }
+  | { payment: PaymentOutcome; order: SettledOrder | StillHeld };
+
+/** The amount refunded is the verified receipt's, never what a signal claimed. */
 export interface RefundPaymentInput {
   orderId: OrderId;
   paymentId: string;
-  amountCents: Cents;
   reason: PaymentRefusal;
 }
 
@@ -140,20 +145,34 @@ export interface RefundResult {
   status: RefundStatus;
 }
 
+/** What a request to change an order gets once the order is closed, by its final status. */
+export type ClosedOrderRefusal = 'ORDER_ALREADY_PAID' | 'ORDER_EXPIRED' | 'ORDER_CANCELLED' | 'ORDER_REJECTED';
+
+/** The one table from an order's status to the refusal a payment, cancel or extension gets. */
+const CLOSED_ORDER_REFUSAL: Readonly<Record<string, ClosedOrderRefusal>> = {
+  PAID: 'ORDER_ALREADY_PAID',
+  EXPIRED: 'ORDER_EXPIRED',
+  CANCELLED: 'ORDER_CANCELLED',
+  REJECTED: 'ORDER_REJECTED',
+};
+
+/** The refusal for a closed order; undefined while it is open (PENDING, AWAITING_PAYMENT). */
+export function closedOrderRefusal(status: string | undefined): ClosedOrderRefusal | undefined {
+  return status !== undefined && Object.hasOwn(CLOSED_ORDER_REFUSAL, status) ? CLOSED_ORDER_REFUSAL[status] : undefined;
+}
+
 /** What a proposed payment got, given the outcome the database decided. */
 export function paymentOutcomeOf(settled: Pick<SettledOrder, 'status' | 'paymentId'>, paymentId: string): PaymentOutcome {
-  switch (settled.status) {
-    case 'PAID':
-      return settled.paymentId === paymentId ? 'APPLIED' : 'ORDER_ALREADY_PAID';
-    case 'EXPIRED':
-      return 'ORDER_EXPIRED';
-    case 'CANCELLED':
-      return 'ORDER_CANCELLED';
-  }
+  if (settled.status === 'PAID' && settled.paymentId === paymentId) return 'APPLIED';
+  const refusal = closedOrderRefusal(settled.status);
+  if (refusal === undefined) throw new Error(`no payment outcome for an order ${settled.status}`);
+  return refusal;
 }
 
 /** The failure types activities raise for business outcomes; never retried. */
 export const FailureType = {
   OutOfStock: 'OutOfStock',
   UnknownSku: 'UnknownSku',
+  /** A payment proposed for an order that no verified receipt of that order backs. */
+  UnverifiedPayment: 'UnverifiedPayment',
 } as const;

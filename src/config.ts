@@ -12,6 +12,21 @@ const DEV_ADMIN_TOKEN = 'dev-admin-token';
 const DEV_ORDER_EVENTS_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LW9yZGVyLWV2ZW50cy1zZWNyZXQ=';
 const DEV_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/checkout';
 
+/**
+ * The defaults of the settings other modules also need when they are built without a config
+ * (tests, tools): stated here once, and the schema below uses them.
+ */
+export const DEFAULTS = {
+  paymentTimeoutSeconds: 900,
+  orderDecisionWaitSeconds: 10,
+  paymentProcessingHoldSeconds: 3600,
+  maxPaymentWindowSeconds: 604_800,
+  checkoutCurrency: 'eur',
+  workerShutdownGraceSeconds: 20,
+  /** The inventory check flags a hold still held this long past its effective deadline. */
+  reclaimBoundSeconds: 10,
+} as const;
+
 const DURATION = /^(\d+)(s|m|h|d)$/;
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalString = z
@@ -42,12 +57,12 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_KEY: optionalString,
   TEMPORAL_TLS_CA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
-  PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(900),
-  ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(10),
+  PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(DEFAULTS.paymentTimeoutSeconds),
+  ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(DEFAULTS.orderDecisionWaitSeconds),
   // How long a payment.processing delivery keeps an order's stock past its deadline (at most).
-  PAYMENT_PROCESSING_HOLD_SECONDS: intFromEnv(1, 604_800).default(3600),
+  PAYMENT_PROCESSING_HOLD_SECONDS: intFromEnv(1, 604_800).default(DEFAULTS.paymentProcessingHoldSeconds),
   // No extension moves expiresAt further than this from createdAt.
-  MAX_PAYMENT_WINDOW_SECONDS: intFromEnv(1, 31_536_000).default(604_800),
+  MAX_PAYMENT_WINDOW_SECONDS: intFromEnv(1, 31_536_000).default(DEFAULTS.maxPaymentWindowSeconds),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   STRIPE_WEBHOOK_SECRET: optionalString,
   CHECKOUT_CURRENCY: optionalString.pipe(z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO 4217 code, e.g. eur').optional()),
@@ -58,13 +73,15 @@ const EnvSchema = DatabaseEnvSchema.extend({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASK_POLLS: optionalInt(2, 1_000),
   WORKER_MAX_CONCURRENT_ACTIVITY_TASK_POLLS: optionalInt(1, 1_000),
   WORKER_MAX_CACHED_WORKFLOWS: optionalInt(0, 1_000_000),
-  WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(20),
+  WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(DEFAULTS.workerShutdownGraceSeconds),
   WORKER_WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_METRICS_PORT: intFromEnv(0, 65535).default(9464),
   // The reclaim in every worker; its interval bounds how late past expiresAt stock comes back.
   RECLAIM_ENABLED: z.enum(['true', 'false']).default('true'),
   RECLAIM_INTERVAL_MS: intFromEnv(10, 250).default(200),
   RECLAIM_BATCH_SIZE: intFromEnv(1, 10_000).default(500),
+  // The inventory check reports any hold still held this long past its effective deadline.
+  RECLAIM_BOUND_SECONDS: intFromEnv(1, 3_600).default(DEFAULTS.reclaimBoundSeconds),
   // Comma-separated http(s) endpoints that receive every order event; none: events are only read.
   ORDER_EVENTS_URL: optionalString,
   ORDER_EVENTS_SECRET: optionalString,
@@ -125,6 +142,8 @@ export interface ReclaimConfig {
   enabled: boolean;
   intervalMs: number;
   batchSize: number;
+  /** A hold still held this long past its effective deadline is a violation (GET /admin/inventory/check). */
+  boundSeconds: number;
 }
 
 export interface DatabaseConfig {
@@ -184,13 +203,14 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     maxPaymentWindowSeconds: e.MAX_PAYMENT_WINDOW_SECONDS,
     paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
     ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
-    checkoutCurrency: e.CHECKOUT_CURRENCY ?? 'eur',
+    checkoutCurrency: e.CHECKOUT_CURRENCY ?? DEFAULTS.checkoutCurrency,
     adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
     worker: workerTuning(e, runtime),
     reclaim: {
       enabled: e.RECLAIM_ENABLED === 'true',
       intervalMs: e.RECLAIM_INTERVAL_MS,
       batchSize: e.RECLAIM_BATCH_SIZE,
+      boundSeconds: e.RECLAIM_BOUND_SECONDS,
     },
     orderEvents: orderEventsConfig(e, production),
   };

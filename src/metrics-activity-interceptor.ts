@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Activities } from '../activities';
 import type { InventoryActivities } from '../activities/inventory';
-import { FailureType } from '../activities/types';
+import { FailureType, type SettledOrder } from '../activities/types';
 import { orderIdOfWorkflow } from './logger';
 import type { WorkerMetrics } from './metrics';
 
@@ -30,7 +30,7 @@ export function activityTelemetry(metrics?: WorkerMetrics): ActivityInterceptors
             recordSuccess(ctx, metrics, input.args[0], result);
             return result;
           } catch (error) {
-            recordFailure(ctx, metrics, error);
+            recordFailure(ctx, metrics, input.args[0], error);
             throw error;
           }
         },
@@ -56,9 +56,18 @@ function recordSuccess(ctx: Context, metrics: WorkerMetrics | undefined, arg: un
       ctx.log.info('stock held; awaiting payment', { totalCents });
       return;
     }
-    case 'commitStock':
+    case 'commitStock': {
+      const { payment, order } = result as Output<'commitStock'>;
+      if (payment === 'UNVERIFIED' || payment === 'PAYMENT_ALREADY_USED') {
+        recordUnverifiedPayment(ctx, metrics, (arg as Input<'commitStock'>).paymentId, payment);
+        return;
+      }
+      if (order !== undefined && order.status !== 'AWAITING_PAYMENT') recordSettled(ctx, metrics, order);
+      return;
+    }
     case 'releaseStock': {
-      recordSettled(ctx, metrics, result as Output<'commitStock'>);
+      const answer = result as Output<'releaseStock'>;
+      if (answer.status !== 'AWAITING_PAYMENT') recordSettled(ctx, metrics, answer);
       return;
     }
     case 'refundPayment': {
@@ -82,8 +91,22 @@ function recordSuccess(ctx: Context, metrics: WorkerMetrics | undefined, arg: un
   }
 }
 
+/**
+ * A payment proposed for an order that no verified delivery of that order backs: a signal sent
+ * straight to Temporal. Nothing moved; logged as a security event with no amounts (the order's
+ * own record shows what it costs), and counted.
+ */
+function recordUnverifiedPayment(ctx: Context, metrics: WorkerMetrics | undefined, paymentId: string, reason: string): void {
+  metrics?.unverifiedPayments.inc({ reason });
+  ctx.log.warn('security: a payment without a verified receipt of this order was proposed; nothing moved', {
+    securityEvent: 'unverified_payment',
+    paymentId,
+    reason,
+  });
+}
+
 /** Counts an outcome only where it was decided (not where a proposal found it decided). */
-function recordSettled(ctx: Context, metrics: WorkerMetrics | undefined, settled: Output<'commitStock'>): void {
+function recordSettled(ctx: Context, metrics: WorkerMetrics | undefined, settled: SettledOrder): void {
   const { status, decidedNow, closedAt, expiresAt, paymentId } = settled;
   if (!decidedNow) {
     ctx.log.info('order already decided; following the database', { status, closedAt });
@@ -104,7 +127,12 @@ function recordSettled(ctx: Context, metrics: WorkerMetrics | undefined, settled
   ctx.log.info('order expired; stock back on sale', { expiresAt, closedAt, expiryLagSeconds });
 }
 
-function recordFailure(ctx: Context, metrics: WorkerMetrics | undefined, error: unknown): void {
+function recordFailure(ctx: Context, metrics: WorkerMetrics | undefined, arg: unknown, error: unknown): void {
+  if (error instanceof ApplicationFailure && error.type === FailureType.UnverifiedPayment) {
+    const { paymentId } = arg as Input<'decideLatePayment' | 'refundPayment'>;
+    recordUnverifiedPayment(ctx, metrics, paymentId, 'UNVERIFIED');
+    return;
+  }
   if (ctx.info.activityType !== 'reserveStock') return;
   if (error instanceof ApplicationFailure && error.type === FailureType.OutOfStock) {
     metrics?.ordersClosed.inc({ outcome: 'REJECTED' });

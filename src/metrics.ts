@@ -36,6 +36,7 @@ export interface WorkerMetrics {
   expiries: Counter;
   expiryLag: Histogram;
   refunds: Counter<'reason'>;
+  unverifiedPayments: Counter<'reason'>;
   reclaimReleased: Counter;
   reclaimBatchDuration: Histogram;
   reclaimFailures: Counter;
@@ -75,6 +76,12 @@ export function createWorkerMetrics(): WorkerMetrics {
     refunds: new Counter({
       name: 'checkout_payment_refunds_total',
       help: 'Payments refused and refunded, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    unverifiedPayments: new Counter({
+      name: 'checkout_unverified_payments_total',
+      help: 'paymentReceived signals (or late payments) that no verified receipt of their order backs; nothing moved (a security event)',
       labelNames: ['reason'],
       registers,
     }),

@@ -31,11 +31,14 @@ export function startReclaimLoop({ prisma, config, eventEndpoints = [], metrics,
       const batch = await reclaimDueOrders(prisma, config.batchSize, eventEndpoints);
       metrics?.reclaimBatchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       if (batch.released > 0) {
+        const expired = batch.released - batch.paid;
         metrics?.reclaimReleased.inc(batch.released);
-        metrics?.ordersClosed.inc({ outcome: 'EXPIRED' }, batch.released);
-        metrics?.expiries.inc(batch.released);
+        if (expired > 0) metrics?.ordersClosed.inc({ outcome: 'EXPIRED' }, expired);
+        if (batch.paid > 0) metrics?.ordersClosed.inc({ outcome: 'PAID' }, batch.paid);
+        metrics?.expiries.inc(expired);
         for (const lag of batch.lagSeconds) metrics?.expiryLag.observe(Math.max(0, lag));
-        logger?.info({ released: batch.released, maxLagSeconds: Math.max(...batch.lagSeconds) }, 'reclaim: stock of orders past their deadline back on sale');
+        const maxLagSeconds = batch.lagSeconds.reduce((max, lag) => Math.max(max, lag), 0);
+        logger?.info({ expired, paid: batch.paid, maxLagSeconds }, 'reclaim: orders past their deadline settled (stock of the unpaid back on sale)');
       }
       if (failing) logger?.info('reclaim: batches succeed again');
       failing = false;

@@ -7,7 +7,7 @@ import { createActivities } from '../activities';
 import { createInventoryActivities } from '../activities/inventory';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import type { PrismaClient } from '../prisma/generated/client';
-import { loadConfig, type Config, type WorkerTuning } from './config';
+import { DEFAULTS, loadConfig, type Config, type WorkerTuning } from './config';
 import { createPrismaClient } from './db/client';
 import { createLogger, temporalLoggerFrom, type Logger } from './logger';
 import { activityTelemetry } from './metrics-activity-interceptor';
@@ -49,14 +49,14 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
       ...createActivities({
         prisma: deps.prisma,
         payments,
-        ...(deps.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: deps.maxPaymentWindowSeconds }),
+        maxPaymentWindowSeconds: deps.maxPaymentWindowSeconds ?? DEFAULTS.maxPaymentWindowSeconds,
         ...(deps.eventEndpoints !== undefined && { eventEndpoints: deps.eventEndpoints }),
       }),
       ...createInventoryActivities(deps),
     },
     interceptors: { activity: [activityTelemetry(deps.metrics)] },
     // On shutdown, activities in flight (short transactions) get this long to finish; config may say otherwise.
-    shutdownGraceTime: '10 seconds',
+    shutdownGraceTime: DEFAULTS.workerShutdownGraceSeconds * 1000,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
     ...(tuning && workerTuningOptions(tuning)),
   });

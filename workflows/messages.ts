@@ -10,6 +10,7 @@ import type {
   IsoTime,
   OrderId,
   OrderLine,
+  OrderStatus,
   PaymentOutcome,
   RefundResult,
   RequestedItem,
@@ -18,15 +19,18 @@ import type {
 
 export type {
   Cents,
+  ClosedOrderRefusal,
   IsoTime,
   OrderId,
   OrderLine,
+  OrderStatus,
   PaymentOutcome,
   PaymentRefusal,
   RefundResult,
   RequestedItem,
   Shortage,
 } from '../activities/types';
+export { closedOrderRefusal } from '../activities/types';
 
 export const ORDER_WORKFLOW_TYPE = 'orderWorkflow';
 export const LATE_PAYMENT_WORKFLOW_TYPE = 'latePaymentWorkflow';
@@ -35,7 +39,6 @@ export const orderWorkflowId = (orderId: OrderId): string => `order-${orderId}`;
 export const latePaymentWorkflowId = (orderId: OrderId, paymentId: string): string =>
   `late-payment-${orderId}-${paymentId}`;
 
-export type OrderStatus = 'PENDING' | 'AWAITING_PAYMENT' | 'PAID' | 'EXPIRED' | 'CANCELLED' | 'REJECTED';
 export const FINAL_STATUSES: readonly OrderStatus[] = ['PAID', 'EXPIRED', 'CANCELLED', 'REJECTED'];
 
 export interface OrderWorkflowInput {
@@ -43,8 +46,8 @@ export interface OrderWorkflowInput {
   customerId: string;
   items: RequestedItem[];
   paymentTimeoutSeconds: number;
-  /** The checkout currency (lowercase ISO 4217) the order is priced in; absent in older histories. */
-  currency?: string;
+  /** The checkout currency (lowercase ISO 4217) the order is priced in. */
+  currency: string;
   /** Present when the order was placed with an Idempotency-Key. */
   idempotencyKey?: string;
   requestHash?: string;
@@ -114,24 +117,6 @@ export type ExtensionOutcome =
   | 'ORDER_ALREADY_PAID'
   | 'ORDER_CANCELLED'
   | 'ORDER_REJECTED';
-
-/** What a request to change an order gets once the order is closed, by its final status. */
-export type ClosedOrderRefusal = 'ORDER_ALREADY_PAID' | 'ORDER_EXPIRED' | 'ORDER_CANCELLED' | 'ORDER_REJECTED';
-
-export function closedOrderRefusal(status: string | undefined): ClosedOrderRefusal | undefined {
-  switch (status) {
-    case 'PAID':
-      return 'ORDER_ALREADY_PAID';
-    case 'EXPIRED':
-      return 'ORDER_EXPIRED';
-    case 'CANCELLED':
-      return 'ORDER_CANCELLED';
-    case 'REJECTED':
-      return 'ORDER_REJECTED';
-    default:
-      return undefined;
-  }
-}
 
 export interface ExtensionDecision {
   extensionId: string;

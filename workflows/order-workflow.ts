@@ -1,9 +1,10 @@
 /**
- * One workflow per order. It holds the stock, races the payment window against payments
- * and cancellation, and proposes the outcome to the database through activities that retry
- * until they get an answer. The database decides once (a compare-and-set on the order row):
- * a commit may find the order already released (by the reclaim or the deadline), a release may
- * find it released already; the workflow then follows what the database decided.
+ * One workflow per order. It holds the stock, races the payment window against payments and
+ * cancellation, and proposes each event to the database through activities that retry until
+ * they get an answer. The database decides by one rule (docs/expiry.md, "The rule"): a commit
+ * may find the order already released or paid, a timer may find it paid in time or held longer;
+ * the workflow then follows what the database decided. No time is compared here: the database
+ * says how long until the order is due, and the timer waits that long.
  *
  * Nothing here may be cut short by a Temporal cancellation request (Web UI, CLI): the main
  * path and every handler run in non-cancellable scopes, and such a request is taken as a
@@ -16,7 +17,6 @@ import {
   allHandlersFinished,
   condition,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -27,9 +27,9 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { ACTIVITY_ATTEMPT_MS } from '../activities/timeouts';
 import {
   FailureType,
-  paymentOutcomeOf,
   type PaymentRefusal,
   type RefundResult,
   type SettledOrder,
@@ -43,12 +43,12 @@ import {
   awaitPaymentDecisionUpdate,
   awaitReservationUpdate,
   cancelOrderSignal,
+  closedOrderRefusal,
   customerIdKey,
   extendPaymentWindowSignal,
   getOrderQuery,
   orderStatusKey,
   paymentDeadlineKey,
-  closedOrderRefusal,
   paymentFailedSignal,
   paymentReceivedSignal,
   UpdateFailureType,
@@ -64,62 +64,18 @@ import {
 } from './messages';
 import { describeItems, describeOrder, formatDuration, formatTime } from './summaries';
 
-/** Reservation retries transient faults; running out of stock is an answer, not a fault. */
-const reserveOptions: ActivityOptions = {
-  startToCloseTimeout: '10 seconds',
-  retry: {
-    initialInterval: '200 ms',
-    backoffCoefficient: 2,
-    maximumInterval: '5 seconds',
-    nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku],
-  },
-};
-
 /**
- * Orders started since this patch hold their stock in a local activity: it runs inside the
- * workflow task that starts the order, which saves an activity task, a second workflow task and
- * their history events on the path every order takes (the dev server's work per order was the
- * bottleneck). That is safe for the hold because reserveStock's answer is the database's
- * (a re-run after a lost task finds the same hold or rejection). Commit and release stay
- * (remote) activities: a local activity's effect lands before the task that records the
- * decision, and if that task is lost the decision could be re-made differently.
- * Histories from before the patch keep the activity.
+ * Every activity here retries transient faults, backing off to a cap; commit, release and refund
+ * must eventually happen, so they retry forever. Running out of stock is an answer, not a fault.
  */
-const RESERVE_LOCALLY_PATCH = 'reserve-as-local-activity';
-
-/** Commit, release and refund must eventually happen: retry forever, backing off to a cap. */
 const settleOptions: ActivityOptions = {
-  startToCloseTimeout: '10 seconds',
+  startToCloseTimeout: ACTIVITY_ATTEMPT_MS,
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds' },
 };
-
-/**
- * Orders started since this patch commit and release in local activities (inside the workflow
- * task that fires the timer or takes the payment: no activity task, no second workflow task).
- * That is safe now that the database decides: a lost task retried with its messages in another
- * order can only propose again, and gets the outcome already decided. They also record the
- * order's status (search attribute) after the database's answer rather than before it.
- * Histories from before the patch keep the (remote) activities and that order of commands.
- */
-const SETTLE_LOCALLY_PATCH = 'settle-as-local-activity';
-
-/**
- * Orders started since this patch follow the deadline the database holds: their timer's expiry
- * names the deadline it waited for and the database may answer that the order is held longer
- * (a payment.processing hold, or an extension), and then the timer is set again. They take
- * extensions (extendPaymentWindow) and payment.failed nudges (paymentFailed). Their reservation
- * marks the order deadline_movable, which is what lets the API grant processing holds.
- * Histories from before the patch keep one timer and an expiry that wins while the order awaits payment.
- */
-const FOLLOW_DEADLINE_PATCH = 'deadline-follows-database';
-
-/**
- * Orders started since this patch take all three behaviours above on one marker: each patch
- * costs the first workflow task a marker and a TemporalChangeVersion search-attribute upsert
- * (a visibility write), and every new order is on the current code anyway. Histories from
- * before it still ask for each of the three on its own.
- */
-const CURRENT_ORDER_PATCH = 'reserve-settle-and-deadline';
+const reserveOptions: ActivityOptions = {
+  ...settleOptions,
+  retry: { ...settleOptions.retry, nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku] },
+};
 
 const activitiesWith = (options: ActivityOptions, summary: string) =>
   proxyActivities<Activities>({ ...options, summary });
@@ -127,24 +83,17 @@ const activitiesWith = (options: ActivityOptions, summary: string) =>
 const localActivitiesWith = (options: LocalActivityOptions, summary: string) =>
   proxyLocalActivities<Activities>({ ...options, summary });
 
-/** What the workflow proposes; the database's answer (SettledOrder) may differ. */
-type Decision = { kind: 'PAID'; payment: PaymentReceived } | { kind: 'EXPIRED' } | { kind: 'CANCELLED' };
-
 interface PaymentRecord {
   paymentId: string;
   amountCents: number;
   outcome?: PaymentOutcome;
   refund?: RefundResult;
+  /** Delivered again while its first proposal was in flight: propose again if that one was unverified. */
+  deliveredAgain?: boolean;
 }
 
 interface ExtensionRecord extends ExtensionRequest {
   outcome?: ExtensionOutcome;
-}
-
-/** The deadline a timer waits for: expiresAt, or later while a processing hold the database told of lasts. */
-interface Deadline {
-  expiresAt: string;
-  paymentPendingUntil?: string;
 }
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderView> {
@@ -159,20 +108,18 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderVie
 
 class OrderProcess {
   private status: OrderStatus = 'PENDING';
-  private decision: Decision | undefined;
-  /** The outcome the database decided, once the proposal was answered. */
+  /** The outcome the database decided, once a proposal was answered with it. */
   private outcome: SettledStatus | undefined;
-  private settleLocally = false;
-  private followsDeadline = false;
-  /** The processing hold the database answered an expiry with; undefined when none is known. */
-  private paymentPendingUntil: string | undefined;
-  /** Bumped whenever the deadline moves, so the waiting timer is set again. */
+  /** How long the timer waits: until expiresAt at first, then as long as the database last said. */
+  private remainingMs: number;
+  /** The end of the processing hold the database last answered with, while one runs. */
+  private processingHoldUntil: string | undefined;
+  /** Bumped whenever the database moves the deadline, so the waiting timer is set again. */
   private deadlineMoves = 0;
-  /** A cancel is kept until decided: an expiry in flight may be refused (still held), and then it counts. */
   private cancelWanted = false;
-  /** Set when the database said the deadline passed (an extension lost the race): expire now. */
+  /** Ask the database now whether the order is due (a hold ended, or an extension lost the race). */
   private expireWanted = false;
-  /** One proposal to the database at a time (the outcome, or an extension). */
+  /** One proposal to the database at a time. */
   private proposing = false;
   private settled = false;
   private readonly view: OrderView;
@@ -186,6 +133,7 @@ class OrderProcess {
     private readonly shield: CancellationScope,
   ) {
     const createdAt = workflowInfo().startTime;
+    this.remainingMs = input.paymentTimeoutSeconds * 1000;
     this.view = {
       orderId: input.orderId,
       customerId: input.customerId,
@@ -193,7 +141,7 @@ class OrderProcess {
       items: input.items.map((i) => ({ ...i, unitPriceCents: 0 })),
       totalCents: 0,
       createdAt: createdAt.toISOString(),
-      expiresAt: new Date(createdAt.getTime() + input.paymentTimeoutSeconds * 1000).toISOString(),
+      expiresAt: new Date(createdAt.getTime() + this.remainingMs).toISOString(),
     };
   }
 
@@ -244,7 +192,7 @@ class OrderProcess {
         return this.snapshot();
       }),
     );
-    setHandler(paymentFailedSignal, (failed) => this.paymentFailed(failed));
+    setHandler(paymentFailedSignal, () => this.paymentFailed());
     setHandler(extendPaymentWindowSignal, this.shielded((request) => this.extend(request)));
     setHandler(
       awaitExtensionUpdate,
@@ -269,34 +217,19 @@ class OrderProcess {
     );
   }
 
+  /** reserve → wait for a payment, a cancel or the deadline → settle → let handlers finish → close. */
   async run(): Promise<OrderView> {
-    // Short-circuits: a new order records only CURRENT_ORDER_PATCH's marker.
-    const current = patched(CURRENT_ORDER_PATCH);
-    const reserveLocally = current || patched(RESERVE_LOCALLY_PATCH);
-    this.settleLocally = current || patched(SETTLE_LOCALLY_PATCH);
-    this.followsDeadline = current || patched(FOLLOW_DEADLINE_PATCH);
     // The API sets OrderStatus PENDING and CustomerId when it starts the order: no upsert needed.
-    if (!reserveLocally) this.transition('PENDING');
-    const held = await this.reserve(reserveLocally);
-    if (held && this.followsDeadline) {
-      await this.decideFollowingDeadline();
-    } else if (held) {
-      const paidInTime = await condition(() => this.decision !== undefined, this.msUntilDeadline(), {
-        summary: `payment window ${formatDuration(this.input.paymentTimeoutSeconds)}`,
-      });
-      if (!paidInTime) this.decision ??= { kind: 'EXPIRED' };
-      await this.settle();
-    }
+    if (await this.reserve()) await this.waitForTheOutcome();
     this.settled = true;
     // Refunds and update callers still running finish before the workflow closes.
     await condition(allHandlersFinished);
     return this.snapshot();
   }
 
-  /** Holds the stock; false when the order was rejected. */
-  private async reserve(locally: boolean): Promise<boolean> {
-    const summary = `reserve ${describeItems(this.input.items)}`;
-    const { reserveStock } = locally ? localActivitiesWith(reserveOptions, summary) : activitiesWith(reserveOptions, summary);
+  /** Holds the stock (a local activity: its answer is the database's, so a re-run finds the same); false when rejected. */
+  private async reserve(): Promise<boolean> {
+    const { reserveStock } = localActivitiesWith(reserveOptions, `reserve ${describeItems(this.input.items)}`);
     try {
       const reserved = await reserveStock({
         orderId: this.input.orderId,
@@ -304,12 +237,13 @@ class OrderProcess {
         items: this.input.items,
         createdAt: this.view.createdAt,
         expiresAt: this.view.expiresAt,
+        currency: this.input.currency,
         ...(this.input.idempotencyKey !== undefined && { idempotencyKey: this.input.idempotencyKey }),
         ...(this.input.requestHash !== undefined && { requestHash: this.input.requestHash }),
-        ...(this.followsDeadline && { deadlineMovable: true }),
       });
       this.view.items = reserved.lines;
       this.view.totalCents = reserved.totalCents;
+      this.remainingMs = Date.parse(this.view.expiresAt) - Date.now();
       this.transition('AWAITING_PAYMENT');
       return true;
     } catch (error) {
@@ -323,81 +257,66 @@ class OrderProcess {
   }
 
   /**
-   * Waits for a payment, a cancel or the deadline, and proposes that to the database until it
-   * decides. The timer's expiry names the deadline waited for; when the database holds the
-   * order longer (a processing hold, an extension) the proposal is withdrawn and the timer set
-   * again for the later deadline.
+   * Waits for the deadline (as long as the database last said), a cancel, or a payment whose
+   * commit decided the order, and proposes the expiry or the cancel until the database decides.
+   * An expiry the database finds not due (the deadline moved) re-arms the timer.
    */
-  private async decideFollowingDeadline(): Promise<void> {
-    for (let round = 0; ; round++) {
+  private async waitForTheOutcome(): Promise<void> {
+    for (let round = 0; this.outcome === undefined; round++) {
       const moves = this.deadlineMoves;
-      const waitedFor = this.deadline();
       const woke = await condition(
-        () => this.decision !== undefined || this.cancelWanted || this.expireWanted || this.deadlineMoves !== moves,
-        this.msUntil(waitedFor),
-        { summary: round === 0 ? `payment window ${formatDuration(this.input.paymentTimeoutSeconds)}` : timerSummary(waitedFor) },
+        () => this.outcome !== undefined || this.cancelWanted || this.expireWanted || this.deadlineMoves !== moves,
+        // At least 1 ms: a zero timeout would wait forever rather than expire at once.
+        Math.max(1, this.remainingMs),
+        { summary: round === 0 ? `payment window ${formatDuration(this.input.paymentTimeoutSeconds)}` : this.timerSummary() },
       );
-      if (this.decision === undefined && this.cancelWanted) this.decision = { kind: 'CANCELLED' };
-      // The timer, or the database saying the deadline passed (then the deadline as now known).
-      const expiring = this.decision === undefined && (!woke || this.expireWanted);
-      const proposed = woke ? this.deadline() : waitedFor;
-      if (expiring) this.decision = { kind: 'EXPIRED' };
-      this.expireWanted = false;
-      if (this.decision === undefined) continue; // the deadline moved: wait for the new one
-      await this.exclusively(() => this.settle(proposed));
       if (this.outcome !== undefined) return;
+      const reason = this.cancelWanted ? 'CANCELLED' : !woke || this.expireWanted ? 'EXPIRED' : undefined;
+      this.expireWanted = false;
+      if (reason === undefined) continue; // the deadline moved: wait for the new one
+      await this.exclusively(async () => {
+        if (this.outcome !== undefined) return; // a payment's commit decided it meanwhile
+        const { releaseStock } = localActivitiesWith(settleOptions, `release ${describeItems(this.view.items)} (${reason.toLowerCase()})`);
+        this.learn(await releaseStock({ orderId: this.input.orderId, reason }));
+      });
     }
   }
 
-  /**
-   * Proposes the decision to the database and follows its answer (in the non-cancellable scope
-   * `run` is called in). A payment whose commit lost is refunded here, once. An expiry the
-   * database refuses (still held) withdraws the decision and moves the deadline instead.
-   */
-  private async settle(deadline?: Deadline): Promise<void> {
-    const decision = this.decision;
-    if (!decision) throw new Error('settle called before a decision');
-    if (!this.settleLocally) this.transition(decision.kind);
-    const settled = decision.kind === 'PAID' ? await this.commit(decision.payment) : await this.release(decision.kind, deadline);
-    if (settled.status === 'AWAITING_PAYMENT') {
-      this.holdOn(settled);
-      return;
-    }
-    this.follow(settled);
-    if (decision.kind === 'PAID') await this.refundUnlessApplied(decision.payment, settled);
-    this.updateDetails();
+  /** Takes in what the database answered: a decided order is followed, a held one waited out. */
+  private learn(answer: SettledOrder | StillHeld): void {
+    if (answer.status === 'AWAITING_PAYMENT') this.holdOn(answer);
+    else this.follow(answer);
   }
 
-  private async commit(payment: PaymentReceived): Promise<OutcomeOfProposal> {
-    const { paymentId, amountCents } = payment;
-    const { commitStock } = this.settleActivities(`commit ${describeItems(this.view.items)} (payment ${paymentId})`);
-    const result: Partial<SettledOrder> = await commitStock({ orderId: this.input.orderId, paymentId, amountCents });
-    // Before the database decided, a commit answered { paidAt } only: it had won.
-    return outcomeOf(result, { status: 'PAID', paymentId, closedAt: result.paidAt });
-  }
-
-  private async release(reason: 'EXPIRED' | 'CANCELLED', deadline?: Deadline): Promise<OutcomeOfProposal | StillHeld> {
-    const { releaseStock } = this.settleActivities(`release ${describeItems(this.view.items)} (${reason.toLowerCase()})`);
-    const named = reason === 'EXPIRED' && deadline !== undefined;
-    const result: Partial<SettledOrder> | StillHeld = await releaseStock({ orderId: this.input.orderId, reason, ...(named && { deadline }) });
-    if (result.status === 'AWAITING_PAYMENT') return result;
-    // Before the database decided, a release answered { closedAt, expiresAt } only: it had won.
-    return outcomeOf(result, { status: reason });
-  }
-
-  /** The database holds the order past the deadline the timer waited for: wait for the later one. */
+  /** The database holds the order still: wait as long as it says. */
   private holdOn(held: StillHeld): void {
-    this.decision = undefined;
-    this.paymentPendingUntil = held.paymentPendingUntil;
-    if (held.expiresAt !== this.view.expiresAt) {
-      this.view.expiresAt = held.expiresAt;
-      upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(held.expiresAt) }]);
+    this.processingHoldUntil = held.paymentPendingUntil;
+    this.moveDeadline(held.expiresAt, held.dueInMs);
+  }
+
+  private moveDeadline(expiresAt: string, dueInMs: number): void {
+    if (expiresAt !== this.view.expiresAt) {
+      this.view.expiresAt = expiresAt;
+      upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(expiresAt) }]);
     }
+    this.remainingMs = dueInMs;
     this.deadlineMoves++;
     this.updateDetails();
   }
 
-  /** Runs one proposal to the database at a time: the outcome, or an extension. */
+  /** Records the outcome the database decided, whoever proposed it. */
+  private follow(settled: SettledOrder): void {
+    this.outcome = settled.status;
+    this.processingHoldUntil = undefined;
+    if (settled.status === 'PAID') {
+      this.view.paidAt = settled.paidAt;
+      this.view.paymentId = settled.paymentId;
+    }
+    this.view.closedAt = settled.closedAt;
+    if (this.status !== settled.status) this.transition(settled.status);
+  }
+
+  /** Runs one proposal to the database at a time. */
   private async exclusively<T>(propose: () => Promise<T>): Promise<T> {
     // Several waiters may be woken at once: each checks again before it takes its turn.
     while (this.proposing) await condition(() => !this.proposing);
@@ -409,22 +328,12 @@ class OrderProcess {
     }
   }
 
-  /** Waits while a decision is proposed; afterwards it is decided, or withdrawn (still held). */
-  private async decisionAnswered(): Promise<void> {
-    while (this.decision !== undefined && this.outcome === undefined) {
-      await condition(() => this.decision === undefined || this.outcome !== undefined);
-    }
-  }
-
-  private paymentFailed(failed: unknown): void {
-    if (!this.followsDeadline || !isPaymentFailed(failed)) return;
-    // The hold may have been that payment's: the window runs on from where it was (the
-    // database answers with any other hold still running).
-    if (this.paymentPendingUntil !== undefined) {
-      this.paymentPendingUntil = undefined;
-      this.deadlineMoves++;
-      this.updateDetails();
-    }
+  /**
+   * A payment.failed ended a processing hold: the window runs on from where it was, so ask the
+   * database whether the order is due now (it answers with any other hold still running).
+   */
+  private paymentFailed(): void {
+    if (this.status === 'AWAITING_PAYMENT' && this.outcome === undefined) this.expireWanted = true;
   }
 
   private async extend(request: ExtensionRequest): Promise<void> {
@@ -436,44 +345,19 @@ class OrderProcess {
     const record: ExtensionRecord = { extensionId: request.extensionId, seconds: request.seconds };
     this.extensions.push(record);
     await condition(() => this.status !== 'PENDING');
-    if (!this.followsDeadline) {
-      record.outcome = 'EXTENSION_NOT_SUPPORTED';
-      return;
-    }
-    for (;;) {
-      await this.decisionAnswered();
-      const refusal = this.extensionRefusal();
-      if (refusal) {
-        record.outcome = refusal;
-        return;
+    record.outcome = await this.exclusively(async () => {
+      const refusal = closedOrderRefusal(this.outcome ?? this.status);
+      if (refusal) return refusal;
+      const { extendPaymentWindow } = localActivitiesWith(settleOptions, `extend the payment window by ${formatDuration(record.seconds)}`);
+      const answer = await extendPaymentWindow({ orderId: this.input.orderId, extensionId: record.extensionId, seconds: record.seconds });
+      if (answer.outcome === 'DECIDED') {
+        // The deadline (or a payment in time) won the race: the extension decided the order.
+        this.follow(answer.order);
+        return closedOrderRefusal(answer.order.status) ?? 'ORDER_EXPIRED';
       }
-      const answer = await this.exclusively(async () => {
-        if (this.decision !== undefined || this.outcome !== undefined) return undefined; // a decision got in first
-        const { extendPaymentWindow } = localActivitiesWith(settleOptions, `extend the payment window by ${formatDuration(record.seconds)}`);
-        return extendPaymentWindow({ orderId: this.input.orderId, extensionId: record.extensionId, seconds: record.seconds });
-      });
-      if (answer === undefined) continue;
-      if (answer.outcome === 'EXTENDED' || answer.outcome === 'EXTENSION_TOO_LONG') {
-        if (answer.outcome === 'EXTENDED') this.moveDeadline(answer.expiresAt);
-        record.outcome = answer.outcome;
-        return;
-      }
-      // The deadline won the race (or the reclaim already released the order): expire it, then
-      // answer with what the database decided.
-      this.expireWanted = true;
-      await condition(() => this.outcome !== undefined || (!this.expireWanted && this.decision === undefined));
-    }
-  }
-
-  private extensionRefusal(): ExtensionOutcome | undefined {
-    return closedOrderRefusal(this.status === 'REJECTED' ? 'REJECTED' : this.outcome);
-  }
-
-  private moveDeadline(expiresAt: string): void {
-    this.view.expiresAt = expiresAt;
-    upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(expiresAt) }]);
-    this.deadlineMoves++;
-    this.updateDetails();
+      if (answer.outcome === 'EXTENDED') this.moveDeadline(answer.expiresAt, answer.dueInMs);
+      return answer.outcome;
+    });
   }
 
   private findExtension(extensionId: string): ExtensionRecord | undefined {
@@ -486,95 +370,58 @@ class OrderProcess {
     return { extensionId, outcome: record.outcome, order: this.snapshot() };
   }
 
-  private deadline(): Deadline {
-    return {
-      expiresAt: this.view.expiresAt,
-      ...(this.paymentPendingUntil !== undefined && { paymentPendingUntil: this.paymentPendingUntil }),
-    };
-  }
-
-  private msUntil(deadline: Deadline): number {
-    const ends = Math.max(Date.parse(deadline.expiresAt), deadline.paymentPendingUntil ? Date.parse(deadline.paymentPendingUntil) : 0);
-    return Math.max(1, ends - Date.now());
-  }
-
-  private settleActivities(summary: string) {
-    return this.settleLocally ? localActivitiesWith(settleOptions, summary) : activitiesWith(settleOptions, summary);
-  }
-
-  /** Records the outcome the database decided, whoever proposed it. */
-  private follow(settled: OutcomeOfProposal): void {
-    this.outcome = settled.status;
-    if (settled.status === 'PAID') {
-      this.view.paidAt = settled.paidAt;
-      this.view.paymentId = settled.paymentId;
-    }
-    this.view.closedAt = settled.closedAt;
-    if (this.status !== settled.status) this.transition(settled.status);
-  }
-
-  private async refundUnlessApplied(payment: PaymentReceived, settled: OutcomeOfProposal): Promise<void> {
-    const record = this.findPayment(payment.paymentId);
-    const outcome = paymentOutcomeOf(settled, payment.paymentId);
-    if (!record || outcome === 'APPLIED') return;
-    record.outcome = outcome;
-    record.refund = await this.refund(payment, outcome);
-  }
-
-  private refund(payment: PaymentReceived, reason: PaymentRefusal): Promise<RefundResult> {
-    return activitiesWith(settleOptions, `refund payment ${payment.paymentId} (${reason})`).refundPayment({
-      orderId: this.input.orderId,
-      paymentId: payment.paymentId,
-      amountCents: payment.amountCents,
-      reason,
-    });
-  }
-
+  /**
+   * A payment: proposed to the database, which verifies it against the receipt the API recorded
+   * and decides by the rule. A payment that lost (or cannot pay) is refunded here, once. One
+   * that no verified receipt of this order backs changes nothing and gets nothing.
+   */
   private async receivePayment(payment: PaymentReceived): Promise<void> {
     if (!isPaymentReceived(payment)) {
       // A malformed signal must not fail the order; it is ignored and logged.
       log.warn('ignoring malformed paymentReceived signal', { payment });
       return;
     }
-    if (this.findPayment(payment.paymentId)) return; // redelivery: the first decision stands
+    const earlier = this.findPayment(payment.paymentId);
+    if (earlier) {
+      earlier.deliveredAgain = true; // redelivery: the first decision stands
+      return;
+    }
     const record: PaymentRecord = { paymentId: payment.paymentId, amountCents: payment.amountCents };
     this.payments.push(record);
     await condition(() => this.status !== 'PENDING');
-    // While another decision is proposed, its answer tells this one why it is refused (or, for an
-    // expiry the database refused, that it may still win).
-    if (this.followsDeadline) await this.decisionAnswered();
-    else if (this.settleLocally && this.decision?.kind === 'PAID') await condition(() => this.outcome !== undefined);
-    const refusal = this.refusalFor(payment);
-    if (!refusal) {
-      // Provisional: settle() replaces it with the refusal if the commit loses.
-      record.outcome = 'APPLIED';
-      this.decision = { kind: 'PAID', payment };
+    for (;;) {
+      record.deliveredAgain = false;
+      const answer = await this.exclusively(async () => {
+        const { commitStock } = localActivitiesWith(settleOptions, `commit ${describeItems(this.view.items)} (payment ${payment.paymentId})`);
+        const decided = await commitStock({ orderId: this.input.orderId, paymentId: payment.paymentId });
+        if (decided.order) this.learn(decided.order);
+        return decided.payment;
+      });
+      if (answer === 'UNVERIFIED' || answer === 'PAYMENT_ALREADY_USED') {
+        // A signal that no verified delivery backs (sent straight to Temporal): nothing moved.
+        log.warn('security: paymentReceived without a verified payment of this order; ignored', { paymentId: payment.paymentId, reason: answer });
+        if (record.deliveredAgain) continue; // its genuine delivery may have been recorded since
+        this.payments.splice(this.payments.indexOf(record), 1);
+        return;
+      }
+      record.outcome = answer;
+      if (answer !== 'APPLIED') record.refund = await this.refund(payment.paymentId, answer);
       return;
     }
-    record.outcome = refusal;
-    record.refund = await this.refund(payment, refusal);
   }
 
-  private refusalFor(payment: PaymentReceived): PaymentRefusal | undefined {
-    if (this.status === 'REJECTED') return 'ORDER_REJECTED';
-    switch (this.outcome ?? this.decision?.kind) {
-      case 'PAID':
-        return 'ORDER_ALREADY_PAID';
-      case 'EXPIRED':
-        return 'ORDER_EXPIRED';
-      case 'CANCELLED':
-        return 'ORDER_CANCELLED';
-      case undefined:
-        if (isOtherCurrency(payment.currency, this.input.currency)) return 'CURRENCY_MISMATCH';
-        return payment.amountCents === this.view.totalCents ? undefined : 'AMOUNT_MISMATCH';
-    }
+  private refund(paymentId: string, reason: PaymentRefusal): Promise<RefundResult> {
+    return activitiesWith(settleOptions, `refund payment ${paymentId} (${reason})`).refundPayment({
+      orderId: this.input.orderId,
+      paymentId,
+      reason,
+    });
   }
 
   /** cancelOrder, or a Temporal cancellation request: only an order not yet decided is cancelled. */
   requestCancel(): void {
     if (this.status !== 'PENDING' && this.status !== 'AWAITING_PAYMENT') return;
     this.cancelWanted = true;
-    if (this.decision === undefined) this.decision = { kind: 'CANCELLED' };
   }
 
   private findPayment(paymentId: string): PaymentRecord | undefined {
@@ -598,11 +445,6 @@ class OrderProcess {
     };
   }
 
-  private msUntilDeadline(): number {
-    // At least 1 ms: a zero timeout would wait forever rather than expire at once.
-    return Math.max(1, Date.parse(this.view.expiresAt) - Date.now());
-  }
-
   private transition(status: OrderStatus): void {
     this.status = status;
     this.view.status = status;
@@ -614,32 +456,19 @@ class OrderProcess {
     this.updateDetails();
   }
 
+  private timerSummary(): string {
+    return this.processingHoldUntil !== undefined
+      ? `payment processing, held until ${formatTime(this.processingHoldUntil)} at most`
+      : `payment window, until ${formatTime(this.view.expiresAt)}`;
+  }
+
   private updateDetails(): void {
-    setCurrentDetails(describeOrder(this.view, this.paymentPendingUntil));
+    setCurrentDetails(describeOrder(this.view, this.processingHoldUntil));
   }
 
   private snapshot(): OrderView {
     return { ...this.view, items: this.view.items.map((i) => ({ ...i })) };
   }
-}
-
-/** A commit's or release's answer, with the fields older activity results lacked filled in. */
-type OutcomeOfProposal = Pick<SettledOrder, 'status' | 'closedAt'> & Partial<Pick<SettledOrder, 'paidAt' | 'paymentId'>>;
-
-function outcomeOf(result: Partial<SettledOrder>, older: Partial<SettledOrder>): OutcomeOfProposal {
-  const merged = { ...older, ...dropUndefined(result) };
-  const { status, closedAt } = merged;
-  if (status === undefined || closedAt === undefined) throw new Error(`unexpected answer to a proposal: ${JSON.stringify(result)}`);
-  return {
-    status,
-    closedAt,
-    ...(merged.paidAt !== undefined && { paidAt: merged.paidAt }),
-    ...(merged.paymentId !== undefined && { paymentId: merged.paymentId }),
-  };
-}
-
-function dropUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function outOfStockDetails(error: unknown): Shortage[] | undefined {
@@ -651,16 +480,6 @@ function outOfStockDetails(error: unknown): Shortage[] | undefined {
   if (type !== FailureType.OutOfStock && type !== FailureType.UnknownSku) return undefined;
   // The activity passes the shortages as the failure's single detail.
   return type === FailureType.OutOfStock ? ((details?.[0] ?? []) as Shortage[]) : [];
-}
-
-function timerSummary(deadline: Deadline): string {
-  return deadline.paymentPendingUntil !== undefined && Date.parse(deadline.paymentPendingUntil) > Date.parse(deadline.expiresAt)
-    ? `payment processing, held until ${formatTime(deadline.paymentPendingUntil)}`
-    : `payment window, until ${formatTime(deadline.expiresAt)}`;
-}
-
-function isPaymentFailed(value: unknown): value is { paymentId: string } {
-  return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).paymentId === 'string';
 }
 
 function isExtensionRequest(value: unknown): value is ExtensionRequest {
@@ -679,12 +498,3 @@ function isPaymentReceived(value: unknown): value is PaymentReceived {
     (currency === undefined || typeof currency === 'string')
   );
 }
-
-/**
- * Histories from before currencies were carried have neither side, and are decided as they
- * were; a payment that names no currency is taken to be in the order's.
- */
-function isOtherCurrency(paid: string | undefined, priced: string | undefined): boolean {
-  return paid !== undefined && priced !== undefined && paid.toLowerCase() !== priced.toLowerCase();
-}
-

@@ -63,11 +63,11 @@ export function orderDetails(order: {
 
 /**
  * Markdown shown as the order's current details: where it stands now, then its lines.
- * `paymentPendingUntil`: the processing hold the order is known to be under.
+ * `processingHoldUntil`: the end of the processing hold the database last said the order is under.
  */
-export function describeOrder(view: OrderView, paymentPendingUntil?: IsoTime): string {
-  const held = view.status === 'AWAITING_PAYMENT' && paymentPendingUntil !== undefined && paymentPendingUntil > view.expiresAt;
-  const now = held ? `${headline(view)}; a payment is processing, stock held until ${formatTime(paymentPendingUntil)}` : headline(view);
+export function describeOrder(view: OrderView, processingHoldUntil?: IsoTime): string {
+  const held = view.status === 'AWAITING_PAYMENT' && processingHoldUntil !== undefined;
+  const now = held ? `${headline(view)}; a payment is processing, stock held while it lasts (until ${formatTime(processingHoldUntil)} at most)` : headline(view);
   const sections = [`**${view.status}**: ${now}`, `**Customer:** ${escapeMarkdown(view.customerId)}`];
   sections.push(view.status === 'PENDING' || view.status === 'REJECTED' ? requestedTable(view.items) : pricedTable(view));
   if (view.shortages?.length) {

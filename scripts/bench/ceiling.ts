@@ -87,8 +87,8 @@ async function holdOrder(client: PoolClient, customerId: string, requested: Requ
     }
     const total = items.reduce((sum, item, i) => sum + item.quantity * (prices[i] ?? 0), 0);
     await client.query(
-      `INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at)
-       VALUES ($1, $2, 'AWAITING_PAYMENT', $3, now(), now() + interval '1 day')`,
+      `INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, currency)
+       VALUES ($1, $2, 'AWAITING_PAYMENT', $3, now(), now() + interval '1 day', 'eur')`,
       [orderId, customerId, total],
     );
     await client.query(

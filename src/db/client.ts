@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { CONNECTION_WAIT_MS, TRANSACTION_TIMEOUT_MS } from '../../activities/timeouts';
 import { PrismaClient } from '../../prisma/generated/client';
 
 /** How long a caller waits for PostgreSQL (docs/failure-modes.md says what each one means). */
@@ -9,8 +10,8 @@ export interface DatabaseTimeouts {
   statementTimeoutMs: number;
 }
 
-/** The worker's: inside the activities' 10 s start-to-close timeout, beside their 8 s transactions. */
-export const WORKER_DATABASE_TIMEOUTS: DatabaseTimeouts = { connectionTimeoutMs: 5_000, statementTimeoutMs: 10_000 };
+/** The worker's: a statement ends with its transaction, inside one activity attempt (activities/timeouts.ts). */
+export const WORKER_DATABASE_TIMEOUTS: DatabaseTimeouts = { connectionTimeoutMs: CONNECTION_WAIT_MS, statementTimeoutMs: TRANSACTION_TIMEOUT_MS };
 
 /** The API's: a request that cannot reach the database answers 503 within a few seconds. */
 export const API_DATABASE_TIMEOUTS: DatabaseTimeouts = { connectionTimeoutMs: 2_000, statementTimeoutMs: 5_000 };

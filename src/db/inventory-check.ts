@@ -1,8 +1,12 @@
 /**
  * Checks the contract's stock invariants against the database: no negative stock,
- * conservation per sku from the ledger, and no stock held by closed orders.
+ * conservation per sku from the ledger, no stock held by closed orders, no hold kept past its
+ * effective deadline by more than the reclaim's bound, and no payment receipt whose outcome
+ * disagrees with its order. The deadline rules themselves are the database's
+ * (overdue_holds, receipt_disagreements in prisma/migrations/20261207000000_one_rule).
  */
 import type { PrismaClient } from '../../prisma/generated/client';
+import { DEFAULTS } from '../config';
 
 export type InventoryViolation =
   | { kind: 'NEGATIVE_STOCK'; sku: string; available: number; reserved: number; sold: number }
@@ -13,14 +17,24 @@ export type InventoryViolation =
       fromLedger: { received: number; available: number; reserved: number; sold: number };
     }
   | { kind: 'CLOSED_ORDER_HOLDS_STOCK'; orderId: string; status: string; sku: string; held: number }
-  | { kind: 'ORDER_MOVED_TWICE'; orderId: string; sku: string; movements: string[] };
+  | { kind: 'ORDER_MOVED_TWICE'; orderId: string; sku: string; movements: string[] }
+  | { kind: 'HOLD_PAST_DEADLINE'; orderId: string; deadline: string; overdueSeconds: number }
+  | {
+      kind: 'RECEIPT_DISAGREES_WITH_ORDER';
+      orderId: string;
+      paymentId: string | null;
+      receiptOutcome: string | null;
+      orderStatus: string;
+      orderPaymentId: string | null;
+    };
 
 export interface InventoryReport {
   ok: boolean;
   violations: InventoryViolation[];
 }
 
-export async function checkInventory(prisma: PrismaClient): Promise<InventoryReport> {
+/** `reclaimBoundSeconds`: how long past its deadline a hold may still be held before it is a violation. */
+export async function checkInventory(prisma: PrismaClient, reclaimBoundSeconds: number = DEFAULTS.reclaimBoundSeconds): Promise<InventoryReport> {
   const products = await prisma.$queryRaw<
     { sku: string; available: number; reserved: number; sold: number; received: number; reserves: number; releases: number; commits: number }[]
   >`
@@ -79,6 +93,26 @@ export async function checkInventory(prisma: PrismaClient): Promise<InventoryRep
     HAVING COUNT(*) > 1`;
   for (const row of movedTwice) {
     violations.push({ kind: 'ORDER_MOVED_TWICE', orderId: row.order_id, sku: row.sku, movements: row.movements });
+  }
+
+  const overdue = await prisma.$queryRaw<{ order_id: string; deadline: Date; overdue_seconds: number }[]>`
+    SELECT order_id::text AS order_id, deadline, overdue_seconds FROM overdue_holds(${reclaimBoundSeconds}::int)`;
+  for (const row of overdue) {
+    violations.push({ kind: 'HOLD_PAST_DEADLINE', orderId: row.order_id, deadline: row.deadline.toISOString(), overdueSeconds: row.overdue_seconds });
+  }
+
+  const disagreeing = await prisma.$queryRaw<
+    { order_id: string; payment_id: string | null; receipt_outcome: string | null; order_status: string; order_payment_id: string | null }[]
+  >`SELECT order_id::text AS order_id, payment_id, receipt_outcome, order_status, order_payment_id FROM receipt_disagreements()`;
+  for (const row of disagreeing) {
+    violations.push({
+      kind: 'RECEIPT_DISAGREES_WITH_ORDER',
+      orderId: row.order_id,
+      paymentId: row.payment_id,
+      receiptOutcome: row.receipt_outcome,
+      orderStatus: row.order_status,
+      orderPaymentId: row.order_payment_id,
+    });
   }
 
   return { ok: violations.length === 0, violations };
