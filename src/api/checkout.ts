@@ -13,7 +13,8 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { Prisma, type Order, type OrderItem, type PrismaClient, type Product } from '../../prisma/generated/client';
+import { Prisma, type PrismaClient, type Product } from '../../prisma/generated/client';
+import { DEFAULTS } from '../config';
 import {
   awaitClosedUpdate,
   awaitExtensionUpdate,
@@ -67,9 +68,9 @@ export interface CheckoutDependencies {
   decisionWaitSeconds?: number;
   /** PAYMENT_PROCESSING_HOLD_SECONDS: how long payment.processing may hold an order past its deadline. */
   paymentProcessingHoldSeconds?: number;
+  /** RECLAIM_BOUND_SECONDS: the inventory check flags holds kept longer than this past their deadline. */
+  reclaimBoundSeconds?: number;
 }
-
-export const DEFAULT_PAYMENT_PROCESSING_HOLD_SECONDS = 3600;
 
 /**
  * What an extension got: EXTENDED (expiresAt moved), PENDING (not decided within the decision
@@ -101,8 +102,6 @@ export const PENDING_RETRY_AFTER_SECONDS = 2;
  * workflow, sending a signal): past it, Temporal counts as unreachable (503).
  */
 export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
-
-export const DEFAULT_DECISION_WAIT_SECONDS = 10;
 
 /**
  * One update id per wait and order (per payment), whatever the number of requests: a repeated
@@ -168,8 +167,8 @@ export class CheckoutService {
   private readonly processingHoldSeconds: number;
 
   constructor(private readonly deps: CheckoutDependencies) {
-    this.decisionWaitMs = (deps.decisionWaitSeconds ?? DEFAULT_DECISION_WAIT_SECONDS) * 1000;
-    this.processingHoldSeconds = deps.paymentProcessingHoldSeconds ?? DEFAULT_PAYMENT_PROCESSING_HOLD_SECONDS;
+    this.decisionWaitMs = (deps.decisionWaitSeconds ?? DEFAULTS.orderDecisionWaitSeconds) * 1000;
+    this.processingHoldSeconds = deps.paymentProcessingHoldSeconds ?? DEFAULTS.paymentProcessingHoldSeconds;
   }
 
   async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
@@ -202,7 +201,7 @@ export class CheckoutService {
       const recorded = await this.findOrder(orderId);
       // A replay of a decided order is answered from the record, without Temporal: this also holds
       // once the order's workflow history is gone, when starting the workflow again would be wrong.
-      if (recorded.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
+      if (recorded.order.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
       assertSameRequest(recorded, requestHash);
       pendingRecord = recorded;
     }
@@ -262,7 +261,7 @@ export class CheckoutService {
     } catch (error) {
       // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
-      return { outcome: 'PENDING', order: toOrderResponse(pendingRecord) };
+      return { outcome: 'PENDING', order: pendingRecord.order };
     }
   }
 
@@ -289,9 +288,10 @@ export class CheckoutService {
       ), priced AS (
         SELECT q.sku, q.quantity, p.price_cents FROM requested q JOIN products p ON p.sku = q.sku
       ), inserted AS (
-        INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, idempotency_key, request_hash)
+        INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, currency, idempotency_key, request_hash)
         SELECT ${orderId}::uuid, ${body.customerId}, 'PENDING', (SELECT COALESCE(SUM(quantity::bigint * price_cents), 0) FROM priced),
-               ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz, ${idempotencyKey}, ${requestHash}
+               ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz, ${this.deps.checkoutCurrency},
+               ${idempotencyKey}, ${requestHash}
          WHERE (SELECT count(*) FROM priced) = (SELECT count(*) FROM requested)
         ON CONFLICT DO NOTHING
         RETURNING id
@@ -306,25 +306,18 @@ export class CheckoutService {
     if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
     if (!row?.inserted) return undefined;
     const items = body.items
-      .map(({ sku, quantity }) => ({ orderId, sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }))
-      .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
-    return {
-      id: orderId,
+      .map(({ sku, quantity }) => ({ sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }))
+      .sort((x, y) => Buffer.compare(Buffer.from(x.sku), Buffer.from(y.sku)));
+    const order: OrderResponse = {
+      orderId,
       customerId: body.customerId,
       status: 'PENDING',
-      totalCents: items.reduce((sum, i) => sum + BigInt(i.quantity) * BigInt(i.unitPriceCents), 0n),
-      createdAt,
-      expiresAt,
-      paidAt: null,
-      closedAt: null,
-      paymentId: null,
-      rejection: null,
-      idempotencyKey,
-      requestHash,
-      paymentPendingUntil: null,
-      deadlineMovable: false,
       items,
+      totalCents: items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0),
+      createdAt: createdAt.toISOString(),
+      expiresAt: expiresAt.toISOString(),
     };
+    return { order, requestHash, rejection: null };
   }
 
   /** Takes back a PENDING row whose workflow could not be started (never one the hold claimed). */
@@ -338,7 +331,7 @@ export class CheckoutService {
   }
 
   async getOrder(orderId: string): Promise<OrderResponse> {
-    return toOrderResponse(await this.findOrder(orderId));
+    return (await this.findOrder(orderId)).order;
   }
 
   /**
@@ -384,7 +377,7 @@ export class CheckoutService {
     const lock = succeeded ? Prisma.sql`FOR SHARE` : Prisma.sql`FOR UPDATE`;
     return this.deps.prisma.$transaction(async (tx) => {
       const [order] = await tx.$queryRaw<{ holdable: boolean; pending_until: Date | null }[]>`
-        SELECT (status = 'AWAITING_PAYMENT' AND deadline_movable AND GREATEST(expires_at, payment_pending_until) > now()) AS holdable,
+        SELECT (status = 'AWAITING_PAYMENT' AND deadline_movable AND NOT order_is_due(orders)) AS holdable,
                payment_pending_until AS pending_until
           FROM orders WHERE id = ${orderId}::uuid ${lock}`;
       if (!order) throw orderNotFound(orderId);
@@ -411,9 +404,7 @@ export class CheckoutService {
              WHERE payment_id = ${paymentId} AND succeeded_at IS NULL AND (held_until IS NULL OR failed_at IS NOT NULL)
             RETURNING held_until`;
           if (held) {
-            await tx.$executeRaw`
-              UPDATE orders SET payment_pending_until = GREATEST(payment_pending_until, ${held.held_until})
-               WHERE id = ${orderId}::uuid`;
+            await tx.$executeRaw`SELECT hold_for_processing(${orderId}::uuid, ${held.held_until})`;
           }
           return { claimedBy, endedHold: false };
         }
@@ -459,10 +450,10 @@ export class CheckoutService {
     if (idempotencyKey !== undefined) {
       const earlier = await this.deps.prisma.orderExtension.findUnique({ where: { orderId_extensionId: { orderId, extensionId } } });
       if (earlier && earlier.seconds !== seconds) throw keyReused();
-      if (earlier) return { outcome: earlier.outcome, order: toOrderResponse(record) };
+      if (earlier) return { outcome: earlier.outcome, order: record.order };
     }
-    const refusal = closedOrderRefusal(record.status);
-    if (refusal) return { outcome: refusal, order: toOrderResponse(record) };
+    const refusal = closedOrderRefusal(record.order.status);
+    if (refusal) return { outcome: refusal, order: record.order };
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     const request = { extensionId, seconds };
     let waited: Waited<ExtensionOutcome>;
@@ -508,8 +499,15 @@ export class CheckoutService {
       });
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
+      // The order's workflow is closed: usually it closed in the very task that took this signal,
+      // because this payment decided the order. Then the decision is in PostgreSQL already; only a
+      // payment still undecided there (its workflow terminated, or closed before the signal) needs
+      // a late-payment workflow.
+      const recorded = await this.recordedPaymentDecision(orderId, payment.paymentId);
       const late = { paymentId: payment.paymentId, amountCents: payment.amountCents };
-      waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => this.decideLatePayment(orderId, late));
+      waited = recorded
+        ? { decided: true, value: recorded }
+        : await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => this.decideLatePayment(orderId, late));
     }
     const order = await this.getOrder(orderId);
     // Received, not decided in time: the workflow decides it; a redelivery gets the decision.
@@ -557,14 +555,28 @@ export class CheckoutService {
     });
   }
 
+  /** A payment's decision as its order's workflow recorded it: applied, or refused and refunded. */
+  private async recordedPaymentDecision(orderId: string, paymentId: string): Promise<PaymentDecisionOfClosedOrder | undefined> {
+    const recorded = await this.deps.prisma.payment.findUnique({
+      where: { orderId_paymentId: { orderId, paymentId } },
+      select: { outcome: true, refund: { select: { status: true } } },
+    });
+    if (recorded?.outcome === 'APPLIED') return { paymentId, outcome: 'APPLIED' };
+    if (!recorded?.refund) return undefined;
+    return { paymentId, outcome: recorded.outcome, refund: { paymentId, status: recorded.refund.status } };
+  }
+
   private async findOrder(orderId: string): Promise<OrderRecord> {
     const order = isOrderId(orderId) ? await this.findOrderRecord(orderId) : null;
     if (!order) throw orderNotFound(orderId);
     return order;
   }
 
-  private findOrderRecord(orderId: string): Promise<OrderRecord | null> {
-    return this.deps.prisma.order.findUnique({ where: { id: orderId }, include: { items: { orderBy: { sku: 'asc' } } } });
+  /** The order as order_document shows it (the one definition that events use too), with what placement checks. */
+  private async findOrderRecord(orderId: string): Promise<OrderRecord | null> {
+    const [row] = await this.deps.prisma.$queryRaw<{ order: OrderResponse; request_hash: string | null; rejection: Shortage[] | null }[]>`
+      SELECT order_document(id) AS order, request_hash, rejection FROM orders WHERE id = ${orderId}::uuid`;
+    return row ? { order: row.order, requestHash: row.request_hash, rejection: row.rejection } : null;
   }
 
 
@@ -575,27 +587,24 @@ export function orderNotFound(orderId: string): ApiError {
 }
 
 function cancelOutcome(status: OrderResponse['status']): CancelledOrder['outcome'] {
-  switch (status) {
-    case 'PAID':
-      return 'ORDER_ALREADY_PAID';
-    case 'EXPIRED':
-      return 'ORDER_EXPIRED';
-    case 'REJECTED':
-      return 'ORDER_REJECTED';
-    case 'CANCELLED':
-      return 'CANCELLED';
-    default:
-      return 'PENDING';
-  }
+  if (status === 'CANCELLED') return 'CANCELLED';
+  const refusal = closedOrderRefusal(status);
+  return refusal === undefined || refusal === 'ORDER_CANCELLED' ? 'PENDING' : refusal;
 }
 
-type OrderRecord = Order & { items: OrderItem[] };
+/** An order as the API answers it, with what a repeated placement is checked against. */
+interface OrderRecord {
+  order: OrderResponse;
+  requestHash: string | null;
+  rejection: Shortage[] | null;
+}
 
-function placedFromRecord(order: OrderRecord, requestHash: string | undefined): PlacedOrder {
-  assertSameRequest(order, requestHash);
-  if (order.status === 'PENDING') return { outcome: 'PENDING', order: toOrderResponse(order) };
-  if (order.status !== 'REJECTED') return { outcome: 'HELD', order: toOrderResponse(order) };
-  return { outcome: 'REJECTED', order: toOrderResponse(order), shortages: (order.rejection ?? []) as unknown as Shortage[] };
+function placedFromRecord(record: OrderRecord, requestHash: string | undefined): PlacedOrder {
+  assertSameRequest(record, requestHash);
+  const { order } = record;
+  if (order.status === 'PENDING') return { outcome: 'PENDING', order };
+  if (order.status !== 'REJECTED') return { outcome: 'HELD', order };
+  return { outcome: 'REJECTED', order, shortages: record.rejection ?? [] };
 }
 
 function placedFromView(view: OrderView): PlacedOrder {
@@ -655,32 +664,10 @@ export function orderIdFor(customerId: string, idempotencyKey: string): string {
 export function hashRequest(body: CreateOrderBody): string {
   const canonical = {
     customerId: body.customerId,
-    items: [...body.items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)).map((i) => [i.sku, i.quantity]),
+    items: [...body.items].sort((a, b) => Buffer.compare(Buffer.from(a.sku), Buffer.from(b.sku))).map((i) => [i.sku, i.quantity]),
     paymentTimeoutSeconds: body.paymentTimeoutSeconds ?? null,
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
-}
-
-export function toOrderResponse(order: OrderRecord): OrderResponse {
-  return {
-    orderId: order.id,
-    customerId: order.customerId,
-    status: order.status,
-    items: order.items.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPriceCents })),
-    // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
-    totalCents: Number(order.totalCents),
-    createdAt: order.createdAt.toISOString(),
-    expiresAt: order.expiresAt.toISOString(),
-    ...(order.paidAt && { paidAt: order.paidAt.toISOString() }),
-    ...(order.closedAt && { closedAt: order.closedAt.toISOString() }),
-    ...(order.paymentId && { paymentId: order.paymentId }),
-    ...(isPaymentPending(order) && { paymentPending: true as const }),
-  };
-}
-
-/** A payment.processing delivery holds the order's stock now (past expiresAt, or until it). */
-function isPaymentPending(order: OrderRecord): boolean {
-  return order.status === 'AWAITING_PAYMENT' && order.paymentPendingUntil !== null && order.paymentPendingUntil.getTime() > Date.now();
 }
 
 export function toProductResponse(product: Product): ProductResponse {

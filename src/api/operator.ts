@@ -24,6 +24,8 @@ export interface OperatorDependencies {
   prisma: PrismaClient;
   temporal: Client;
   taskQueue: string;
+  /** RECLAIM_BOUND_SECONDS: the inventory check flags holds kept longer than this past their deadline. */
+  reclaimBoundSeconds?: number;
 }
 
 export class OperatorService {
@@ -60,6 +62,6 @@ export class OperatorService {
   }
 
   checkInventory(): Promise<InventoryReport> {
-    return checkInventory(this.deps.prisma);
+    return checkInventory(this.deps.prisma, this.deps.reclaimBoundSeconds);
   }
 }

@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     checkoutCurrency: config.checkoutCurrency,
     decisionWaitSeconds: config.orderDecisionWaitSeconds,
     paymentProcessingHoldSeconds: config.paymentProcessingHoldSeconds,
+    reclaimBoundSeconds: config.reclaim.boundSeconds,
   });
   const app = createApp({
     ...services,
