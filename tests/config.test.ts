@@ -2,7 +2,8 @@
  * Environment → Config → connection and worker options, as pure functions: the settings a
  * hosted Temporal namespace (Cloud or a TLS cluster) and a production deploy need.
  */
-import { ConfigError, loadConfig, loadDatabaseConfig, workflowCacheSizeFor, type Env } from '../src/config';
+import { ACTIVITY_ATTEMPT_MS, CONNECTION_WAIT_MS, LOCK_TIMEOUT_MS, TRANSACTION_TIMEOUT_MS } from '../activities/timeouts';
+import { ConfigError, DEFAULTS, loadConfig, loadDatabaseConfig, workflowCacheSizeFor, type Env } from '../src/config';
 import { temporalConnectionOptions } from '../src/temporal';
 import { workerTuningOptions } from '../src/worker';
 
@@ -41,6 +42,13 @@ describe('local defaults', () => {
     expect(config.temporal).toEqual({ address: 'localhost:7233', namespace: 'default', taskQueue: 'checkout' });
     expect(temporalConnectionOptions(config.temporal, noFiles)).toEqual({ address: 'localhost:7233' });
     expect(config.orderDecisionWaitSeconds).toBe(10);
+  });
+
+  test('the timeouts nest: lock wait < transaction < activity attempt < the default decision wait', () => {
+    expect(LOCK_TIMEOUT_MS).toBeLessThan(TRANSACTION_TIMEOUT_MS);
+    expect(CONNECTION_WAIT_MS + TRANSACTION_TIMEOUT_MS).toBeLessThan(ACTIVITY_ATTEMPT_MS);
+    expect(ACTIVITY_ATTEMPT_MS).toBeLessThan(DEFAULTS.orderDecisionWaitSeconds * 1000);
+    expect(load({}).orderDecisionWaitSeconds).toBe(DEFAULTS.orderDecisionWaitSeconds);
   });
 
   test('ORDER_DECISION_WAIT_SECONDS is read in whole seconds, 1 to 60', () => {
@@ -320,7 +328,7 @@ describe('worker tuning', () => {
 
 describe('reclaim', () => {
   test('defaults: on, every 200 ms, 500 orders a batch', () => {
-    expect(load({}).reclaim).toEqual({ enabled: true, intervalMs: 200, batchSize: 500 });
+    expect(load({}).reclaim).toEqual({ enabled: true, intervalMs: 200, batchSize: 500, boundSeconds: 10 });
   });
 
   test('read from the environment, within bounds that keep stock back within a second', () => {
@@ -328,6 +336,7 @@ describe('reclaim', () => {
       enabled: false,
       intervalMs: 50,
       batchSize: 2000,
+      boundSeconds: 10,
     });
     expect(() => load({ RECLAIM_INTERVAL_MS: '1000' })).toThrow(/RECLAIM_INTERVAL_MS/);
     expect(() => load({ RECLAIM_BATCH_SIZE: '0' })).toThrow(/RECLAIM_BATCH_SIZE/);

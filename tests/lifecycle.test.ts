@@ -106,7 +106,14 @@ describe('paid', () => {
 
   test('a payment that arrives while the order is still PENDING waits for the price and then pays it', async () => {
     const sku = await newProduct(3, 400);
-    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'early-payer', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 900 };
+    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'early-payer', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 900, currency: 'eur' };
+    // As the API does: the order's PENDING row, then the verified delivery's receipt, then the signal.
+    await stack.db.prisma.$executeRaw`
+      INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, currency)
+      VALUES (${input.orderId}::uuid, 'early-payer', 'PENDING', 1200, now(), now() + interval '15 minutes', 'eur')`;
+    await stack.db.prisma.$executeRaw`
+      INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+      VALUES ('pay-early', ${input.orderId}::uuid, 1200, 'eur', now())`;
 
     // The signal is in the history before the reservation has even been scheduled.
     const handle = await startWithSignal(input, { paymentId: 'pay-early', amountCents: 1200 });
@@ -288,7 +295,7 @@ describe('cancelled', () => {
 
   test('a cancelOrder that arrives while the order is PENDING cancels it as soon as its stock is held', async () => {
     const sku = await newProduct(2);
-    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'quick-cancel', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 900 };
+    const input: OrderWorkflowInput = { orderId: randomUUID(), customerId: 'quick-cancel', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 900, currency: 'eur' };
 
     const handle = await startWithSignal(input);
 

@@ -4,6 +4,7 @@
  * the Standard Webhooks scheme (verified by the `standardwebhooks` library on the receiving
  * side), at least once, in order per order, with the same webhook-id on every retry.
  */
+import { DEFAULTS } from '../src/config';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { createActivities } from '../activities';
@@ -175,7 +176,7 @@ test('a receiver answering 500 gets the same event again, with the same webhook-
 
 test('a change that rolls back writes no event, and an event that cannot be written rolls its change back', async () => {
   const { prisma } = stack.db;
-  const activities = createActivities({ prisma, payments: createLocalPaymentProvider(), eventEndpoints: [receiver.url] });
+  const activities = createActivities({ prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds, eventEndpoints: [receiver.url] });
   const before = await stockOf(prisma, SKU);
 
   // The hold takes EVT-1, then meets an unknown sku: the whole transaction rolls back.
@@ -187,6 +188,7 @@ test('a change that rolls back writes no event, and an event that cannot be writ
       items: [{ sku: SKU, quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }],
       createdAt: new Date().toISOString(),
       expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      currency: 'eur',
     }),
   ).rejects.toThrow('unknown sku');
   expect(await prisma.order.findUnique({ where: { id: failedHold } })).toBeNull();
@@ -201,7 +203,11 @@ test('a change that rolls back writes no event, and an event that cannot be writ
     items: [{ sku: SKU, quantity: 1 }],
     createdAt: new Date().toISOString(),
     expiresAt: new Date(Date.now() + 600_000).toISOString(),
+    currency: 'eur',
   });
+  await prisma.$executeRaw`
+    INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+    VALUES (${`pay-${orderId}`}, ${orderId}::uuid, ${PRICE}, 'eur', now())`;
   await prisma.$executeRawUnsafe(`
     CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'event refused for the test'; END $$`);
@@ -209,7 +215,7 @@ test('a change that rolls back writes no event, and an event that cannot be writ
     CREATE TRIGGER refuse_paid BEFORE INSERT ON order_events FOR EACH ROW
     WHEN (NEW.order_id = '${orderId}' AND NEW.type = 'order.paid') EXECUTE FUNCTION refuse_event()`);
   try {
-    await expect(activities.commitStock({ orderId, paymentId: `pay-${orderId}`, amountCents: PRICE })).rejects.toThrow('event refused');
+    await expect(activities.commitStock({ orderId, paymentId: `pay-${orderId}` })).rejects.toThrow('event refused');
     expect((await prisma.order.findUniqueOrThrow({ where: { id: orderId } })).status).toBe('AWAITING_PAYMENT');
     expect(await prisma.stockMovement.count({ where: { orderId, kind: 'COMMIT' } })).toBe(0);
     expect(await prisma.payment.count({ where: { orderId } })).toBe(0);
@@ -218,7 +224,7 @@ test('a change that rolls back writes no event, and an event that cannot be writ
     await prisma.$executeRawUnsafe('DROP FUNCTION refuse_event()');
   }
   // Once it can be written, the retry commits the payment and its one event together.
-  expect(await activities.commitStock({ orderId, paymentId: `pay-${orderId}`, amountCents: PRICE })).toMatchObject({ status: 'PAID' });
+  expect(await activities.commitStock({ orderId, paymentId: `pay-${orderId}` })).toMatchObject({ payment: 'APPLIED', order: { status: 'PAID' } });
   await expectExactly(orderId, ['order.placed', 'order.paid']);
 });
 

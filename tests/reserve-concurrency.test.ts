@@ -1,4 +1,5 @@
 /** The reservation activity against real PostgreSQL under real concurrency. */
+import { DEFAULTS } from '../src/config';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { type ApplicationFailure } from '@temporalio/common';
@@ -18,7 +19,7 @@ afterAll(async () => {
 });
 
 function reserve(items: { sku: string; quantity: number }[]) {
-  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
+  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds });
   const now = new Date();
   return new MockActivityEnvironment().run(activities.reserveStock, {
     orderId: randomUUID(),
@@ -26,6 +27,7 @@ function reserve(items: { sku: string; quantity: number }[]) {
     items,
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + 60_000).toISOString(),
+    currency: 'eur',
   });
 }
 
@@ -72,13 +74,14 @@ test('concurrent multi-item orders in opposite sku order hold all items or none,
 
 test('a retried reservation finds its own earlier work and holds nothing twice', async () => {
   await addProduct(db.prisma, 'RETRY-1', 5);
-  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
+  const activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds });
   const input = {
     orderId: randomUUID(),
     customerId: 'retrier',
     items: [{ sku: 'RETRY-1', quantity: 2 }],
     createdAt: new Date().toISOString(),
     expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    currency: 'eur',
   };
 
   const first = await new MockActivityEnvironment().run(activities.reserveStock, input);

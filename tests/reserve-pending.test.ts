@@ -3,6 +3,7 @@
  * that row on (to AWAITING_PAYMENT with the held prices, or to REJECTED) in its own transaction,
  * however many attempts run at once or late, and holds each unit once.
  */
+import { DEFAULTS } from '../src/config';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
@@ -16,7 +17,7 @@ let activities: ReturnType<typeof createActivities>;
 
 beforeAll(async () => {
   db = await createTestDatabase(40);
-  activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider() });
+  activities = createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds });
 });
 
 afterAll(async () => {
@@ -41,6 +42,7 @@ async function recordPending(lines: Lines): Promise<string> {
       totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
       createdAt,
       expiresAt: new Date(createdAt.getTime() + 60_000),
+      currency: 'eur',
       idempotencyKey: orderId,
       requestHash: 'hash',
       items: { create: lines },
@@ -57,6 +59,7 @@ function reserveAttempts(orderId: string, lines: Lines, times = 6) {
     items: lines.map(({ sku, quantity }) => ({ sku, quantity })),
     createdAt: createdAt.toISOString(),
     expiresAt: new Date(createdAt.getTime() + 60_000).toISOString(),
+    currency: 'eur',
     idempotencyKey: orderId,
     requestHash: 'hash',
   };

@@ -20,9 +20,14 @@ function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   return withDatabase(ADMIN_URL, fn);
 }
 
-export async function createTestDatabase(poolSize = 20): Promise<TestDatabase> {
+/** `icuLocale`: create the database with that ICU collation (e.g. 'en-US') instead of the cluster's default. */
+export async function createTestDatabase(poolSize = 20, options: { icuLocale?: string } = {}): Promise<TestDatabase> {
   const name = `checkout_test_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE "${name}"`));
+  const { icuLocale } = options;
+  // Interpolated into DDL (no parameters there): only a plain locale name gets through.
+  if (icuLocale !== undefined && !/^[A-Za-z0-9_-]+$/.test(icuLocale)) throw new Error(`invalid ICU locale ${JSON.stringify(icuLocale)}`);
+  const collation = icuLocale === undefined ? '' : ` LOCALE_PROVIDER icu ICU_LOCALE '${icuLocale}' TEMPLATE template0`;
+  await admin((c) => c.query(`CREATE DATABASE "${name}"${collation}`));
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   await applyMigrations(url.toString());

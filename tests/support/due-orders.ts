@@ -16,8 +16,8 @@ export async function holdOrders(
   const customerId = options.customerId ?? 'held-in-bulk';
   const rows = await prisma.$queryRaw<{ id: string }[]>`
     WITH o AS (
-      INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at)
-      SELECT gen_random_uuid(), ${customerId}, 'AWAITING_PAYMENT', ${2 * DUE_ORDER_PRICE_CENTS}, now(), ${expiresAt}
+      INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, currency, deadline_movable)
+      SELECT gen_random_uuid(), ${customerId}, 'AWAITING_PAYMENT', ${2 * DUE_ORDER_PRICE_CENTS}, now(), ${expiresAt}, 'eur', true
         FROM generate_series(1, ${count})
       RETURNING id
     ), numbered AS (

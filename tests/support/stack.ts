@@ -105,7 +105,7 @@ export interface RunningWorker {
 }
 
 /** The reclaim as a worker runs it by default (config defaults); tests may switch it off. */
-export const TEST_RECLAIM: ReclaimConfig = { enabled: true, intervalMs: 200, batchSize: 500 };
+export const TEST_RECLAIM: ReclaimConfig = { enabled: true, intervalMs: 200, batchSize: 500, boundSeconds: 10 };
 
 export async function startWorker(
   env: TestWorkflowEnvironment,
