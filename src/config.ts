@@ -57,6 +57,8 @@ const EnvSchema = DatabaseEnvSchema.extend({
   TEMPORAL_TLS_KEY: optionalString,
   TEMPORAL_TLS_CA: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
+  // Production's only exemption from Temporal credentials: the operator vouches that no one else can reach it.
+  TEMPORAL_NETWORK_PRIVATE: z.enum(['true', 'false']).default('false'),
   PAYMENT_TIMEOUT_SECONDS: intFromEnv(1, 86_400).default(DEFAULTS.paymentTimeoutSeconds),
   ORDER_DECISION_WAIT_SECONDS: intFromEnv(1, 60).default(DEFAULTS.orderDecisionWaitSeconds),
   // How long a payment.processing delivery keeps an order's stock past its deadline (at most).
@@ -196,7 +198,7 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     logLevel: e.LOG_LEVEL,
     port: e.PORT,
     ...databaseConfig(e),
-    temporal: temporalConfig(e),
+    temporal: temporalConfig(e, production),
     paymentTimeoutSeconds: e.PAYMENT_TIMEOUT_SECONDS,
     orderDecisionWaitSeconds: e.ORDER_DECISION_WAIT_SECONDS,
     paymentProcessingHoldSeconds: e.PAYMENT_PROCESSING_HOLD_SECONDS,
@@ -300,7 +302,7 @@ export function webhookSecrets(value: string, name = 'PAYMENT_WEBHOOK_SECRET'): 
 
 type ParsedEnv = z.infer<typeof EnvSchema>;
 
-function temporalConfig(e: ParsedEnv): TemporalConfig {
+function temporalConfig(e: ParsedEnv, production: boolean): TemporalConfig {
   const clientCert = pemSource('TEMPORAL_TLS_CERT', e.TEMPORAL_TLS_CERT_PATH, e.TEMPORAL_TLS_CERT);
   const clientKey = pemSource('TEMPORAL_TLS_KEY', e.TEMPORAL_TLS_KEY_PATH, e.TEMPORAL_TLS_KEY);
   const serverRootCa = pemSource('TEMPORAL_TLS_CA', e.TEMPORAL_TLS_CA_PATH, e.TEMPORAL_TLS_CA);
@@ -320,6 +322,14 @@ function temporalConfig(e: ParsedEnv): TemporalConfig {
   if (isTemporalCloud(e.TEMPORAL_ADDRESS) && e.TEMPORAL_API_KEY === undefined && clientCert === undefined) {
     throw new ConfigError(
       `${e.TEMPORAL_ADDRESS} is Temporal Cloud: set TEMPORAL_API_KEY or a client certificate (TEMPORAL_TLS_CERT/KEY)`,
+    );
+  }
+  // Whoever reaches a frontend without credentials can signal, reset or terminate any order.
+  const authenticated = e.TEMPORAL_API_KEY !== undefined || clientCert !== undefined;
+  if (production && !authenticated && !isLocalAddress(e.TEMPORAL_ADDRESS) && e.TEMPORAL_NETWORK_PRIVATE !== 'true') {
+    throw new ConfigError(
+      `TEMPORAL_ADDRESS ${e.TEMPORAL_ADDRESS} is not local: with NODE_ENV=production set TEMPORAL_API_KEY or a client certificate ` +
+        '(TEMPORAL_TLS_CERT/KEY), or TEMPORAL_NETWORK_PRIVATE=true if no one outside this deployment can reach that network',
     );
   }
   const tls = e.TEMPORAL_TLS === 'true' || needsTls ? tlsSettings : undefined;
@@ -344,6 +354,16 @@ function pemSource(name: string, path: string | undefined, inline: string | unde
     throw new ConfigError(`${name} must hold PEM text (-----BEGIN ...); use ${name}_PATH for a file`);
   }
   return { pem };
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** `host:port`, `[v6]:port` or a bare host: true when the host is this machine's loopback. */
+function isLocalAddress(address: string): boolean {
+  const bracketed = /^\[([^\]]+)\](:\d+)?$/.exec(address);
+  // More than one colon without brackets is a bare IPv6 address, not host:port.
+  const host = bracketed?.[1] ?? (address.split(':').length === 2 ? address.replace(/:\d*$/, '') : address);
+  return LOOPBACK_HOSTS.has(host.toLowerCase());
 }
 
 function isTemporalCloud(address: string): boolean {

@@ -29,13 +29,17 @@ const APP_SERVICES = ['migrate', 'seed', 'api', 'worker'];
 /** Node's own variables the image and compose may set besides the app's config. */
 const NODE_RUNTIME_ENV = ['NODE_OPTIONS'];
 
+/** Short syntax `[host_ip:][published:]target[/protocol]`, or the long form. */
+type PortSpec = string | { target: number; published?: number | string; host_ip?: string };
+
 interface Service {
   image?: string;
   build?: unknown;
   command?: string[];
   entrypoint?: string[];
   environment?: Record<string, string | number>;
-  ports?: (string | { target: number; published?: number | string })[];
+  ports?: PortSpec[];
+  network_mode?: string;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   volumes?: (string | { type: string; source: string; target: string })[];
@@ -81,7 +85,39 @@ function envOf(name: string): Record<string, string> {
 }
 
 function containerPorts(name: string): number[] {
-  return (service(name).ports ?? []).map((p) => (typeof p === 'string' ? Number(p.split(':').pop()) : p.target));
+  return (service(name).ports ?? []).map((p) => bindingOf(p).target);
+}
+
+/** A port published on the host; hostIp '' is every interface, as Docker binds it by default. */
+interface Published {
+  service: string;
+  hostIp: string;
+  published: string;
+  target: number;
+}
+
+const EVERY_INTERFACE = ['', '0.0.0.0', '::'];
+
+function publishedPorts(resolved: Record<string, Service> = services): Published[] {
+  return Object.entries(resolved).flatMap(([name, s]) => (s.ports ?? []).map((port) => ({ service: name, ...bindingOf(port) })));
+}
+
+function bindingOf(port: PortSpec): Omit<Published, 'service'> {
+  if (typeof port !== 'string') {
+    return { hostIp: port.host_ip ?? '', published: String(port.published ?? ''), target: port.target };
+  }
+  const parts = (port.split('/')[0] ?? '').split(':');
+  const target = Number(parts.pop());
+  const published = parts.pop() ?? '';
+  // An IPv6 host address comes in brackets and was split at its colons.
+  return { hostIp: parts.join(':').replace(/^\[(.*)\]$/, '$1'), published, target };
+}
+
+/** `service:target` → `hostIp:published`, `*` for every interface. */
+function bindings(ports: Published[]): Record<string, string> {
+  return Object.fromEntries(
+    ports.map((p) => [`${p.service}:${p.target}`, `${EVERY_INTERFACE.includes(p.hostIp) ? '*' : p.hostIp}:${p.published}`]),
+  );
 }
 
 function heapLimitMiB(nodeOptions: string | undefined): number {
@@ -171,6 +207,67 @@ describe('docker-compose.yml', () => {
 
     expect(containerPorts('api')).toEqual([api.port]);
     expect(service('api').healthcheck?.test.join(' ')).toContain(`127.0.0.1:${api.port}/healthz`);
+  });
+
+  test('bindingOf reads every form Docker Compose renders a port in', () => {
+    expect(['3000', '8080:3000', '127.0.0.1:8080:3000/tcp', '[::1]:8080:3000'].map(bindingOf)).toEqual([
+      { hostIp: '', published: '', target: 3000 },
+      { hostIp: '', published: '8080', target: 3000 },
+      { hostIp: '127.0.0.1', published: '8080', target: 3000 },
+      { hostIp: '::1', published: '8080', target: 3000 },
+    ]);
+    expect(bindingOf({ target: 3000, published: 8080 })).toEqual({ hostIp: '', published: '8080', target: 3000 });
+    expect(bindingOf({ target: 3000, published: '8080', host_ip: '127.0.0.1' })).toEqual({ hostIp: '127.0.0.1', published: '8080', target: 3000 });
+  });
+
+  test('only the API faces outside: every other published port binds to 127.0.0.1', () => {
+    const api = loadConfig(envOf('api'), { heapSizeLimitMiB: 384 });
+    const ports = publishedPorts();
+
+    expect(ports.filter((p) => EVERY_INTERFACE.includes(p.hostIp))).toEqual([
+      { service: 'api', hostIp: expect.any(String), published: '3000', target: api.port },
+    ]);
+    expect(ports.filter((p) => p.service !== 'api' && p.hostIp !== '127.0.0.1')).toEqual([]);
+    // The developer doors that remain: the frontend for the `temporal` CLI, and the Web UI.
+    expect(bindings(ports)).toEqual({ 'api:3000': '*:3000', 'temporal:7233': '127.0.0.1:7233', 'temporal-ui:8080': '127.0.0.1:8080' });
+    expect(Object.entries(services).filter(([, s]) => s.network_mode === 'host').map(([name]) => name)).toEqual([]);
+  });
+
+  test('a developer who moves a host port keeps it on 127.0.0.1', async () => {
+    const vars = { ...SECRETS, TEMPORAL_HOST_PORT: '17233', TEMPORAL_UI_HOST_PORT: '18080', API_HOST_PORT: '13000' };
+    const { stdout } = await composeRun(['config'], vars);
+    const moved = publishedPorts((parseYaml(stdout) as { services: Record<string, Service> }).services);
+
+    expect(bindings(moved)).toEqual({ 'api:3000': '*:13000', 'temporal:7233': '127.0.0.1:17233', 'temporal-ui:8080': '127.0.0.1:18080' });
+  });
+
+  test('PostgreSQL, the worker and the metrics endpoints of Temporal and the worker publish no port', () => {
+    const worker = loadConfig(envOf('worker'), { heapSizeLimitMiB: heapLimitMiB(envOf('worker').NODE_OPTIONS) });
+    const temporalMetricsPort = Number(/:(\d+)$/.exec(envOf('temporal').PROMETHEUS_ENDPOINT ?? '')?.[1]);
+    const published = publishedPorts();
+
+    expect(temporalMetricsPort).toBe(8000);
+    expect(worker.worker.metricsPort).toBe(9464);
+    expect(published.filter((p) => ['postgres', 'worker'].includes(p.service))).toEqual([]);
+    expect(published.filter((p) => [temporalMetricsPort, worker.worker.metricsPort, 5432].includes(p.target))).toEqual([]);
+  });
+
+  test('the Web UI is read-only (no Signal, Terminate, Reset, Start) unless an operator opts in', async () => {
+    expect(envOf('temporal-ui').TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('true');
+    const { stdout } = await composeRun(['config'], { ...SECRETS, TEMPORAL_UI_DISABLE_WRITE_ACTIONS: 'false' });
+    const ui = (parseYaml(stdout) as { services: Record<string, Service> }).services['temporal-ui'];
+    expect(ui?.environment?.TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('false');
+  });
+
+  test('api and worker reach Temporal without credentials only because the compose network is declared private', () => {
+    for (const name of ['api', 'worker']) {
+      const { TEMPORAL_NETWORK_PRIVATE: declared, ...undeclared } = envOf(name);
+      const runtime = { heapSizeLimitMiB: heapLimitMiB(envOf(name).NODE_OPTIONS) };
+
+      expect({ service: name, declared }).toEqual({ service: name, declared: 'true' });
+      expect(loadConfig(envOf(name), runtime).temporal.tls).toBeUndefined();
+      expect(() => loadConfig(undeclared, runtime)).toThrow(/TEMPORAL_ADDRESS temporal:7233 is not local/);
+    }
   });
 
   test('the worker scales out: no fixed container name, no host port', () => {

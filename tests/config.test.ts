@@ -225,6 +225,60 @@ describe('production', () => {
   });
 });
 
+describe('production talks to a non-local Temporal only with credentials', () => {
+  test.each(['temporal:7233', '10.0.0.5:7233', 'temporal.example.com:7233', '[2001:db8::1]:7233', '127.0.0.2:7233'])(
+    'production against %s without an API key or client certificate refuses to start',
+    (address) => {
+      expect(() => load({ ...PRODUCTION, TEMPORAL_ADDRESS: address })).toThrow(
+        new ConfigError(
+          `TEMPORAL_ADDRESS ${address} is not local: with NODE_ENV=production set TEMPORAL_API_KEY or a client certificate ` +
+            '(TEMPORAL_TLS_CERT/KEY), or TEMPORAL_NETWORK_PRIVATE=true if no one outside this deployment can reach that network',
+        ),
+      );
+    },
+  );
+
+  test.each(['localhost:7233', 'LOCALHOST:7233', 'localhost', '127.0.0.1:7233', '[::1]:7233', '::1'])(
+    'production against this host (%s) needs no credentials',
+    (address) => {
+      expect(load({ ...PRODUCTION, TEMPORAL_ADDRESS: address }).temporal).toEqual({ address, namespace: 'default', taskQueue: 'checkout' });
+    },
+  );
+
+  test('an API key or a client certificate lets production use a remote Temporal', () => {
+    const remote = { ...PRODUCTION, TEMPORAL_ADDRESS: 'temporal.internal:7233' };
+
+    expect(load({ ...remote, TEMPORAL_API_KEY: 'key-123' }).temporal.apiKey).toBe('key-123');
+    expect(load({ ...remote, TEMPORAL_TLS_CERT: CERT, TEMPORAL_TLS_KEY: KEY }).temporal.tls?.clientCert).toEqual({ pem: CERT });
+  });
+
+  test('TLS that only verifies the server is not enough: it does not tell the frontend who is calling', () => {
+    const remote = { ...PRODUCTION, TEMPORAL_ADDRESS: 'temporal.internal:7233' };
+
+    expect(() => load({ ...remote, TEMPORAL_TLS: 'true' })).toThrow(/is not local/);
+    expect(() => load({ ...remote, TEMPORAL_TLS_CA: CA, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' })).toThrow(/is not local/);
+  });
+
+  test('TEMPORAL_NETWORK_PRIVATE=true is the explicit exemption: plain TCP to a compose service name', () => {
+    const config = load({ ...PRODUCTION, TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NETWORK_PRIVATE: 'true' });
+
+    expect(config.temporal).toEqual({ address: 'temporal:7233', namespace: 'default', taskQueue: 'checkout' });
+    expect(() => load({ ...PRODUCTION, TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NETWORK_PRIVATE: 'false' })).toThrow(/is not local/);
+    expect(() => load({ ...PRODUCTION, TEMPORAL_NETWORK_PRIVATE: 'yes' })).toThrow(/TEMPORAL_NETWORK_PRIVATE/);
+  });
+
+  test('no network is private to Temporal Cloud: it still needs an API key or a client certificate', () => {
+    expect(() =>
+      load({ ...PRODUCTION, TEMPORAL_ADDRESS: 'checkout-prod.a1b2c.tmprl.cloud:7233', TEMPORAL_NETWORK_PRIVATE: 'true' }),
+    ).toThrow(/Temporal Cloud/);
+  });
+
+  test('outside production a remote Temporal without credentials is allowed (tests, a shared dev cluster)', () => {
+    expect(load({ TEMPORAL_ADDRESS: 'temporal:7233' }).temporal.address).toBe('temporal:7233');
+    expect(load({ NODE_ENV: 'test', TEMPORAL_ADDRESS: '10.0.0.5:7233' }).temporal.address).toBe('10.0.0.5:7233');
+  });
+});
+
 describe('payment provider settings', () => {
   const secretOf = (text: string) => `whsec_${Buffer.from(text).toString('base64')}`;
 

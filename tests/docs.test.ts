@@ -50,6 +50,36 @@ describe('docs/api.md and /openapi.json', () => {
   });
 });
 
+describe('docs/security.md', () => {
+  const threatModel = readFileSync(path.join(ROOT, 'docs/security.md'), 'utf8');
+  /** Every `tests/x.test.ts` › "name" "name" … the table cites. */
+  const citations = [...threatModel.matchAll(/`(tests\/[\w/.-]+\.test\.ts)` › ((?:"[^"]+"(?:, | and |,? )?)+)/g)].flatMap((m) =>
+    [...(m[2] ?? '').matchAll(/"([^"]+)"/g)].map((name) => ({ file: m[1] ?? '', name: name[1] ?? '' })),
+  );
+
+  test('every test name it cites is a test in the file it names', () => {
+    const missing = citations.filter(({ file, name }) => {
+      const source = existsSync(path.join(ROOT, file)) ? readFileSync(path.join(ROOT, file), 'utf8') : '';
+      // Titles are string literals in the source: compare with their escaped apostrophes undone.
+      return !source.replace(/\\'/g, "'").includes(`'${name}'`);
+    });
+
+    expect(citations.length).toBeGreaterThanOrEqual(15);
+    expect(missing).toEqual([]);
+  });
+
+  test('has a row for each entry point, each row saying who, how, what an attacker could do, and the proof', () => {
+    const rows = threatModel.split('\n').filter((line) => line.startsWith('| **'));
+    const entryPoints = [
+      'Storefront API', 'Operator API', '/webhooks/payments', '/webhooks/stripe', 'Temporal frontend',
+      'Web UI', 'PostgreSQL', '/metrics', 'ORDER_EVENTS_URL', 'GET /admin/events',
+    ];
+
+    expect(entryPoints.filter((entryPoint) => !rows.some((row) => row.split(' | ')[0]?.includes(entryPoint)))).toEqual([]);
+    expect(rows.filter((row) => row.split(' | ').length !== 5)).toEqual([]);
+  });
+});
+
 describe('the repository stands on its own', () => {
   const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' })
     .split('\0')
