@@ -9,6 +9,7 @@ import { recordOrderEvent } from './order-events';
 import type { PaymentProvider } from './payment-provider';
 import { LOCK_TIMEOUT_MS, TRANSACTION_OPTIONS } from './timeouts';
 import {
+  DEFAULT_CHANNEL,
   FailureType,
   paymentOutcomeOf,
   type CommitAnswer,
@@ -52,7 +53,8 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds, ev
   const decide = (orderId: OrderId, proposal: Proposal) => decideOrder(prisma, orderId, proposal, maxPaymentWindowSeconds, eventEndpoints);
   return {
     /**
-     * Holds every item of the order or none, in one statement (hold_order): the products
+     * Holds every item of the order or none, in one statement (hold_order, in the order's
+     * channel: prisma/migrations/20261209000000_api_keys_and_channels): the products
      * locked in sku order so concurrent orders never deadlock. Out of stock is a business
      * outcome: the order is recorded as REJECTED and a non-retryable failure is raised.
      * The API records the order as PENDING before starting its workflow; this moves that row
@@ -62,7 +64,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds, ev
     async reserveStock(input: ReserveStockInput): Promise<ReservedOrder> {
       const items = JSON.stringify(input.items.map(({ sku, quantity }) => ({ sku, quantity })));
       const [row] = await prisma.$queryRaw<{ answer: HoldAnswer }[]>`
-        SELECT hold_order(${input.orderId}::uuid, ${input.customerId}, ${items}::jsonb,
+        SELECT hold_order_in_channel(${input.channel ?? DEFAULT_CHANNEL}, ${input.orderId}::uuid, ${input.customerId}, ${items}::jsonb,
                           ${input.createdAt}::timestamptz, ${input.expiresAt}::timestamptz, ${input.currency},
                           ${input.idempotencyKey ?? null}, ${input.requestHash ?? null}, ${LOCK_TIMEOUT_MS}::int,
                           ${[...eventEndpoints]}::text[]) AS answer`;

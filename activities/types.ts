@@ -25,8 +25,16 @@ export interface Shortage {
   available: number;
 }
 
+/**
+ * The channel of orders placed before channels existed and of the bootstrap storefront key
+ * (STOREFRONT_KEY); the migration that added channels gives old rows the same name.
+ */
+export const DEFAULT_CHANNEL = 'default';
+
 export interface ReserveStockInput {
   orderId: OrderId;
+  /** The channel of the key that placed it; absent in histories from before channels (the default one). */
+  channel?: string;
   customerId: string;
   items: RequestedItem[];
   /** Decided by the workflow, so its view and the database agree. */

@@ -43,6 +43,8 @@ export const FINAL_STATUSES: readonly OrderStatus[] = ['PAID', 'EXPIRED', 'CANCE
 
 export interface OrderWorkflowInput {
   orderId: OrderId;
+  /** The channel of the storefront key that placed it; absent in histories from before channels. */
+  channel?: string;
   customerId: string;
   items: RequestedItem[];
   paymentTimeoutSeconds: number;

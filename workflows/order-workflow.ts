@@ -233,6 +233,7 @@ class OrderProcess {
     try {
       const reserved = await reserveStock({
         orderId: this.input.orderId,
+        ...(this.input.channel !== undefined && { channel: this.input.channel }),
         customerId: this.input.customerId,
         items: this.input.items,
         createdAt: this.view.createdAt,
