@@ -8,6 +8,9 @@ import { z } from 'zod';
 /** `whsec_` + base64 of "checkout-dev-webhook-secret!": for local runs and `npm run pay` only. */
 const DEV_WEBHOOK_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ==';
 const DEV_ADMIN_TOKEN = 'dev-admin-token';
+const DEV_STOREFRONT_KEY = 'dev-storefront-key';
+/** Keys order ids derived from an Idempotency-Key in local runs only. */
+const DEV_ORDER_ID_SECRET = 'checkout-dev-order-id-secret';
 /** `whsec_` + base64 of "checkout-dev-order-events-secret": signs order events in local runs only. */
 const DEV_ORDER_EVENTS_SECRET = 'whsec_Y2hlY2tvdXQtZGV2LW9yZGVyLWV2ZW50cy1zZWNyZXQ=';
 const DEV_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/checkout';
@@ -25,7 +28,17 @@ export const DEFAULTS = {
   workerShutdownGraceSeconds: 20,
   /** The inventory check flags a hold still held this long past its effective deadline. */
   reclaimBoundSeconds: 10,
+  /**
+   * How long an API replica trusts what it looked up about a key (valid, revoked or unknown):
+   * under the contract's 5 s for a revocation to reach every replica, with room for the lookup.
+   */
+  apiKeyCacheSeconds: 4,
+  /** How often an API replica writes the lastUsedAt of the keys it saw (one UPDATE for all). */
+  apiKeyLastUsedFlushSeconds: 30,
 } as const;
+
+/** Production's shortest bootstrap key or order id secret: anything shorter can be guessed. */
+export const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 const DURATION = /^(\d+)(s|m|h|d)$/;
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -69,6 +82,9 @@ const EnvSchema = DatabaseEnvSchema.extend({
   STRIPE_WEBHOOK_SECRET: optionalString,
   CHECKOUT_CURRENCY: optionalString.pipe(z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO 4217 code, e.g. eur').optional()),
   ADMIN_TOKEN: optionalString,
+  // A bootstrap storefront key of channel `default`; unset in production: only keys from the database.
+  STOREFRONT_KEY: optionalString,
+  ORDER_ID_SECRET: optionalString,
   WORKER_MAX_CONCURRENT_ACTIVITIES: intFromEnv(1, 10_000).default(40),
   // The SDK refuses fewer than 2 workflow task slots while the cache is on.
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: intFromEnv(2, 10_000).default(40),
@@ -171,7 +187,12 @@ export interface Config extends DatabaseConfig {
   stripeWebhookSecret?: string;
   /** Lowercase ISO 4217: every order is priced and paid in it. */
   checkoutCurrency: string;
+  /** The bootstrap operator key. */
   adminToken: string;
+  /** The bootstrap storefront key (channel `default`); undefined: none. */
+  storefrontKey?: string;
+  /** Keys the order ids derived from (channel, customer, Idempotency-Key): the same on every replica. */
+  orderIdSecret: string;
   worker: WorkerTuning;
   reclaim: ReclaimConfig;
   orderEvents: OrderEventsConfig;
@@ -206,7 +227,8 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
     ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
     checkoutCurrency: e.CHECKOUT_CURRENCY ?? DEFAULTS.checkoutCurrency,
-    adminToken: secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production),
+    ...bootstrapKeys(e, production),
+    orderIdSecret: longSecret('ORDER_ID_SECRET', secret('ORDER_ID_SECRET', e.ORDER_ID_SECRET, DEV_ORDER_ID_SECRET, production), production),
     worker: workerTuning(e, runtime),
     reclaim: {
       enabled: e.RECLAIM_ENABLED === 'true',
@@ -268,6 +290,31 @@ function secret(name: string, value: string | undefined, devDefault: string, pro
     throw new ConfigError(`${name} must be set (and not to the development default) when NODE_ENV=production`);
   }
   return value ?? devDefault;
+}
+
+/**
+ * ADMIN_TOKEN (required in production) and STOREFRONT_KEY (optional there: storefront keys may all
+ * come from the database). Production refuses any setting that would leave a route open to a
+ * guess: a development default, a short key, or one key for both scopes.
+ */
+function bootstrapKeys(e: ParsedEnv, production: boolean): Pick<Config, 'adminToken' | 'storefrontKey'> {
+  const adminToken = longSecret('ADMIN_TOKEN', secret('ADMIN_TOKEN', e.ADMIN_TOKEN, DEV_ADMIN_TOKEN, production), production);
+  if (production && e.STOREFRONT_KEY === DEV_STOREFRONT_KEY) {
+    throw new ConfigError('STOREFRONT_KEY must not be the development default when NODE_ENV=production');
+  }
+  const storefrontKey = e.STOREFRONT_KEY ?? (production ? undefined : DEV_STOREFRONT_KEY);
+  if (storefrontKey !== undefined) longSecret('STOREFRONT_KEY', storefrontKey, production);
+  if (storefrontKey === adminToken) {
+    throw new ConfigError('STOREFRONT_KEY and ADMIN_TOKEN must differ: a storefront key would be an operator key');
+  }
+  return { adminToken, ...(storefrontKey !== undefined && { storefrontKey }) };
+}
+
+function longSecret(name: string, value: string, production: boolean): string {
+  if (production && value.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    throw new ConfigError(`${name} must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters when NODE_ENV=production (e.g. openssl rand -hex 24)`);
+  }
+  return value;
 }
 
 /** Shorter keys are guessable; Standard Webhooks recommends 24 to 64 bytes. */

@@ -5,13 +5,10 @@
 import { Client, Connection } from '@temporalio/client';
 import type express from 'express';
 import request from 'supertest';
-import { createApp } from '../src/api/app';
-import { createApiServices } from '../src/api/services';
 import { createPrismaClient } from '../src/db/client';
-import { createLogger } from '../src/logger';
 import { addProduct, stockOf } from './support/database';
 import { payOverHttp } from './support/lifecycle';
-import { TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { createTestApi, TEST_ADMIN_TOKEN, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
 const stack = useStack();
@@ -179,7 +176,7 @@ describe('health, metrics, OpenAPI, routing', () => {
     const documented = Object.entries(res.body.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
       Object.keys(item).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
     );
-    expect(documented.sort()).toEqual(servedRoutes(stack.app).sort());
+    expect(documented.sort()).toEqual(servedRoutes(stack.bareApp).sort());
     expect(res.body.openapi).toBe('3.1.0');
     expect(res.body.components.schemas.CreateOrderRequest).toMatchObject({
       required: ['customerId', 'items'],
@@ -197,7 +194,18 @@ describe('health, metrics, OpenAPI, routing', () => {
       'webhook-signature',
       'webhook-timestamp',
     ]);
-    expect(res.body.components.securitySchemes.adminToken).toEqual({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' });
+    expect(res.body.components.securitySchemes).toMatchObject({
+      operatorKey: { type: 'http', scheme: 'bearer' },
+      storefrontKey: { type: 'http', scheme: 'bearer' },
+    });
+    // Every route that needs a key says which, and documents both refusals.
+    for (const [path, item] of Object.entries(res.body.paths as Record<string, Record<string, { security?: unknown; responses: object }>>)) {
+      for (const operation of Object.values(item)) {
+        const needsKey = path.startsWith('/admin') || path.startsWith('/orders');
+        expect({ path, security: operation.security !== undefined }).toEqual({ path, security: needsKey });
+        if (needsKey) expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['401', '403']));
+      }
+    }
   });
 
   test('unknown routes answer 404 ROUTE_NOT_FOUND and wrong methods 405 METHOD_NOT_ALLOWED with Allow, in the contract shape', async () => {
@@ -227,8 +235,9 @@ describe('when PostgreSQL or Temporal is down', () => {
     const prisma = createPrismaClient('postgresql://postgres@127.0.0.1:1/none', 1);
     const connection = await Connection.lazy({ address: '127.0.0.1:1' });
     const temporal = new Client({ connection });
-    const services = createApiServices({ prisma, temporal, taskQueue: 'nowhere', defaultPaymentTimeoutSeconds: 60, checkoutCurrency: 'eur' });
-    app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecrets: [TEST_WEBHOOK_SECRET], adminToken: 't' });
+    const created = createTestApi({ prisma, temporal, taskQueue: 'nowhere', defaultPaymentTimeoutSeconds: 60 });
+    app = created.app;
+    const { services } = created;
     closeAll = async () => {
       await services.readiness.close();
       await connection.close();

@@ -7,13 +7,11 @@
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type express from 'express';
 import request from 'supertest';
-import { createApp } from '../src/api/app';
-import { createApiServices, type ApiServices } from '../src/api/services';
+import type { ApiServices } from '../src/api/services';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { createLogger } from '../src/logger';
 import { payOverHttp } from './support/lifecycle';
-import { TEST_ADMIN_TOKEN, TEST_CURRENCY, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { createTestApi, TEST_CURRENCY, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
 /** Four API instances over the same Temporal and database, as behind a load balancer. */
@@ -22,14 +20,13 @@ const stack = useStack({ beforeStop: async () => void (await Promise.all(instanc
 
 beforeAll(() => {
   instances = Array.from({ length: 4 }, () => {
-    const services = createApiServices({
+    const { app, services } = createTestApi({
       prisma: stack.db.prisma,
       temporal: stack.client,
       taskQueue: stack.taskQueue,
       defaultPaymentTimeoutSeconds: 900,
       checkoutCurrency: TEST_CURRENCY,
     });
-    const app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecrets: [TEST_WEBHOOK_SECRET], adminToken: TEST_ADMIN_TOKEN });
     return { app, services };
   });
 });

@@ -9,12 +9,10 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createApp } from '../src/api/app';
 import { startApi } from '../src/api/server';
-import { createApiServices } from '../src/api/services';
 import { createLogger } from '../src/logger';
 import { addProduct, createTestDatabase, type TestDatabase } from './support/database';
-import { startDevServer, startWorker, TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET } from './support/stack';
+import { createTestApi, startDevServer, startWorker, TEST_ADMIN_TOKEN, TEST_STOREFRONT_KEY, TEST_WEBHOOK_SECRET } from './support/stack';
 import { eventually } from './support/wait';
 import { signedHeaders } from './support/webhooks';
 
@@ -72,6 +70,7 @@ beforeAll(async () => {
     TEMPORAL_TASK_QUEUE: `ops-${randomUUID()}`,
     PAYMENT_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    STOREFRONT_KEY: TEST_STOREFRONT_KEY,
   };
   // The reclaim off: these tests follow one order's expiry through its workflow's own lines and
   // counters (the reclaim's are covered in tests/reclaim.test.ts).
@@ -95,7 +94,7 @@ afterAll(async () => {
 async function http(method: string, url: string, body?: object | string, headers: Record<string, string> = {}) {
   const res = await fetch(`${apiUrl}${url}`, {
     method,
-    headers: { 'Content-Type': 'application/json', ...headers },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TEST_STOREFRONT_KEY}`, ...headers },
     ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
@@ -178,8 +177,7 @@ test('an operator restock through the API runs on the worker and is logged there
 
 test('the API drains on shutdown: it stops being ready, refuses new connections, finishes the request in flight, then closes its clients', async () => {
   const taskQueue = `drain-${randomUUID()}`;
-  const services = createApiServices({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900, checkoutCurrency: 'eur' });
-  const app = createApp({ ...services, logger: createLogger('api', 'silent'), paymentWebhookSecrets: [TEST_WEBHOOK_SECRET], adminToken: 't' });
+  const { app, services } = createTestApi({ prisma: db.prisma, temporal: env.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
   let clientsClosed = false;
   const running = await startApi({
     app,

@@ -24,6 +24,8 @@ import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, type HttpAnswer, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
 import { createTestApi, workflowBundle, useStack } from './support/stack';
 import { eventually } from './support/wait';
+import { EVERY_CHANNEL } from '../src/api/checkout';
+import { DEFAULT_CHANNEL } from '../activities/types';
 
 const stack = useStack();
 
@@ -74,7 +76,7 @@ describe('paid', () => {
 
     expect(paid.status).toBe(200);
     expect(paid.body).toMatchObject({ outcome: 'APPLIED', order: { orderId, status: 'PAID', paymentId: 'pay-paid-1', totalCents: 2500 } });
-    expect(paid.body).toEqual({ outcome: 'APPLIED', order: await stack.checkout.getOrder(orderId) });
+    expect(paid.body).toEqual({ outcome: 'APPLIED', order: await stack.checkout.getOrder(orderId, EVERY_CHANNEL) });
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
     expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
       status: 'PAID',
@@ -164,7 +166,7 @@ describe('refused payments', () => {
       refund: { paymentId: 'pay-short', status: 'REFUNDED' },
       order: expect.objectContaining({ orderId, status: 'AWAITING_PAYMENT' }),
     });
-    expect(await stack.checkout.getOrder(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT' });
+    expect(await stack.checkout.getOrder(orderId, EVERY_CHANNEL)).toMatchObject({ status: 'AWAITING_PAYMENT' });
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 2, sold: 0 });
     expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT' });
 
@@ -432,7 +434,7 @@ describe('without HTTP', () => {
     const placed = await stack.checkout.placeOrder({
       customerId: 'alice',
       items: [{ sku: 'PAY-1', quantity: 2 }, { sku: 'PAY-2', quantity: 3 }],
-    });
+    }, undefined, DEFAULT_CHANNEL);
     expect(placed.outcome).toBe('HELD');
     expect(placed.order.status).toBe('AWAITING_PAYMENT');
     expect(placed.order.totalCents).toBe(2 * 1500 + 3 * 250);
@@ -454,12 +456,12 @@ describe('without HTTP', () => {
       customerId: 'bob',
       items: [{ sku: 'EXP-1', quantity: 3 }],
       paymentTimeoutSeconds: 2,
-    });
+    }, undefined, DEFAULT_CHANNEL);
     expect(placed.order.status).toBe('AWAITING_PAYMENT');
     expect(await stockOf(stack.db.prisma, 'EXP-1')).toEqual({ available: 1, reserved: 3, sold: 0 });
 
     const expired = await eventually(
-      () => stack.checkout.getOrder(placed.order.orderId),
+      () => stack.checkout.getOrder(placed.order.orderId, EVERY_CHANNEL),
       (order) => order.status === 'EXPIRED',
     );
     expect(await stockOf(stack.db.prisma, 'EXP-1')).toEqual({ available: 4, reserved: 0, sold: 0 });
@@ -479,11 +481,11 @@ describe('without HTTP', () => {
     const placed = await stack.checkout.placeOrder({
       customerId: 'carol',
       items: [{ sku: 'REJ-1', quantity: 3 }, { sku: 'REJ-2', quantity: 1 }],
-    });
+    }, undefined, DEFAULT_CHANNEL);
 
     expect(placed.outcome).toBe('REJECTED');
     expect(placed).toEqual({ outcome: 'REJECTED', order: placed.order, shortages: [{ sku: 'REJ-1', requested: 3, available: 2 }] });
-    expect((await stack.checkout.getOrder(placed.order.orderId)).status).toBe('REJECTED');
+    expect((await stack.checkout.getOrder(placed.order.orderId, EVERY_CHANNEL)).status).toBe('REJECTED');
     expect(await stockOf(stack.db.prisma, 'REJ-1')).toEqual({ available: 2, reserved: 0, sold: 0 });
     expect(await stockOf(stack.db.prisma, 'REJ-2')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });

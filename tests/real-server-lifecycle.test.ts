@@ -14,6 +14,7 @@ import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle'
 import { createTestApi, startWorker, type RunningWorker } from './support/stack';
 import { eventually } from './support/wait';
 import { orderStatusKey, orderWorkflowId } from '../workflows/messages';
+import { EVERY_CHANNEL } from '../src/api/checkout';
 
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -89,7 +90,7 @@ describe('on the real temporal-server with PostgreSQL', () => {
     const placed = await placeOverHttp(api.app, { customerId: 'real-expired', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 2 });
     expect(placed.status).toBe(201);
 
-    const order = await eventually(() => api.services.checkout.getOrder(placed.orderId), (o) => o.status === 'EXPIRED', 60_000);
+    const order = await eventually(() => api.services.checkout.getOrder(placed.orderId, EVERY_CHANNEL), (o) => o.status === 'EXPIRED', 60_000);
 
     expect(order.closedAt).toBeDefined();
     expect(await stockOf(db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 0 });

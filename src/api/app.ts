@@ -1,10 +1,12 @@
 /** The Express app: routes, validation at the edge, the contract's error shape, logs and metrics. */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
+import type { ApiKeyStore } from './api-keys';
+import { type Authenticator, callerIdOf, channelOf, requireKey } from './authentication';
 import {
   type CancelRefusal,
   type CheckoutService,
@@ -18,7 +20,17 @@ import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
 import type { OrderEventsReader } from './order-events';
 import type { Readiness } from './readiness';
-import { CreateOrderBody, EventsPageQuery, ExtendBody, IdempotencyKey, parseOrThrow, PutProductBody, RestockBody, Sku } from './schemas';
+import {
+  CreateApiKeyBody,
+  CreateOrderBody,
+  EventsPageQuery,
+  ExtendBody,
+  IdempotencyKey,
+  parseOrThrow,
+  PutProductBody,
+  RestockBody,
+  Sku,
+} from './schemas';
 import { StandardWebhookVerifier, StripeWebhookVerifier } from './webhooks';
 
 export interface AppDependencies {
@@ -33,7 +45,9 @@ export interface AppDependencies {
   paymentWebhookSecrets: readonly string[];
   /** Turns POST /webhooks/stripe on. */
   stripeWebhookSecret?: string;
-  adminToken: string;
+  /** Who may call: the bootstrap keys and the api_keys table, through the replica's cache. */
+  authenticator: Authenticator;
+  apiKeys: ApiKeyStore;
 }
 
 export const BODY_LIMIT = '64kb';
@@ -47,6 +61,11 @@ export function createApp(deps: AppDependencies): express.Express {
   app.use(requestLogging(deps.logger));
   app.use(measureLatency(metrics));
   const json = jsonBody();
+  const { authenticator } = deps;
+
+  // Storefront and operator routes: the key is checked before any body parser reads the body.
+  app.use('/orders', requireKey(authenticator, 'orders'));
+  app.use('/admin', requireKey(authenticator, 'operator'));
 
   app
     .route('/orders')
@@ -54,7 +73,7 @@ export function createApp(deps: AppDependencies): express.Express {
       const body = parseOrThrow(CreateOrderBody, req.body);
       const keyHeader = req.header('Idempotency-Key');
       const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
-      const placed = await checkout.placeOrder(body, key);
+      const placed = await checkout.placeOrder(body, key, channelOf(res));
       noteOrder(res, placed.order.orderId);
       if (placed.outcome === 'REJECTED') {
         const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', {
@@ -75,14 +94,14 @@ export function createApp(deps: AppDependencies): express.Express {
   app
     .route('/orders/:orderId')
     .get(async (req, res) => {
-      res.json(await checkout.getOrder(orderIdParam(req, res)));
+      res.json(await checkout.getOrder(orderIdParam(req, res), channelOf(res)));
     })
     .all(methodNotAllowed(['GET']));
 
   app
     .route('/orders/:orderId/events')
     .get(async (req, res) => {
-      res.json({ events: await events.forOrder(orderIdParam(req, res)) });
+      res.json({ events: await events.forOrder(orderIdParam(req, res), channelOf(res)) });
     })
     .all(methodNotAllowed(['GET']));
 
@@ -121,7 +140,7 @@ export function createApp(deps: AppDependencies): express.Express {
   app
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
-      const cancelled = await checkout.cancel(orderIdParam(req, res));
+      const cancelled = await checkout.cancel(orderIdParam(req, res), channelOf(res));
       if (cancelled.outcome !== 'CANCELLED' && cancelled.outcome !== 'PENDING') throw cancelRefused(cancelled.outcome);
       if (cancelled.outcome === 'PENDING') {
         pending(res, cancelled.order.orderId).json(cancelled.order);
@@ -144,9 +163,6 @@ export function createApp(deps: AppDependencies): express.Express {
       res.json(await checkout.getProduct(param(req, 'sku')));
     })
     .all(methodNotAllowed(['GET']));
-
-  // Operator endpoints: the token is checked before the body is even read.
-  app.use('/admin', requireBearerToken(deps.adminToken));
 
   app
     .route('/admin/products/:sku')
@@ -193,6 +209,33 @@ export function createApp(deps: AppDependencies): express.Express {
       res.json(await events.page(after, limit));
     })
     .all(methodNotAllowed(['GET']));
+
+  app
+    .route('/admin/api-keys')
+    .post(json, async (req, res) => {
+      const body = parseOrThrow(CreateApiKeyBody, req.body);
+      const { key, apiKey, digest } = await deps.apiKeys.create(body);
+      // A digest this replica cached as unknown (someone tried it before it existed) is valid now.
+      authenticator.forget(digest);
+      res.status(201).json({ id: apiKey.id, name: apiKey.name, scope: apiKey.scope, channel: apiKey.channel, key, createdAt: apiKey.createdAt });
+    })
+    .get(async (_req, res) => {
+      // This replica's recent uses first, so the list is current for the keys it served.
+      await authenticator.flushLastUsed();
+      res.json({ apiKeys: await deps.apiKeys.list() });
+    })
+    .all(methodNotAllowed(['POST', 'GET']));
+
+  app
+    .route('/admin/api-keys/:id')
+    .delete(async (req, res) => {
+      const revoked = await deps.apiKeys.revoke(param(req, 'id'));
+      if (!revoked) throw new ApiError('API_KEY_NOT_FOUND', 'no such API key');
+      // At once on this replica; the others drop their cached entry within DEFAULTS.apiKeyCacheSeconds.
+      authenticator.forget(revoked.digest);
+      res.json(revoked.apiKey);
+    })
+    .all(methodNotAllowed(['DELETE']));
 
   app
     .route('/admin/inventory/check')
@@ -263,30 +306,12 @@ function jsonBody(): RequestHandler {
   };
 }
 
-function requireBearerToken(token: string): RequestHandler {
-  // Hashing both sides gives equal lengths, so the comparison is constant-time whatever is sent.
-  const expected = sha256(token);
-  return (req, _res, next) => {
-    const match = /^Bearer +(\S+) *$/i.exec(req.header('Authorization') ?? '');
-    if (!match?.[1] || !timingSafeEqual(sha256(match[1]), expected)) {
-      throw new ApiError('UNAUTHORIZED', 'operator endpoints need Authorization: Bearer <ADMIN_TOKEN>', {
-        headers: { 'WWW-Authenticate': 'Bearer realm="checkout-admin"' },
-      });
-    }
-    next();
-  };
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * One JSON line per request with its id (the caller's X-Request-Id when sane, else a new one,
- * echoed back), method, path, status, latency and, where there is one, the orderId. Headers
- * are not logged: they carry the admin token and webhook signatures.
+ * echoed back), method, path, status, latency and, where there are, the orderId and the id of
+ * the caller's API key. Headers are not logged: they carry keys and webhook signatures.
  */
 function requestLogging(logger: Logger): RequestHandler {
   return pinoHttp({
@@ -301,7 +326,8 @@ function requestLogging(logger: Logger): RequestHandler {
     },
     customProps: (_req: IncomingMessage, res: ServerResponse) => {
       const orderId = orderOf(res);
-      return orderId === undefined ? {} : { orderId };
+      const apiKeyId = callerIdOf(res);
+      return { ...(orderId !== undefined && { orderId }), ...(apiKeyId !== undefined && { apiKeyId }) };
     },
     customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
       error || res.statusCode >= 500 ? 'error' : 'info',

@@ -2,7 +2,7 @@
  * What the HTTP routes ask of the system: decisions go to the order's workflow, reads come
  * from the database (the read model). Every answer is a decided outcome, never a guess.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isGrpcServiceError,
@@ -70,7 +70,14 @@ export interface CheckoutDependencies {
   paymentProcessingHoldSeconds?: number;
   /** RECLAIM_BOUND_SECONDS: the inventory check flags holds kept longer than this past their deadline. */
   reclaimBoundSeconds?: number;
+  /** ORDER_ID_SECRET: keys the ids derived from an Idempotency-Key, so no one can guess them. */
+  orderIdSecret: string;
 }
+
+/** Which orders a caller may see: those of one channel (a storefront key), or every channel. */
+export type ChannelScope = string | typeof EVERY_CHANNEL;
+/** An operator and the payment provider see every channel's orders. */
+export const EVERY_CHANNEL = null;
 
 /**
  * What an extension got: EXTENDED (expiresAt moved), PENDING (not decided within the decision
@@ -171,34 +178,38 @@ export class CheckoutService {
     this.processingHoldSeconds = deps.paymentProcessingHoldSeconds ?? DEFAULTS.paymentProcessingHoldSeconds;
   }
 
-  async placeOrder(body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
-    if (idempotencyKey === undefined) return this.place(body, randomUUID());
-    const orderId = orderIdFor(body.customerId, idempotencyKey);
+  async placeOrder(body: CreateOrderBody, idempotencyKey: string | undefined, channel: string): Promise<PlacedOrder> {
+    if (idempotencyKey === undefined) return this.place(body, randomUUID(), channel);
+    const orderId = orderIdFor(this.deps.orderIdSecret, channel, body.customerId, idempotencyKey);
     const requestHash = hashRequest(body);
     const sharedKey = `${orderId}:${requestHash}`;
     const inFlight = this.placing.get(sharedKey);
     if (inFlight) return inFlight;
-    const placing = this.place(body, orderId, { idempotencyKey, requestHash }).finally(() => this.placing.delete(sharedKey));
+    const placing = this.place(body, orderId, channel, { idempotencyKey, requestHash }).finally(() => this.placing.delete(sharedKey));
     this.placing.set(sharedKey, placing);
     return placing;
   }
 
   private async place(
     body: CreateOrderBody,
-    orderId: string,
+    derivedId: string,
+    channel: string,
     keyed?: { idempotencyKey: string; requestHash: string },
   ): Promise<PlacedOrder> {
+    let orderId = derivedId;
     const decideBy = Date.now() + this.decisionWaitMs;
     const idempotencyKey = keyed?.idempotencyKey;
     const requestHash = keyed?.requestHash;
     const paymentTimeoutSeconds = body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds;
     // The order is readable (PENDING, holding nothing) before its workflow exists.
-    const created = await this.recordPending(orderId, body, paymentTimeoutSeconds, keyed);
+    const created = await this.recordPending(orderId, channel, body, paymentTimeoutSeconds, keyed);
     const recordedHere = created !== undefined;
     let pendingRecord = created;
     if (!pendingRecord) {
-      // With a key, the order may exist already (a retry, or a request racing this one).
-      const recorded = await this.findOrder(orderId);
+      // With a key, the order may exist already (a retry, or a request racing this one), found by
+      // its channel, customer and key: under an id derived before ORDER_ID_SECRET was changed, too.
+      const recorded = keyed ? await this.findKeyedOrder(channel, body.customerId, keyed.idempotencyKey) : await this.findOrder(orderId, channel);
+      orderId = recorded.order.orderId;
       // A replay of a decided order is answered from the record, without Temporal: this also holds
       // once the order's workflow history is gone, when starting the workflow again would be wrong.
       if (recorded.order.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
@@ -207,6 +218,7 @@ export class CheckoutService {
     }
     const input: OrderWorkflowInput = {
       orderId,
+      channel,
       customerId: body.customerId,
       items: body.items,
       paymentTimeoutSeconds,
@@ -237,7 +249,7 @@ export class CheckoutService {
           startWorkflowOperation: startOrder,
         }),
       );
-      if (waited.decided) return placedFromView(waited.value);
+      if (waited.decided) return placedFromView(waited.value, channel);
       // Not decided in time (no worker took the task): 202 if the order was started, which
       // only the Temporal server has to answer; otherwise nothing was started (503).
       await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
@@ -247,7 +259,7 @@ export class CheckoutService {
       if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
         // The order with this key has finished its workflow: answer from the record.
-        return placedFromRecord(await this.findOrder(orderId), requestHash);
+        return placedFromRecord(await this.findOrder(orderId, channel), requestHash);
       }
       // Not started: the PENDING row this request made goes again, so nothing is left behind
       // (it never held stock). If the start did reach Temporal after all (a lost answer),
@@ -257,7 +269,7 @@ export class CheckoutService {
       throw error;
     }
     try {
-      return placedFromRecord(await this.findOrder(orderId), requestHash);
+      return placedFromRecord(await this.findOrder(orderId, channel), requestHash);
     } catch (error) {
       // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
@@ -272,6 +284,7 @@ export class CheckoutService {
    */
   private async recordPending(
     orderId: string,
+    channel: string,
     body: CreateOrderBody,
     paymentTimeoutSeconds: number,
     keyed: { idempotencyKey: string; requestHash: string } | undefined,
@@ -288,8 +301,8 @@ export class CheckoutService {
       ), priced AS (
         SELECT q.sku, q.quantity, p.price_cents FROM requested q JOIN products p ON p.sku = q.sku
       ), inserted AS (
-        INSERT INTO orders (id, customer_id, status, total_cents, created_at, expires_at, currency, idempotency_key, request_hash)
-        SELECT ${orderId}::uuid, ${body.customerId}, 'PENDING', (SELECT COALESCE(SUM(quantity::bigint * price_cents), 0) FROM priced),
+        INSERT INTO orders (id, channel, customer_id, status, total_cents, created_at, expires_at, currency, idempotency_key, request_hash)
+        SELECT ${orderId}::uuid, ${channel}, ${body.customerId}, 'PENDING', (SELECT COALESCE(SUM(quantity::bigint * price_cents), 0) FROM priced),
                ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz, ${this.deps.checkoutCurrency},
                ${idempotencyKey}, ${requestHash}
          WHERE (SELECT count(*) FROM priced) = (SELECT count(*) FROM requested)
@@ -310,6 +323,7 @@ export class CheckoutService {
       .sort((x, y) => Buffer.compare(Buffer.from(x.sku), Buffer.from(y.sku)));
     const order: OrderResponse = {
       orderId,
+      channel,
       customerId: body.customerId,
       status: 'PENDING',
       items,
@@ -330,8 +344,9 @@ export class CheckoutService {
     }
   }
 
-  async getOrder(orderId: string): Promise<OrderResponse> {
-    return (await this.findOrder(orderId)).order;
+  /** The order, if `channel` may see it; another channel's order is ORDER_NOT_FOUND, as an unknown id. */
+  async getOrder(orderId: string, channel: ChannelScope): Promise<OrderResponse> {
+    return (await this.findOrder(orderId, channel)).order;
   }
 
   /**
@@ -341,13 +356,13 @@ export class CheckoutService {
   async receivePayment(event: PaymentEvent): Promise<PaymentAnswer> {
     const currency = event.currency ?? this.deps.checkoutCurrency;
     const { claimedBy, endedHold } = await this.recordReceipt(event, currency);
-    if (claimedBy !== event.orderId) return { outcome: 'PAYMENT_ALREADY_USED', order: await this.getOrder(event.orderId) };
+    if (claimedBy !== event.orderId) return { outcome: 'PAYMENT_ALREADY_USED', order: await this.getOrder(event.orderId, EVERY_CHANNEL) };
     switch (event.type) {
       case 'payment.processing':
-        return { outcome: 'PROCESSING', order: await this.getOrder(event.orderId) };
+        return { outcome: 'PROCESSING', order: await this.getOrder(event.orderId, EVERY_CHANNEL) };
       case 'payment.failed':
         if (endedHold) await this.tellHoldEnded(event.orderId, event.paymentId);
-        return { outcome: 'FAILED', order: await this.getOrder(event.orderId) };
+        return { outcome: 'FAILED', order: await this.getOrder(event.orderId, EVERY_CHANNEL) };
       case 'payment.succeeded':
         return this.decidePayment(event.orderId, { paymentId: event.paymentId, amountCents: event.amountCents, currency });
     }
@@ -445,7 +460,7 @@ export class CheckoutService {
    */
   async extend(orderId: string, seconds: number, idempotencyKey?: string): Promise<ExtendedOrder> {
     const decideBy = Date.now() + this.decisionWaitMs;
-    const record = await this.findOrder(orderId);
+    const record = await this.findOrder(orderId, EVERY_CHANNEL);
     const extensionId = idempotencyKey === undefined ? randomUUID() : `key-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 32)}`;
     if (idempotencyKey !== undefined) {
       const earlier = await this.deps.prisma.orderExtension.findUnique({ where: { orderId_extensionId: { orderId, extensionId } } });
@@ -469,10 +484,10 @@ export class CheckoutService {
       if (updateFailureType(error) === UpdateFailureType.IdempotencyKeyReused) throw keyReused();
       if (!(error instanceof WorkflowNotFoundError)) throw error;
       // No workflow follows this order's deadline any more (it closed, or was terminated).
-      const order = await this.getOrder(orderId);
+      const order = await this.getOrder(orderId, EVERY_CHANNEL);
       return { outcome: closedOrderRefusal(order.status) ?? 'EXTENSION_NOT_SUPPORTED', order };
     }
-    const order = await this.getOrder(orderId);
+    const order = await this.getOrder(orderId, EVERY_CHANNEL);
     if (!waited.decided) return { outcome: 'PENDING', order };
     return { outcome: waited.value, order };
   }
@@ -509,16 +524,16 @@ export class CheckoutService {
         ? { decided: true, value: recorded }
         : await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () => this.decideLatePayment(orderId, late));
     }
-    const order = await this.getOrder(orderId);
+    const order = await this.getOrder(orderId, EVERY_CHANNEL);
     // Received, not decided in time: the workflow decides it; a redelivery gets the decision.
     if (!waited.decided) return { outcome: 'PENDING', order };
     const decision = waited.value;
     return { outcome: decision.outcome, ...(decision.refund && { refund: decision.refund }), order };
   }
 
-  async cancel(orderId: string): Promise<CancelledOrder> {
+  async cancel(orderId: string, channel: ChannelScope): Promise<CancelledOrder> {
     const decideBy = Date.now() + this.decisionWaitMs;
-    await this.findOrder(orderId);
+    await this.findOrder(orderId, channel);
     const handle = this.deps.temporal.workflow.getHandle(orderWorkflowId(orderId));
     try {
       await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () => handle.signal(cancelOrderSignal));
@@ -529,7 +544,7 @@ export class CheckoutService {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     }
     // The record decides the answer: a final state, or still open (the release not done yet).
-    const order = await this.getOrder(orderId);
+    const order = await this.getOrder(orderId, channel);
     return { outcome: cancelOutcome(order.status), order };
   }
 
@@ -566,16 +581,24 @@ export class CheckoutService {
     return { paymentId, outcome: recorded.outcome, refund: { paymentId, status: recorded.refund.status } };
   }
 
-  private async findOrder(orderId: string): Promise<OrderRecord> {
-    const order = isOrderId(orderId) ? await this.findOrderRecord(orderId) : null;
+  private async findOrder(orderId: string, channel: ChannelScope): Promise<OrderRecord> {
+    const order = isOrderId(orderId) ? await this.findOrderRecord(Prisma.sql`id = ${orderId}::uuid`, channel) : null;
     if (!order) throw orderNotFound(orderId);
     return order;
   }
 
+  /** The order a channel's customer placed with an Idempotency-Key (it exists: its insert conflicted). */
+  private async findKeyedOrder(channel: string, customerId: string, idempotencyKey: string): Promise<OrderRecord> {
+    const order = await this.findOrderRecord(Prisma.sql`customer_id = ${customerId} AND idempotency_key = ${idempotencyKey}`, channel);
+    if (!order) throw new Error(`the order of customer ${customerId} under an Idempotency-Key in channel ${channel} vanished`);
+    return order;
+  }
+
   /** The order as order_document shows it (the one definition that events use too), with what placement checks. */
-  private async findOrderRecord(orderId: string): Promise<OrderRecord | null> {
+  private async findOrderRecord(where: Prisma.Sql, channel: ChannelScope): Promise<OrderRecord | null> {
+    const ofChannel = channel === EVERY_CHANNEL ? Prisma.empty : Prisma.sql`AND channel = ${channel}`;
     const [row] = await this.deps.prisma.$queryRaw<{ order: OrderResponse; request_hash: string | null; rejection: Shortage[] | null }[]>`
-      SELECT order_document(id) AS order, request_hash, rejection FROM orders WHERE id = ${orderId}::uuid`;
+      SELECT order_document(id) AS order, request_hash, rejection FROM orders WHERE ${where} ${ofChannel}`;
     return row ? { order: row.order, requestHash: row.request_hash, rejection: row.rejection } : null;
   }
 
@@ -607,8 +630,10 @@ function placedFromRecord(record: OrderRecord, requestHash: string | undefined):
   return { outcome: 'REJECTED', order, shortages: record.rejection ?? [] };
 }
 
-function placedFromView(view: OrderView): PlacedOrder {
-  const { shortages, ...order } = view;
+/** The workflow's view of the order, which does not carry the channel (the caller's). */
+function placedFromView(view: OrderView, channel: string): PlacedOrder {
+  const { shortages, ...fields } = view;
+  const order = { ...fields, channel };
   if (view.status === 'REJECTED') return { outcome: 'REJECTED', order, shortages: shortages ?? [] };
   return { outcome: 'HELD', order };
 }
@@ -652,9 +677,13 @@ function updateFailureType(error: unknown): string | undefined {
   return error.cause instanceof ApplicationFailure ? error.cause.type ?? undefined : undefined;
 }
 
-/** The same customer and key always name the same order (a name-based UUID). */
-export function orderIdFor(customerId: string, idempotencyKey: string): string {
-  const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
+/**
+ * The same channel, customer and key always name the same order, on every replica and after a
+ * restart; without the server's secret no one can work the id out from what the caller sent.
+ */
+export function orderIdFor(secret: string, channel: string, customerId: string, idempotencyKey: string): string {
+  // NUL cannot occur in a channel or a customer id, so the parts cannot run into each other.
+  const hex = createHmac('sha256', secret).update(`${channel}\u0000${customerId}\u0000${idempotencyKey}`).digest('hex');
   // Shape it as an RFC 9562 version-8 (custom) UUID.
   const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;

@@ -6,6 +6,10 @@ import { OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig } from '@aste
 import { z } from 'zod';
 import type { ErrorCode } from './errors';
 import {
+  ApiKeyListSchema,
+  ApiKeySchema,
+  CreateApiKeyBody,
+  CreatedApiKeySchema,
   CreateOrderBody,
   EventsPageQuery,
   ExtendBody,
@@ -41,7 +45,17 @@ const jsonBody = (schema: z.ZodType) => ({ required: true, content: { 'applicati
 const orderIdParam = z.object({ orderId: z.string().meta({ description: 'The orderId (a UUID); any other value answers 404' }) });
 const skuParam = z.object({ sku: z.string() });
 const adminSkuParam = z.object({ sku: Sku });
-const adminResponses = { 401: failure(['UNAUTHORIZED'], 'missing or wrong `Authorization: Bearer <ADMIN_TOKEN>`') };
+const challenge = { description: '`Bearer realm="checkout"`, with `error=` and `scope=` saying what was wrong', schema: { type: 'string' as const } };
+/** Checked before the body is read: no key, a malformed header, an unknown or revoked key; a key of another scope. */
+const keyResponses = (scope: 'orders' | 'operator') => ({
+  401: {
+    ...failure(['UNAUTHORIZED'], 'no `Authorization: Bearer <key>`, a malformed one, or an unknown or revoked key (indistinguishable)'),
+    headers: { 'WWW-Authenticate': challenge },
+  },
+  403: { ...failure(['FORBIDDEN'], `the key's scope is not \`${scope}\``), headers: { 'WWW-Authenticate': challenge } },
+});
+const adminResponses = keyResponses('operator');
+const storefrontResponses = keyResponses('orders');
 const invalid = failure(['VALIDATION_FAILED'], 'details list the fields and why; nothing changed');
 
 const retryAfter = { description: 'Seconds to wait before asking again', schema: { type: 'string' as const } };
@@ -64,17 +78,25 @@ const PaymentPendingSchema = z
 
 export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
   const registry = new OpenAPIRegistry();
-  const admin = registry.registerComponent('securitySchemes', 'adminToken', {
+  const admin = registry.registerComponent('securitySchemes', 'operatorKey', {
     type: 'http',
     scheme: 'bearer',
-    description: 'ADMIN_TOKEN',
+    description: 'An operator key (scope `operator`): ADMIN_TOKEN, or one made by POST /admin/api-keys or `npm run keys`',
+  });
+  const storefront = registry.registerComponent('securitySchemes', 'storefrontKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      "A storefront key (scope `orders`) of one channel: STOREFRONT_KEY (channel `default`), or one made by POST /admin/api-keys. " +
+      "Another channel's orders answer 404 ORDER_NOT_FOUND, as an unknown id",
   });
 
   registry.registerPath({
     method: 'post',
     path: '/orders',
     tags: ['orders'],
-    summary: 'Place an order: hold its stock for the payment window, all items or none',
+    summary: "Place an order in the key's channel: hold its stock for the payment window, all items or none",
+    security: [{ [storefront.name]: [] }],
     request: {
       headers: z.object({
         'Idempotency-Key': IdempotencyKey.optional().meta({
@@ -87,6 +109,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
       201: json(OrderSchema, 'Stock held; status AWAITING_PAYMENT with expiresAt (or the same order again, for a repeated Idempotency-Key)'),
       202: pending(OrderSchema, 'Status PENDING: the order exists, holds nothing yet, and will be held or rejected; the same Idempotency-Key returns it'),
       400: invalid,
+      ...storefrontResponses,
       409: json(OutOfStockErrorSchema, '`OUT_OF_STOCK`: nothing held; details `[{ sku, requested, available }]`; the order is REJECTED'),
       422: failure(['UNKNOWN_SKU', 'IDEMPOTENCY_KEY_REUSED'], 'UNKNOWN_SKU details list the unknown skus'),
       503: unavailable,
@@ -97,9 +120,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'get',
     path: '/orders/{orderId}',
     tags: ['orders'],
-    summary: 'Read an order',
+    summary: "Read an order of the key's channel",
+    security: [{ [storefront.name]: [] }],
     request: { params: orderIdParam },
-    responses: { 200: json(OrderSchema, 'The order (also PENDING)'), 404: failure(['ORDER_NOT_FOUND']), 503: unavailable },
+    responses: { 200: json(OrderSchema, 'The order (also PENDING)'), ...storefrontResponses, 404: failure(['ORDER_NOT_FOUND']), 503: unavailable },
   });
 
   const deliveryResponses = {
@@ -167,10 +191,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'post',
     path: '/orders/{orderId}/cancel',
     tags: ['orders'],
-    summary: 'Cancel an unpaid order; answers once its stock is back (repeatable)',
+    summary: "Cancel an unpaid order of the key's channel; answers once its stock is back (repeatable)",
+    security: [{ [storefront.name]: [] }],
     request: { params: orderIdParam },
     responses: {
       200: json(OrderSchema, 'CANCELLED, stock back on sale'),
+      ...storefrontResponses,
       202: pending(OrderSchema, 'Cancel asked for, the stock not back yet (status still AWAITING_PAYMENT or PENDING); repeat the cancel for the outcome'),
       404: failure(['ORDER_NOT_FOUND']),
       409: failure(['ORDER_ALREADY_PAID', 'ORDER_EXPIRED', 'ORDER_REJECTED']),
@@ -269,9 +295,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'get',
     path: '/orders/{orderId}/events',
     tags: ['orders'],
-    summary: "What was sent to the storefront for this order, oldest first, with each delivery's state",
+    summary: "What was sent to the storefront for this order of the key's channel, oldest first, with each delivery's state",
+    security: [{ [storefront.name]: [] }],
     request: { params: orderIdParam },
-    responses: { 200: json(OrderEventListSchema, 'The events (none before the order is held)'), 404: failure(['ORDER_NOT_FOUND']) },
+    responses: { 200: json(OrderEventListSchema, 'The events (none before the order is held)'), ...storefrontResponses, 404: failure(['ORDER_NOT_FOUND']) },
   });
 
   registry.registerPath({
@@ -282,6 +309,35 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     security: [{ [admin.name]: [] }],
     request: { query: EventsPageQuery },
     responses: { 200: json(OrderEventsPageSchema, 'Up to `limit` events after the cursor'), 400: invalid, ...adminResponses },
+  });
+
+  registry.registerPath({
+    method: 'post',
+    path: '/admin/api-keys',
+    tags: ['operator'],
+    summary: 'Create a key: a storefront key (scope orders) of a channel, or an operator key. The key is in this answer only',
+    security: [{ [admin.name]: [] }],
+    request: { body: jsonBody(CreateApiKeyBody) },
+    responses: { 201: json(CreatedApiKeySchema, 'Created; only its hash is stored'), 400: invalid, ...adminResponses },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/admin/api-keys',
+    tags: ['operator'],
+    summary: 'List every key (revoked ones too), without the keys, with when each was last used',
+    security: [{ [admin.name]: [] }],
+    responses: { 200: json(ApiKeyListSchema, 'Oldest first'), ...adminResponses },
+  });
+
+  registry.registerPath({
+    method: 'delete',
+    path: '/admin/api-keys/{id}',
+    tags: ['operator'],
+    summary: 'Revoke a key: refused at once by this replica, by every replica within 5 s (repeatable)',
+    security: [{ [admin.name]: [] }],
+    request: { params: z.object({ id: z.string() }) },
+    responses: { 200: json(ApiKeySchema, 'Revoked (revokedAt set)'), ...adminResponses, 404: failure(['API_KEY_NOT_FOUND']) },
   });
 
   registry.registerPath({

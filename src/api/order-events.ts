@@ -32,13 +32,15 @@ export class OrderEventsReader {
   constructor(private readonly deps: { prisma: PrismaClient }) {}
 
   /** Every event of the order, oldest first; 404 ORDER_NOT_FOUND when no order has that id. */
-  async forOrder(orderId: string): Promise<OrderEventResponse[]> {
+  /** The order's events, if the storefront's channel may see the order (else ORDER_NOT_FOUND, as an unknown id). */
+  async forOrder(orderId: string, channel: string): Promise<OrderEventResponse[]> {
     if (!isOrderId(orderId)) throw orderNotFound(orderId);
     const [rows, order] = await Promise.all([
       this.deps.prisma.$queryRaw<EventRow[]>`
         SELECT e.id::text AS id, e.tx_id, e.type, e.data, e.created_at, ${DELIVERIES_OF_E} AS deliveries
-          FROM order_events e WHERE e.order_id = ${orderId}::uuid ORDER BY e.seq`,
-      this.deps.prisma.order.findUnique({ where: { id: orderId }, select: { id: true } }),
+          FROM order_events e JOIN orders o ON o.id = e.order_id
+         WHERE e.order_id = ${orderId}::uuid AND o.channel = ${channel} ORDER BY e.seq`,
+      this.deps.prisma.order.findUnique({ where: { id: orderId, channel }, select: { id: true } }),
     ]);
     if (!order) throw orderNotFound(orderId);
     return rows.map(toEvent);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ORDER_EVENT_TYPES } from '../../activities/order-events';
+import { API_KEY_SCOPES } from './api-keys';
 import { ApiError } from './errors';
 
 export const MAX_ITEMS = 50;
@@ -55,6 +56,24 @@ export const RestockBody = z
   .meta({ id: 'RestockRequest' });
 export type RestockBody = z.infer<typeof RestockBody>;
 
+/** A storefront, an app, a market: letters, digits, `.`, `_`, `-`, as a sku. */
+export const Channel = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a channel is 1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+export const CreateApiKeyBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    scope: z.enum(API_KEY_SCOPES),
+    channel: Channel.optional().meta({ description: 'The storefront key\'s channel (default `default`); an operator key has none' }),
+  })
+  .refine((body) => body.scope === 'orders' || body.channel === undefined, {
+    message: 'an operator key sees every channel and takes none',
+    path: ['channel'],
+  })
+  .meta({ id: 'CreateApiKeyRequest' });
+export type CreateApiKeyBody = z.infer<typeof CreateApiKeyBody>;
+
 /** The contract's bound on one extension: a week. */
 export const MAX_EXTENSION_SECONDS = 604_800;
 
@@ -72,6 +91,7 @@ export const OrderStatusSchema = z.enum(['PENDING', 'AWAITING_PAYMENT', 'PAID', 
 export const OrderSchema = z
   .object({
     orderId: z.uuid(),
+    channel: z.string().meta({ description: 'The channel of the storefront key that placed it' }),
     customerId: z.string(),
     status: OrderStatusSchema,
     items: z.array(z.object({ sku: z.string(), quantity: z.number().int(), unitPriceCents: z.number().int() })),
@@ -205,6 +225,31 @@ export const OrderEventsPageSchema = z
   })
   .meta({ id: 'OrderEventsPage' });
 export type OrderEventsPageResponse = z.infer<typeof OrderEventsPageSchema>;
+
+export const ApiKeySchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    scope: z.enum(API_KEY_SCOPES),
+    channel: z.string().nullable().meta({ description: "A storefront key's channel; null for an operator key" }),
+    createdAt: IsoTime,
+    revokedAt: IsoTime.optional(),
+    lastUsedAt: IsoTime.optional().meta({ description: 'Written by each API replica at most every 30 s, and before it answers this list' }),
+  })
+  .meta({ id: 'ApiKey' });
+
+export const CreatedApiKeySchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    scope: z.enum(API_KEY_SCOPES),
+    channel: z.string().nullable(),
+    key: z.string().meta({ description: 'The key itself, shown this once: only its hash is stored' }),
+    createdAt: IsoTime,
+  })
+  .meta({ id: 'CreatedApiKey' });
+
+export const ApiKeyListSchema = z.object({ apiKeys: z.array(ApiKeySchema) }).meta({ id: 'ApiKeyList' });
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 export const ReadinessSchema = z

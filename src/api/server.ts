@@ -76,6 +76,9 @@ async function main(): Promise<void> {
     decisionWaitSeconds: config.orderDecisionWaitSeconds,
     paymentProcessingHoldSeconds: config.paymentProcessingHoldSeconds,
     reclaimBoundSeconds: config.reclaim.boundSeconds,
+    orderIdSecret: config.orderIdSecret,
+    bootstrapKeys: { adminToken: config.adminToken, ...(config.storefrontKey !== undefined && { storefrontKey: config.storefrontKey }) },
+    logger,
   });
   const app = createApp({
     ...services,
@@ -83,7 +86,6 @@ async function main(): Promise<void> {
     metrics: createApiMetrics(),
     paymentWebhookSecrets: config.paymentWebhookSecrets,
     ...(config.stripeWebhookSecret !== undefined && { stripeWebhookSecret: config.stripeWebhookSecret }),
-    adminToken: config.adminToken,
   });
   const api = await startApi({
     app,
@@ -91,6 +93,8 @@ async function main(): Promise<void> {
     logger,
     port: config.port,
     closeClients: async () => {
+      // The keys' last uses are written before the database client closes.
+      await services.authenticator.close();
       await Promise.all([services.readiness.close(), temporal.connection.close(), prisma.$disconnect()]);
     },
   });

@@ -1,4 +1,7 @@
 /** The API's services over one Prisma client and one Temporal client (server.ts and tests build them alike). */
+import type { Logger } from '../logger';
+import { ApiKeyStore } from './api-keys';
+import { Authenticator, type BootstrapKeys } from './authentication';
 import { CheckoutService, type CheckoutDependencies } from './checkout';
 import { OperatorService } from './operator';
 import { OrderEventsReader } from './order-events';
@@ -9,13 +12,24 @@ export interface ApiServices {
   operator: OperatorService;
   events: OrderEventsReader;
   readiness: Readiness;
+  apiKeys: ApiKeyStore;
+  authenticator: Authenticator;
 }
 
-export function createApiServices(deps: CheckoutDependencies): ApiServices {
+export interface ApiServiceDependencies extends CheckoutDependencies {
+  /** ADMIN_TOKEN and STOREFRONT_KEY. */
+  bootstrapKeys: BootstrapKeys;
+  logger: Logger;
+}
+
+export function createApiServices(deps: ApiServiceDependencies): ApiServices {
+  const apiKeys = new ApiKeyStore(deps.prisma);
   return {
     checkout: new CheckoutService(deps),
     operator: new OperatorService(deps),
     events: new OrderEventsReader(deps),
     readiness: new Readiness(deps),
+    apiKeys,
+    authenticator: new Authenticator({ store: apiKeys, bootstrap: deps.bootstrapKeys, logger: deps.logger }),
   };
 }

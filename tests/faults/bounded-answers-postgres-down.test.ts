@@ -12,6 +12,8 @@ import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getO
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
+import { DEFAULT_CHANNEL } from '../../activities/types';
+import { TEST_ORDER_ID_SECRET } from '../support/stack';
 
 const CUSTOMER = 'bounded-postgres-down';
 
@@ -34,7 +36,7 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
   await postgres.crash();
 
   const newLines = [{ sku: 'PD-NEW', quantity: 5 }];
-  const newId = orderIdFor(CUSTOMER, 'pd-new');
+  const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, 'pd-new');
   expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
   expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
   expectUnavailable(await getOrder(app, newId), 'postgres');

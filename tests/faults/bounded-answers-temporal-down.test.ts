@@ -13,6 +13,8 @@ import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getO
 import { addProduct, stockOf } from '../support/database';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
+import { DEFAULT_CHANNEL } from '../../activities/types';
+import { TEST_ORDER_ID_SECRET } from '../support/stack';
 
 const CUSTOMER = 'bounded-temporal-down';
 
@@ -38,7 +40,7 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
   await stopTemporal();
 
   const newLines = [{ sku: 'TD-NEW', quantity: 4 }];
-  const newId = orderIdFor(CUSTOMER, 'td-new');
+  const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, 'td-new');
   expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
   // Nothing left behind: the PENDING row was withdrawn, no stock held.
   expect((await getOrder(app, newId)).status).toBe(404);

@@ -22,6 +22,8 @@ import {
 import { addProduct, stockOf } from '../support/database';
 import { useFaultStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
+import { DEFAULT_CHANNEL } from '../../activities/types';
+import { TEST_ORDER_ID_SECRET } from '../support/stack';
 
 const CUSTOMER = 'bounded-worker';
 const stack = useFaultStack(CUSTOMER);
@@ -65,7 +67,7 @@ async function runWithWorkerDown(fault: 'paused' | 'killed'): Promise<void> {
   // Placement: the order exists at once, PENDING, holding nothing.
   const newLines = [{ sku: sku('NEW'), quantity: 3 }];
   const newKey = `${fault}-new`;
-  const newId = orderIdFor(CUSTOMER, newKey);
+  const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, newKey);
   const placed = await placeOrder(app, CUSTOMER, newLines, newKey);
   expectPending(placed, newId);
   expect(placed.body).toMatchObject({ orderId: newId, status: 'PENDING', items: [{ sku: sku('NEW'), quantity: 3, unitPriceCents: 700 }], totalCents: 2100 });

@@ -8,6 +8,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually, sleep } from '../support/wait';
+import { DEFAULT_CHANNEL } from '../../activities/types';
 
 const STOCK = 10_000;
 
@@ -22,7 +23,7 @@ test('orders placed while PostgreSQL crashes and restarts: each one started hold
   const caller = async () => {
     while (placing) {
       try {
-        const placed = await scenario.checkout.placeOrder({ customerId: 'db-down-placing', items: [{ sku: 'PL-A', quantity: 2 }], paymentTimeoutSeconds: 900 });
+        const placed = await scenario.checkout.placeOrder({ customerId: 'db-down-placing', items: [{ sku: 'PL-A', quantity: 2 }], paymentTimeoutSeconds: 900 }, undefined, DEFAULT_CHANNEL);
         if (placed.outcome === 'HELD') answered.held++;
       } catch {
         answered.failed++;

@@ -12,6 +12,7 @@ import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsComple
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually, sleep } from '../support/wait';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
 
 const WORKER = 'checkout-worker';
 /** How long PostgreSQL stays down: several retries of every settlement at 200 ms doubling. */
@@ -75,7 +76,7 @@ test('PostgreSQL crashing mid-release and staying down: releases and commits ret
     expect(answers).toHaveLength(1);
     expect(answers[0]?.attempt).toBeGreaterThanOrEqual(2);
   }
-  expect(await checkout.getOrder(paid.orderId)).toMatchObject({ status: 'PAID', paymentId: 'pay-db-down' });
+  expect(await checkout.getOrder(paid.orderId, EVERY_CHANNEL)).toMatchObject({ status: 'PAID', paymentId: 'pay-db-down' });
   expect(await stockOf(prisma, 'DB-A')).toEqual({ available: 10, reserved: 0, sold: 0 });
   expect(await stockOf(prisma, 'DB-B')).toEqual({ available: 8, reserved: 0, sold: 2 });
   expect(await settlementsOf(prisma, orders.map((o) => o.orderId))).toEqual({

@@ -14,6 +14,7 @@ import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast, workflowsCompleted } from '../support/fault-checks';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
 
 const CUSTOMER = `restart-${randomUUID()}`;
 
@@ -52,7 +53,7 @@ test('orders waiting while the Temporal server restarts on its persisted state s
 
   await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 60_000);
   for (const order of expiring) {
-    expect(Date.parse((await checkout.getOrder(order.orderId)).closedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.expiresAt));
+    expect(Date.parse((await checkout.getOrder(order.orderId, EVERY_CHANNEL)).closedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.expiresAt));
   }
   // The restarted server takes new messages for orders it held before.
   const paid = await checkout.pay(paidAfter.orderId, { paymentId: 'pay-after-restart', amountCents: 2 * 800 });

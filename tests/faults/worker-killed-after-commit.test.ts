@@ -12,6 +12,7 @@ import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
 
 let proxy: TcpProxy;
 
@@ -51,7 +52,7 @@ test('settlements committed by a worker killed before it could report them are r
     await locks.close();
   }
   await eventually(() => statusesOf(orders), (s) => s.every((status) => status !== 'AWAITING_PAYMENT'), 30_000);
-  const committed = await checkout.getOrder(paid.orderId);
+  const committed = await checkout.getOrder(paid.orderId, EVERY_CHANNEL);
   const stockAfterFirstAttempt = { a: await stockOf(db.prisma, 'AC-A'), b: await stockOf(db.prisma, 'AC-B') };
   expect(stockAfterFirstAttempt).toEqual({
     a: { available: 18, reserved: 0, sold: 2 },
@@ -79,7 +80,7 @@ test('settlements committed by a worker killed before it could report them are r
   }
   // The retries found the work done: nothing moved again, and the recorded times stand.
   expect({ a: await stockOf(db.prisma, 'AC-A'), b: await stockOf(db.prisma, 'AC-B') }).toEqual(stockAfterFirstAttempt);
-  expect(await checkout.getOrder(paid.orderId)).toEqual(committed);
+  expect(await checkout.getOrder(paid.orderId, EVERY_CHANNEL)).toEqual(committed);
   expect(views[2]).toMatchObject({ paidAt: committed.paidAt, closedAt: committed.closedAt, paymentId: 'pay-after-commit' });
   expect(await db.prisma.payment.count({ where: { orderId: paid.orderId } })).toBe(1);
   expect(await settlementsOf(db.prisma, orders.map((o) => o.orderId))).toEqual({

@@ -14,6 +14,7 @@ import { killInsideItsTransactions } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
+import { DEFAULT_CHANNEL } from '../../activities/types';
 
 const stack = useFaultStack('reserve-kill');
 
@@ -35,7 +36,7 @@ test('a worker killed while its reservations wait on a lock: what it sent holds 
         customerId: 'reserve-kill',
         items: [{ sku: 'MR-A', quantity }, { sku: 'MR-B', quantity: 1 }],
         paymentTimeoutSeconds: 600,
-      }),
+      }, undefined, DEFAULT_CHANNEL),
     );
     await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= quantities.length, 30_000);
     await killInsideItsTransactions(locks, killed, 'killed-worker');

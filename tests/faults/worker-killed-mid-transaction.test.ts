@@ -9,6 +9,7 @@ import { killInsideItsTransactions, oneSettlementPerItem, settlementAnswers, set
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
 
 const stack = useFaultStack('worker-kill');
 
@@ -49,7 +50,7 @@ test('a worker killed while many releases and a commit are in flight leaves noth
 
   await eventually(() => statusesOf(orders), (s) => s.every((status) => status !== 'AWAITING_PAYMENT'), 60_000);
   expect(await statusesOf(orders)).toEqual([...cancelled.map(() => 'CANCELLED'), 'PAID']);
-  expect(await checkout.getOrder(paid.orderId)).toMatchObject({ paymentId: 'pay-mid-flight', totalCents: 2000 });
+  expect(await checkout.getOrder(paid.orderId, EVERY_CHANNEL)).toMatchObject({ paymentId: 'pay-mid-flight', totalCents: 2000 });
   expect(await db.prisma.payment.count({ where: { orderId: paid.orderId } })).toBe(1);
   expect(await stockOf(db.prisma, 'MF-A')).toEqual({ available: 48, reserved: 0, sold: 2 });
   expect(await stockOf(db.prisma, 'MF-B')).toEqual({ available: 50, reserved: 0, sold: 0 });

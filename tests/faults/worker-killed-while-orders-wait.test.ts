@@ -8,6 +8,8 @@ import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { DEFAULT_CHANNEL } from '../../activities/types';
 
 const stack = useFaultStack('worker-kill');
 
@@ -33,7 +35,7 @@ test('orders waiting when the worker is killed are finished by a new worker at t
 
   // Delivered while no worker runs: each call waits (at most the decision wait) for the decision.
   const payment = checkout.pay(paidWhileDown.orderId, { paymentId: 'pay-while-down', amountCents: 3 * 700 });
-  const cancellation = checkout.cancel(cancelledWhileDown.orderId);
+  const cancellation = checkout.cancel(cancelledWhileDown.orderId, DEFAULT_CHANNEL);
   await waitPast(deadlines(expiring).last, 1_000);
   // Nothing ran them: the deadlines passed with the stock still held.
   expect(await statusesOf(expiring)).toEqual(['AWAITING_PAYMENT', 'AWAITING_PAYMENT', 'AWAITING_PAYMENT']);
@@ -51,10 +53,10 @@ test('orders waiting when the worker is killed are finished by a new worker at t
     (r) => r.outcome !== 'PENDING',
   );
   expect(redelivered).toMatchObject({ outcome: 'APPLIED', order: { status: 'PAID', paymentId: 'pay-while-down' } });
-  const cancelledAgain = await eventually(() => checkout.cancel(cancelledWhileDown.orderId), (r) => r.outcome !== 'PENDING');
+  const cancelledAgain = await eventually(() => checkout.cancel(cancelledWhileDown.orderId, DEFAULT_CHANNEL), (r) => r.outcome !== 'PENDING');
   expect(cancelledAgain).toMatchObject({ outcome: 'CANCELLED', order: { status: 'CANCELLED' } });
   for (const order of expiring) {
-    const closed = await checkout.getOrder(order.orderId);
+    const closed = await checkout.getOrder(order.orderId, EVERY_CHANNEL);
     // Released at the deadline or after it (the worker was dead), never before.
     expect(Date.parse(closed.closedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(order.expiresAt));
   }

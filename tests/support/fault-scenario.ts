@@ -6,9 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
-import { CheckoutService, type OrderResponse } from '../../src/api/checkout';
+import { CheckoutService, EVERY_CHANNEL, type OrderResponse } from '../../src/api/checkout';
 import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal, type OrderStatus } from '../../workflows/messages';
 import { startWorkerProcess, type WorkerProcess } from './worker-child';
+import { DEFAULT_CHANNEL } from '../../activities/types';
+import { TEST_ORDER_ID_SECRET } from './stack';
 
 export interface FaultScenarioDependencies {
   temporalAddress: string;
@@ -46,6 +48,7 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
     taskQueue,
     defaultPaymentTimeoutSeconds: 900,
     checkoutCurrency: 'eur',
+    orderIdSecret: TEST_ORDER_ID_SECRET,
   });
   const workers: WorkerProcess[] = [];
   return {
@@ -64,14 +67,14 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
       return worker;
     },
     async place(items, paymentTimeoutSeconds) {
-      const placed = await checkout.placeOrder({ customerId: deps.customerId, items, paymentTimeoutSeconds });
+      const placed = await checkout.placeOrder({ customerId: deps.customerId, items, paymentTimeoutSeconds }, undefined, DEFAULT_CHANNEL);
       if (placed.outcome !== 'HELD' || placed.order.status !== 'AWAITING_PAYMENT') {
         throw new Error(`order not held: ${JSON.stringify(placed)}`);
       }
       return placed.order;
     },
     async statusesOf(orders) {
-      return Promise.all(orders.map(async (o) => (await checkout.getOrder(o.orderId)).status));
+      return Promise.all(orders.map(async (o) => (await checkout.getOrder(o.orderId, EVERY_CHANNEL)).status));
     },
     async cancelAndPay(cancelled, paid, payment) {
       const handle = (order: OrderResponse) => deps.client.workflow.getHandle(orderWorkflowId(order.orderId));

@@ -8,6 +8,8 @@ import { SAMPLE_PRODUCTS } from '../../prisma/seed';
 import { orderWorkflowId, type OrderStatus } from '../../workflows/messages';
 import { type TestStack } from './stack';
 import { eventually } from './wait';
+import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { DEFAULT_CHANNEL } from '../../activities/types';
 
 export type SettledOrAwaiting = Exclude<OrderStatus, 'PENDING'>;
 export const ORDER_STATES: readonly SettledOrAwaiting[] = ['AWAITING_PAYMENT', 'PAID', 'EXPIRED', 'CANCELLED', 'REJECTED'];
@@ -26,7 +28,7 @@ export async function placeOrdersInEveryState(stack: TestStack, options: { expir
   for (const product of SAMPLE_PRODUCTS) await putProduct(stack.db.prisma, product);
   const { checkout } = stack;
   const place = async (customerId: string, items: { sku: string; quantity: number }[], paymentTimeoutSeconds?: number) =>
-    (await checkout.placeOrder({ customerId, items, ...(paymentTimeoutSeconds && { paymentTimeoutSeconds }) })).order;
+    (await checkout.placeOrder({ customerId, items, ...(paymentTimeoutSeconds && { paymentTimeoutSeconds }) }, undefined, DEFAULT_CHANNEL)).order;
 
   const awaitingLong = await place('ada', [{ sku: 'SKU-1', quantity: 2 }, { sku: 'SKU-3', quantity: 1 }], 900);
   const awaitingShort = await place('ben', [{ sku: 'SKU-2', quantity: 1 }], 300);
@@ -36,12 +38,12 @@ export async function placeOrdersInEveryState(stack: TestStack, options: { expir
   const paidNow = (await checkout.pay(paid.orderId, { paymentId: 'pay-7001', amountCents: paid.totalCents })).order;
 
   const cancelled = await place('dan', [{ sku: 'SKU-1', quantity: 1 }, { sku: 'SKU-2', quantity: 2 }]);
-  const { order: cancelledNow } = await checkout.cancel(cancelled.orderId);
+  const { order: cancelledNow } = await checkout.cancel(cancelled.orderId, DEFAULT_CHANNEL);
 
   // SKU-5 has 3 in stock.
   const rejected = await place('eve', [{ sku: 'SKU-5', quantity: 5 }]);
 
-  const expiredNow = await eventually(() => checkout.getOrder(expired.orderId), (o) => o.status === 'EXPIRED');
+  const expiredNow = await eventually(() => checkout.getOrder(expired.orderId, EVERY_CHANNEL), (o) => o.status === 'EXPIRED');
 
   const byState: PlacedOrders['byState'] = {
     AWAITING_PAYMENT: [awaitingLong, awaitingShort],

@@ -6,11 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type express from 'express';
+import express from 'express';
 import { createApp } from '../../src/api/app';
 import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
-import { createApiServices } from '../../src/api/services';
+import { createApiServices, type ApiServiceDependencies } from '../../src/api/services';
 import { checkInventory } from '../../src/db/inventory-check';
 import type { OrderEventsConfig, ReclaimConfig } from '../../src/config';
 import type { WorkerMetrics } from '../../src/metrics';
@@ -27,6 +27,9 @@ export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('checkout-tests-webhook-
 export const TEST_STRIPE_SECRET = 'whsec_test_stripe_signing_secret';
 export const TEST_CURRENCY = 'eur';
 export const TEST_ADMIN_TOKEN = 'test-admin-token';
+/** The bootstrap storefront key of the test API (channel `default`): requests without a key get it. */
+export const TEST_STOREFRONT_KEY = 'test-storefront-key';
+export const TEST_ORDER_ID_SECRET = 'test-order-id-secret';
 
 export function temporalCliPath(): string {
   const cli = process.env.TEMPORAL_CLI_PATH;
@@ -158,27 +161,57 @@ export interface TestStack {
   worker: RunningWorker;
   checkout: CheckoutService;
   operator: OperatorService;
+  /** The app as the test storefront calls it: a request without Authorization carries TEST_STOREFRONT_KEY. */
   app: express.Express;
+  /** The app as served: each request brings its own key, or none. */
+  bareApp: express.Express;
   stop(): Promise<void>;
 }
 
-type ApiServiceDependencies = Parameters<typeof createApiServices>[0];
+type TestApiDependencies = Omit<ApiServiceDependencies, 'checkoutCurrency' | 'orderIdSecret' | 'bootstrapKeys' | 'logger'> &
+  Partial<Pick<ApiServiceDependencies, 'checkoutCurrency' | 'orderIdSecret'>>;
 
-/** The API's services and Express app as the server builds them, with the tests' secrets and currency. */
+/** The API's services as the server builds them, with the tests' keys, secrets and currency. */
+export function createTestServices(deps: TestApiDependencies) {
+  return createApiServices({
+    ...deps,
+    checkoutCurrency: deps.checkoutCurrency ?? TEST_CURRENCY,
+    orderIdSecret: deps.orderIdSecret ?? TEST_ORDER_ID_SECRET,
+    bootstrapKeys: { adminToken: TEST_ADMIN_TOKEN, storefrontKey: TEST_STOREFRONT_KEY },
+    logger: createLogger('api', 'silent'),
+  });
+}
+
+/**
+ * The API's services and Express app as the server builds them, with the tests' keys, secrets and
+ * currency. `app` fills in the test storefront key where a request has no Authorization header, so
+ * suites about other behaviour read as before; `bareApp` is the app exactly as served.
+ */
 export function createTestApi(
-  deps: Omit<ApiServiceDependencies, 'checkoutCurrency'> & { checkoutCurrency?: string },
+  deps: TestApiDependencies,
   /** `stripeWebhookSecret: null` builds the app as without STRIPE_WEBHOOK_SECRET. */
   secrets: { paymentWebhookSecrets?: string[]; stripeWebhookSecret?: string | null } = {},
 ) {
-  const services = createApiServices({ ...deps, checkoutCurrency: deps.checkoutCurrency ?? TEST_CURRENCY });
-  const app = createApp({
+  const services = createTestServices(deps);
+  const bareApp = createApp({
     ...services,
     logger: createLogger('api', 'silent'),
     paymentWebhookSecrets: secrets.paymentWebhookSecrets ?? [TEST_WEBHOOK_SECRET],
     ...(secrets.stripeWebhookSecret !== null && { stripeWebhookSecret: secrets.stripeWebhookSecret ?? TEST_STRIPE_SECRET }),
-    adminToken: TEST_ADMIN_TOKEN,
   });
-  return { app, services };
+  return { app: withStorefrontKey(bareApp), bareApp, services };
+}
+
+/** `app` as the test storefront calls it: the test storefront key unless the request names a key. */
+export function withStorefrontKey(app: express.Express): express.Express {
+  const storefront = express();
+  storefront.disable('x-powered-by');
+  storefront.use((req, _res, next) => {
+    req.headers.authorization ??= `Bearer ${TEST_STOREFRONT_KEY}`;
+    next();
+  });
+  storefront.use(app);
+  return storefront;
 }
 
 export interface StackOptions {
@@ -200,14 +233,14 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     ...(options.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: options.maxPaymentWindowSeconds }),
     ...(options.orderEvents && { orderEvents: options.orderEvents }),
   });
-  const { app, services } = createTestApi({
+  const { app, bareApp, services } = createTestApi({
     prisma: db.prisma,
     temporal: env.client,
     taskQueue,
     defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
     ...(options.paymentProcessingHoldSeconds !== undefined && { paymentProcessingHoldSeconds: options.paymentProcessingHoldSeconds }),
   });
-  const { checkout, operator, readiness } = services;
+  const { checkout, operator, readiness, authenticator } = services;
   return {
     env,
     client: env.client,
@@ -217,8 +250,10 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     checkout,
     operator,
     app,
+    bareApp,
     async stop() {
       await worker.stop();
+      await authenticator.close();
       await readiness.close();
       await env.teardown();
       await db.drop();
