@@ -31,11 +31,11 @@ describe('authorization', () => {
   test.each(attempts)('%s answers 401 UNAUTHORIZED on every operator endpoint and changes nothing', async (_name, headers) => {
     await addProduct(stack.db.prisma, 'AUTH-1', 5);
     const calls = [
-      request(stack.app).put('/admin/products/AUTH-1').set(headers).send({ name: 'x', priceCents: 1, available: 99 }),
-      request(stack.app).post('/admin/products/AUTH-1/restock').set(headers).send({ quantity: 7 }),
-      request(stack.app).get('/admin/inventory/check').set(headers),
+      request(stack.bareApp).put('/admin/products/AUTH-1').set(headers).send({ name: 'x', priceCents: 1, available: 99 }),
+      request(stack.bareApp).post('/admin/products/AUTH-1/restock').set(headers).send({ quantity: 7 }),
+      request(stack.bareApp).get('/admin/inventory/check').set(headers),
       // Even a broken body is not read before the token is checked.
-      request(stack.app).put('/admin/products/AUTH-1').set(headers).set('Content-Type', 'application/json').send('{oops'),
+      request(stack.bareApp).put('/admin/products/AUTH-1').set(headers).set('Content-Type', 'application/json').send('{oops'),
     ];
     for (const res of await Promise.all(calls)) {
       expect(res.status).toBe(401);
