@@ -26,6 +26,8 @@ const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+/** The API's bootstrap storefront key (channel `default`) in this run. */
+const STOREFRONT_KEY = `storefront-${randomBytes(16).toString('hex')}`;
 const WORKER_HEAP_MIB = 256;
 
 interface RunningProcess {
@@ -173,7 +175,9 @@ test('the compiled worker (prebuilt bundle, capped heap) and API take an order t
     TEMPORAL_NAMESPACE: 'default',
     TEMPORAL_TASK_QUEUE: taskQueue,
     PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    ADMIN_TOKEN: `admin-${randomBytes(8).toString('hex')}`,
+    ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    STOREFRONT_KEY,
+    ORDER_ID_SECRET: `order-ids-${randomBytes(16).toString('hex')}`,
     LOG_LEVEL: 'info',
   };
   const worker = startProcess(
@@ -198,7 +202,7 @@ test('the compiled worker (prebuilt bundle, capped heap) and API take an order t
 
   const placed = await fetch(`${base}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${STOREFRONT_KEY}` },
     body: JSON.stringify({ customerId: 'image-test', items: [{ sku: 'SKU-1', quantity: 2 }] }),
   });
   const order = (await placed.json()) as { orderId: string; status: string; totalCents: number };

@@ -23,7 +23,8 @@ const SECRETS = {
   POSTGRES_PASSWORD: 'pg-secret',
   CHECKOUT_DB_PASSWORD: 'app-db-secret',
   PAYMENT_WEBHOOK_SECRET: 'whsec_Y29tcG9zZS10ZXN0LXdlYmhvb2stc2VjcmV0',
-  ADMIN_TOKEN: 'admin-token',
+  ADMIN_TOKEN: 'admin-token-0123456789abcdef0123456789',
+  ORDER_ID_SECRET: 'order-id-secret-0123456789abcdef01234',
 };
 const APP_SERVICES = ['migrate', 'seed', 'api', 'worker'];
 /** Node's own variables the image and compose may set besides the app's config. */

@@ -16,7 +16,8 @@ const PRODUCTION: Env = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgresql://checkout:s3cret@db.internal:5432/checkout',
   PAYMENT_WEBHOOK_SECRET: `whsec_${Buffer.from('production-webhook-secret-32-bytes').toString('base64')}`,
-  ADMIN_TOKEN: 'admin-prod',
+  ADMIN_TOKEN: 'admin-prod-0123456789abcdef0123456789',
+  ORDER_ID_SECRET: 'order-ids-0123456789abcdef0123456789',
 };
 
 const load = (env: Env) => loadConfig(env, HEAP_1_GIB);
@@ -198,10 +199,33 @@ describe('production', () => {
     expect(config.paymentWebhookSecrets).toEqual([PRODUCTION.PAYMENT_WEBHOOK_SECRET]);
     expect(config.stripeWebhookSecret).toBeUndefined();
     expect(config.checkoutCurrency).toBe('eur');
-    expect(config.adminToken).toBe('admin-prod');
+    expect(config.adminToken).toBe(PRODUCTION.ADMIN_TOKEN);
+    expect(config.orderIdSecret).toBe(PRODUCTION.ORDER_ID_SECRET);
+    // No bootstrap storefront key unless given: storefront keys come from the database.
+    expect(config.storefrontKey).toBeUndefined();
+    expect(load({ ...PRODUCTION, STOREFRONT_KEY: 'storefront-0123456789abcdef012345678' }).storefrontKey).toBe('storefront-0123456789abcdef012345678');
   });
 
-  test.each(['DATABASE_URL', 'PAYMENT_WEBHOOK_SECRET', 'ADMIN_TOKEN'])('production without %s is an error', (name) => {
+  test('outside production the bootstrap keys and the order id secret have development defaults', () => {
+    const config = load({});
+    expect({ adminToken: config.adminToken, storefrontKey: config.storefrontKey }).toEqual({ adminToken: 'dev-admin-token', storefrontKey: 'dev-storefront-key' });
+    expect(config.orderIdSecret).toEqual(expect.any(String));
+  });
+
+  test.each([
+    ['ADMIN_TOKEN', 'short-admin-token'],
+    ['STOREFRONT_KEY', 'short-storefront-key'],
+    ['ORDER_ID_SECRET', 'short-secret'],
+  ])('production refuses a guessable %s (under 32 characters)', (name, value) => {
+    expect(() => load({ ...PRODUCTION, [name]: value })).toThrow(new RegExp(`${name} must be at least 32 characters`));
+  });
+
+  test('one key for both scopes is refused: the storefront key would be an operator key', () => {
+    expect(() => load({ ...PRODUCTION, STOREFRONT_KEY: PRODUCTION.ADMIN_TOKEN })).toThrow(/STOREFRONT_KEY and ADMIN_TOKEN must differ/);
+    expect(() => load({ ADMIN_TOKEN: 'same', STOREFRONT_KEY: 'same' })).toThrow(/must differ/);
+  });
+
+  test.each(['DATABASE_URL', 'PAYMENT_WEBHOOK_SECRET', 'ADMIN_TOKEN', 'ORDER_ID_SECRET'])('production without %s is an error', (name) => {
     const env = { ...PRODUCTION, [name]: undefined };
 
     expect(() => load(env)).toThrow(new RegExp(`${name} must be set`));
@@ -211,6 +235,8 @@ describe('production', () => {
     ['PAYMENT_WEBHOOK_SECRET', 'whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ=='],
     ['PAYMENT_WEBHOOK_SECRET', `${PRODUCTION.PAYMENT_WEBHOOK_SECRET},whsec_Y2hlY2tvdXQtZGV2LXdlYmhvb2stc2VjcmV0IQ==`],
     ['ADMIN_TOKEN', 'dev-admin-token'],
+    ['STOREFRONT_KEY', 'dev-storefront-key'],
+    ['ORDER_ID_SECRET', 'checkout-dev-order-id-secret'],
     ['DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/checkout'],
   ])('production with the development default for %s is an error', (name, devValue) => {
     expect(() => load({ ...PRODUCTION, [name]: devValue })).toThrow(new RegExp(name));
