@@ -1,10 +1,11 @@
 /**
- * Pays an order by hand, as the payment provider would: reads the order's total from the API,
- * signs a Standard Webhooks delivery with the configured PAYMENT_WEBHOOK_SECRET and posts it to
- * POST /webhooks/payments, then prints the answer.
+ * Pays an order by hand, as the payment provider would: reads the order's total from the API
+ * (with a storefront key of the order's channel: STOREFRONT_KEY, or --key), signs a Standard
+ * Webhooks delivery with the configured PAYMENT_WEBHOOK_SECRET and posts it to
+ * POST /webhooks/payments, then prints the answer. With --amount no key is needed.
  *
  *   npm run pay -- <orderId> [--amount N] [--type succeeded|processing|failed]
- *                            [--payment-id ID] [--currency eur] [--url http://localhost:3000]
+ *                            [--payment-id ID] [--currency eur] [--url http://localhost:3000] [--key ck_...]
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,7 @@ type DeliveryType = (typeof TYPES)[number];
 
 const USAGE =
   'usage: npm run pay -- <orderId> [--amount N] [--type succeeded|processing|failed] ' +
-  '[--payment-id ID] [--currency eur] [--url http://localhost:<PORT>]';
+  '[--payment-id ID] [--currency eur] [--url http://localhost:<PORT>] [--key <storefront key, default STOREFRONT_KEY>]';
 
 interface PayOptions {
   orderId: string;
@@ -25,9 +26,11 @@ interface PayOptions {
   paymentId: string;
   currency: string;
   url: string;
+  /** A storefront key of the order's channel, to read its total. */
+  key?: string;
 }
 
-function parseOptions(argv: string[], defaults: { port: number; currency: string }): PayOptions {
+function parseOptions(argv: string[], defaults: { port: number; currency: string; key?: string }): PayOptions {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -37,6 +40,7 @@ function parseOptions(argv: string[], defaults: { port: number; currency: string
       'payment-id': { type: 'string' },
       currency: { type: 'string', default: defaults.currency },
       url: { type: 'string', default: `http://localhost:${defaults.port}` },
+      key: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -55,13 +59,15 @@ function parseOptions(argv: string[], defaults: { port: number; currency: string
     currency: values.currency,
     url: values.url.replace(/\/+$/, ''),
     ...(amountCents !== undefined && { amountCents }),
+    ...((values.key ?? defaults.key) !== undefined && { key: values.key ?? defaults.key }),
   };
 }
 
 class UsageError extends Error {}
 
-async function orderTotal(url: string, orderId: string): Promise<number> {
-  const res = await fetch(`${url}/orders/${encodeURIComponent(orderId)}`);
+async function orderTotal(url: string, orderId: string, key: string | undefined): Promise<number> {
+  if (key === undefined) throw new UsageError(`reading the order's total needs a storefront key: set STOREFRONT_KEY, or pass --key or --amount\n${USAGE}`);
+  const res = await fetch(`${url}/orders/${encodeURIComponent(orderId)}`, { headers: { Authorization: `Bearer ${key}` } });
   const body = (await res.json()) as { totalCents?: unknown };
   if (!res.ok || typeof body.totalCents !== 'number') {
     throw new Error(`GET /orders/${orderId} answered ${res.status} ${JSON.stringify(body)}`);
@@ -70,7 +76,7 @@ async function orderTotal(url: string, orderId: string): Promise<number> {
 }
 
 export async function pay(options: PayOptions, secret: string): Promise<{ status: number; body: unknown }> {
-  const amountCents = options.amountCents ?? (await orderTotal(options.url, options.orderId));
+  const amountCents = options.amountCents ?? (await orderTotal(options.url, options.orderId, options.key));
   const raw = JSON.stringify({
     type: options.type,
     data: { orderId: options.orderId, paymentId: options.paymentId, amountCents, currency: options.currency },
@@ -99,7 +105,11 @@ export async function pay(options: PayOptions, secret: string): Promise<{ status
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const options = parseOptions(process.argv.slice(2), { port: config.port, currency: config.checkoutCurrency });
+  const options = parseOptions(process.argv.slice(2), {
+    port: config.port,
+    currency: config.checkoutCurrency,
+    ...(config.storefrontKey !== undefined && { key: config.storefrontKey }),
+  });
   // The first configured secret: during a rotation every listed secret is accepted.
   const [secret] = config.paymentWebhookSecrets;
   if (secret === undefined) throw new Error('PAYMENT_WEBHOOK_SECRET holds no secret');

@@ -15,7 +15,7 @@ import { MAX_ITEMS, MAX_PRICE_CENTS, MAX_QUANTITY } from '../src/api/schemas';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { deliverOverHttp, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { TEST_STOREFRONT_KEY, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
 import { signedHeaders } from './support/webhooks';
 
 const run = promisify(execFile);
@@ -213,7 +213,7 @@ describe('a real receiver: the app listening on a port', () => {
 
   beforeAll(async () => {
     server = await new Promise<Server>((resolve) => {
-      const listening = stack.app.listen(0, '127.0.0.1', () => resolve(listening));
+      const listening = stack.bareApp.listen(0, '127.0.0.1', () => resolve(listening));
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -237,11 +237,11 @@ describe('a real receiver: the app listening on a port', () => {
     expect(await tracesOf(stack.db.prisma, other.orderId)).toMatchObject({ status: 'AWAITING_PAYMENT', payments: [] });
   });
 
-  test('npm run pay signs with PAYMENT_WEBHOOK_SECRET, reads the total from GET /orders/:id and pays; --type processing is answered PROCESSING', async () => {
+  test('npm run pay signs with PAYMENT_WEBHOOK_SECRET, reads the total from GET /orders/:id with STOREFRONT_KEY and pays; --type processing is answered PROCESSING', async () => {
     const { orderId } = await newOrder(1234, 2);
     const script = path.resolve(__dirname, '../scripts/pay.ts');
     const tsx = path.resolve(__dirname, '../node_modules/.bin/tsx');
-    const env = { ...process.env, PAYMENT_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET, LOG_LEVEL: 'silent' };
+    const env = { ...process.env, PAYMENT_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET, STOREFRONT_KEY: TEST_STOREFRONT_KEY, LOG_LEVEL: 'silent' };
 
     const processing = await run(tsx, [script, orderId, '--type', 'processing', '--payment-id', 'pv-cli', '--url', url], { env });
     const paid = await run(tsx, [script, orderId, '--payment-id', 'pv-cli', '--url', url], { env });

@@ -60,7 +60,7 @@ async function waitForFirstOrder(stack: Stack, skus: string[]): Promise<void> {
     try {
       const response = await fetch(`${stack.apiUrl}/orders`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.apiKey}` },
         body: orderBody('bench-first-order', skus, 86_400),
         signal: AbortSignal.timeout(60_000),
       });

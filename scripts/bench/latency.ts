@@ -19,6 +19,7 @@ export async function latencyScenario(c: ScenarioContext, run: number): Promise<
   if (run === 1) await warmUp(c);
   const saturation = await driveOrders({
     apiUrl: c.stack.apiUrl,
+    apiKey: c.stack.apiKey,
     connections: o.connections,
     durationSeconds: Math.max(3, Math.round(o.duration / 2)),
     body: () => orderBody(`bench-${c.runTag}-saturation-${run}`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
@@ -34,6 +35,7 @@ export async function latencyScenario(c: ScenarioContext, run: number): Promise<
   monitor.start();
   const open = await driveOpenLoop({
     apiUrl: c.stack.apiUrl,
+    apiKey: c.stack.apiKey,
     ratePerSecond: rate,
     durationSeconds: o.duration,
     body: () => orderBody(`bench-${c.runTag}-open-${run}`, c.skus, LONG_PAYMENT_WINDOW_SECONDS),

@@ -3,6 +3,8 @@ import autocannon from 'autocannon';
 
 export interface OrderLoad {
   apiUrl: string;
+  /** The storefront key each request carries. */
+  apiKey: string;
   connections: number;
   /** Seconds of load, or… */
   durationSeconds?: number;
@@ -49,7 +51,7 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
       {
         method: 'POST',
         path: '/orders',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${load.apiKey}` },
         setupRequest: (request) => ({ ...request, body: load.body(n++) }),
       },
     ],

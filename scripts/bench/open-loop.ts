@@ -7,6 +7,8 @@ import { percentile } from './stats';
 
 export interface OpenLoad {
   apiUrl: string;
+  /** The storefront key each request carries. */
+  apiKey: string;
   ratePerSecond: number;
   durationSeconds: number;
   body: (n: number) => string;
@@ -64,7 +66,7 @@ async function send(load: OpenLoad, n: number): Promise<{ status: number; ms: nu
   const t0 = performance.now();
   const response = await fetch(`${load.apiUrl}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${load.apiKey}` },
     body: load.body(n),
     signal: AbortSignal.timeout(load.timeoutMs ?? 30_000),
   });

@@ -7,6 +7,8 @@ export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
   apiUrl: string;
+  /** A storefront key of that API. */
+  apiKey: string;
   databaseUrl: string;
   temporalAddress?: string;
   /** Processes to measure, by part name (api, worker, temporal). */
@@ -76,6 +78,7 @@ const HELP = `npm run bench -- [options]
   --database-admin-url <u> where to create and drop the bench database
                            (default $BENCH_DATABASE_ADMIN_URL or postgresql://postgres@127.0.0.1:5432/postgres)
   --api-url <url>          target a running stack instead of starting one ($BENCH_API_URL);
+  --api-key <key>            a storefront key of it ($BENCH_API_KEY, required with --api-url),
   --database-url <url>       its database ($BENCH_DATABASE_URL, required with --api-url),
   --temporal-address <a>     its Temporal frontend ($BENCH_TEMPORAL_ADDRESS, optional),
   --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable)
@@ -108,6 +111,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       env: { type: 'string', multiple: true },
       'database-admin-url': { type: 'string' },
       'api-url': { type: 'string' },
+      'api-key': { type: 'string' },
       'database-url': { type: 'string' },
       'temporal-address': { type: 'string' },
       pid: { type: 'string', multiple: true },
@@ -136,8 +140,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     const databaseUrl = values['database-url'] ?? env.BENCH_DATABASE_URL;
     if (!databaseUrl) throw new Error('--api-url needs --database-url (or BENCH_DATABASE_URL): figures come from the database');
     const temporalAddress = values['temporal-address'] ?? env.BENCH_TEMPORAL_ADDRESS;
+    const apiKey = values['api-key'] ?? env.BENCH_API_KEY;
+    if (!apiKey) throw new Error('--api-url needs --api-key (or BENCH_API_KEY): a storefront key of that API');
     target = {
       apiUrl: z.string().url().parse(apiUrl).replace(/\/$/, ''),
+      apiKey,
       databaseUrl: z.string().url().parse(databaseUrl),
       ...(temporalAddress && { temporalAddress }),
       pids: Object.fromEntries((values.pid ?? []).map((p) => keyValue(p, '--pid')).map(([k, v]) => [k, count.parse(v)])),

@@ -40,6 +40,7 @@ function driveOpenOrders(
 ): Promise<LoadResult> {
   return driveOrders({
     apiUrl: c.stack.apiUrl,
+    apiKey: c.stack.apiKey,
     connections: c.options.connections,
     ...limit,
     body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
@@ -127,6 +128,7 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   const holdsFlash = (n: number) => (o.expiryOrders - 1 - n) % flashEvery === 0 && (o.expiryOrders - 1 - n) / flashEvery < flashHolders;
   const placed = await driveOrders({
     apiUrl: c.stack.apiUrl,
+    apiKey: c.stack.apiKey,
     connections: o.connections,
     amount: o.expiryOrders,
     body: (n) => {
@@ -158,7 +160,7 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   const freed = await flashHeld(c.stack.databaseUrl, flashSku);
   await sleepUntil(lastDeadline + FLASH_BUYER_DELAY_MS);
   const asked = Date.now();
-  const bought = await buyAll(c.stack.apiUrl, `bench-${c.runTag}-flash-buyer-${run}`, flashSku, freed);
+  const bought = await buyAll(c.stack, `bench-${c.runTag}-flash-buyer-${run}`, flashSku, freed);
   results.record('expiryFreedBought', bought.ok ? 1 : 0);
   // The answer waits for the buyer's workflow task, queued behind the timers firing meanwhile.
   c.log(
@@ -233,10 +235,10 @@ async function flashHeld(databaseUrl: string, sku: string): Promise<number> {
   });
 }
 
-async function buyAll(apiUrl: string, customerId: string, sku: string, quantity: number): Promise<{ ok: boolean; status: number; body: string }> {
-  const res = await fetch(`${apiUrl}/orders`, {
+async function buyAll(stack: Stack, customerId: string, sku: string, quantity: number): Promise<{ ok: boolean; status: number; body: string }> {
+  const res = await fetch(`${stack.apiUrl}/orders`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${stack.apiKey}` },
     body: JSON.stringify({ customerId, items: [{ sku, quantity }], paymentTimeoutSeconds: 60 }),
   });
   const body = await res.text();

@@ -17,6 +17,8 @@ export interface Stack {
   /** What the stack runs on: the dev server or the real server (with its shards), for the report. */
   engine: string;
   apiUrl: string;
+  /** The storefront key every POST /orders carries. */
+  apiKey: string;
   databaseUrl: string;
   databaseName: string;
   temporalAddress?: string;
@@ -93,8 +95,11 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
 
     // Request logs off (warn); the rest is the bench's tuning (--env), reported with the figures.
     const settings = { LOG_LEVEL: 'warn', ...o.env };
+    // The API's bootstrap storefront key: checked like any key, and kept out of the report.
+    const apiKey = `bench-${randomBytes(24).toString('hex')}`;
     const env = {
       ...process.env,
+      STOREFRONT_KEY: apiKey,
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
@@ -112,6 +117,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
     return {
       engine,
       apiUrl: `http://127.0.0.1:${apiPort}`,
+      apiKey,
       databaseUrl,
       databaseName,
       temporalAddress,
@@ -142,6 +148,7 @@ export function targetStack(target: TargetStack): Stack {
   return {
     engine: 'a running stack',
     apiUrl: target.apiUrl,
+    apiKey: target.apiKey,
     databaseUrl: target.databaseUrl,
     databaseName,
     ...(target.temporalAddress && { temporalAddress: target.temporalAddress }),
