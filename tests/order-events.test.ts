@@ -255,7 +255,7 @@ test('GET /admin/events pages through every event once, in an order that keeps e
   const empty = await adminEvents({ after: after ?? '' });
   expect(empty.body).toEqual({ events: [], nextCursor: after });
 
-  expect((await request(stack.app).get('/admin/events')).status).toBe(401);
+  expect((await request(stack.bareApp).get('/admin/events')).status).toBe(401);
   const invalidQueries: Record<string, string>[] = [{ after: 'not-a-cursor' }, { limit: '0' }, { limit: '1001' }];
   for (const query of invalidQueries) {
     const res = await adminEvents(query);

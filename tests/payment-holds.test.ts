@@ -281,7 +281,7 @@ describe('POST /admin/orders/:orderId/extend', () => {
       expect(answer.status).toBe(400);
       expect(errorCode(answer)).toBe('VALIDATION_FAILED');
     }
-    const anonymous = await request(stack.app).post(`/admin/orders/${orderId}/extend`).send({ seconds: 10 });
+    const anonymous = await request(stack.bareApp).post(`/admin/orders/${orderId}/extend`).send({ seconds: 10 });
     expect(anonymous.status).toBe(401);
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid', "1' OR '1'='1"]) {
       const answer = await extend(encodeURIComponent(id), { seconds: 10 });
