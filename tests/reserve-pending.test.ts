@@ -51,10 +51,11 @@ async function recordPending(lines: Lines): Promise<string> {
   return orderId;
 }
 
-function reserveAttempts(orderId: string, lines: Lines, times = 6) {
+function reserveAttempts(orderId: string, lines: Lines, times = 6, channel?: string) {
   const createdAt = new Date();
   const input = {
     orderId,
+    ...(channel !== undefined && { channel }),
     customerId: 'pending',
     items: lines.map(({ sku, quantity }) => ({ sku, quantity })),
     createdAt: createdAt.toISOString(),
@@ -117,6 +118,18 @@ test('an order whose PENDING row is gone (its start failed and the API withdrew 
   expect(await stockOf(db.prisma, 'PEN-E')).toEqual({ available: 0, reserved: 4, sold: 0 });
 });
 
+test("an order whose PENDING row is gone is created in its key's channel, so that channel's storefront still finds it", async () => {
+  await addProduct(db.prisma, 'PEN-H', 4, 250);
+  const lines = [{ sku: 'PEN-H', quantity: 1, unitPriceCents: 250 }];
+  const { input, together } = reserveAttempts(randomUUID(), lines, 3, 'web');
+  for (const result of await together()) expect(result.status).toBe('fulfilled');
+  expect(await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId } })).toMatchObject({ status: 'AWAITING_PAYMENT', channel: 'web' });
+  // Histories from before channels carry none: the default channel, as the migration gave old orders.
+  const old = reserveAttempts(randomUUID(), lines, 1);
+  await old.together();
+  expect(await db.prisma.order.findUniqueOrThrow({ where: { id: old.input.orderId } })).toMatchObject({ channel: 'default' });
+});
+
 test('an order naming an unknown sku fails without retries and changes nothing: its PENDING row, the stock and the ledger stay as they were', async () => {
   await addProduct(db.prisma, 'PEN-F', 5, 100);
   const lines = [
@@ -134,6 +147,10 @@ test('an order naming an unknown sku fails without retries and changes nothing: 
     expect(reason).toMatchObject({ type: FailureType.UnknownSku, nonRetryable: true, details: [['PEN-NOWHERE']] });
   }
   expect(await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, include: { items: true } })).toEqual(before);
+  // Without its PENDING row either: no row is made for it.
+  const withoutRow = reserveAttempts(randomUUID(), lines, 1, 'web');
+  await withoutRow.together();
+  expect(await db.prisma.order.count({ where: { id: withoutRow.input.orderId } })).toBe(0);
   expect(await stockOf(db.prisma, 'PEN-F')).toEqual({ available: 5, reserved: 0, sold: 0 });
   expect(await db.prisma.stockMovement.count({ where: { orderId } })).toBe(0);
   expect(await db.prisma.orderEvent.count({ where: { orderId } })).toBe(0);

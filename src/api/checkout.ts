@@ -208,7 +208,7 @@ export class CheckoutService {
     if (!pendingRecord) {
       // With a key, the order may exist already (a retry, or a request racing this one), found by
       // its channel, customer and key: under an id derived before ORDER_ID_SECRET was changed, too.
-      const recorded = keyed ? await this.findKeyedOrder(channel, body.customerId, keyed.idempotencyKey) : await this.findOrder(orderId, channel);
+      const recorded = keyed ? await this.findKeyedOrder(derivedId, channel, body.customerId, keyed.idempotencyKey) : await this.findOrder(orderId, channel);
       orderId = recorded.order.orderId;
       // A replay of a decided order is answered from the record, without Temporal: this also holds
       // once the order's workflow history is gone, when starting the workflow again would be wrong.
@@ -587,10 +587,10 @@ export class CheckoutService {
     return order;
   }
 
-  /** The order a channel's customer placed with an Idempotency-Key (it exists: its insert conflicted). */
-  private async findKeyedOrder(channel: string, customerId: string, idempotencyKey: string): Promise<OrderRecord> {
+  /** The order a channel's customer placed with an Idempotency-Key; gone only if a racing request withdrew it. */
+  private async findKeyedOrder(derivedId: string, channel: string, customerId: string, idempotencyKey: string): Promise<OrderRecord> {
     const order = await this.findOrderRecord(Prisma.sql`customer_id = ${customerId} AND idempotency_key = ${idempotencyKey}`, channel);
-    if (!order) throw new Error(`the order of customer ${customerId} under an Idempotency-Key in channel ${channel} vanished`);
+    if (!order) throw orderNotFound(derivedId);
     return order;
   }
 
