@@ -65,6 +65,12 @@ async function main(): Promise<void> {
   parts.start('api', ...typescriptEntry('src/api/server.ts'));
   await waitForPort('127.0.0.1', config.port, 60_000);
   log('start', `ready: API at http://localhost:${config.port}, Web UI at http://localhost:${UI_PORT} (Ctrl-C stops everything)`);
+  // Which keys, never the keys themselves: this output is a log too.
+  log(
+    'start',
+    `callers send Authorization: Bearer <key>: ${config.storefrontKey === undefined ? 'a storefront key' : 'STOREFRONT_KEY (channel default)'} on /orders, ` +
+      'ADMIN_TOKEN on /admin (development values in the README); more keys: npm run keys -- create',
+  );
   log(
     'start',
     config.orderEvents.endpoints.length > 0
