@@ -409,6 +409,25 @@ describe('the per-replica cache', () => {
     await authenticator.close();
   });
 
+  test('a lookup that read the key before it was revoked here is answered but not cached', async () => {
+    // A store whose first lookup answers only when the test says: the key as it was before the revocation.
+    let answerFirst: (caller: Caller) => void = () => undefined;
+    let lookups = 0;
+    const store = {
+      findActive: () => (++lookups === 1 ? new Promise<Caller>((resolve) => (answerFirst = resolve)) : Promise.resolve(undefined)),
+      recordUses: async () => undefined,
+    } as unknown as ApiKeyStore;
+    const authenticator = new Authenticator({ store, bootstrap: { adminToken: TEST_ADMIN_TOKEN }, logger: createLogger('api', 'silent') });
+    const key = generateApiKey();
+    const inFlight = authenticator.identify(key);
+    authenticator.forget(apiKeyDigest(key)); // revoked here while the lookup was on its way
+    answerFirst({ keyId: randomUUID(), scope: 'orders', channel: 'web' });
+    expect(await inFlight).toMatchObject({ scope: 'orders' });
+    expect(await authenticator.identify(key)).toBeNull();
+    expect(lookups).toBe(2);
+    await authenticator.close();
+  });
+
   test('an unknown and a revoked key cannot be told apart by timing', async () => {
     // No cache: each identification looks the digest up in PostgreSQL, the slow part of the path.
     const { authenticator } = countingAuthenticator({ cacheMs: 0 });

@@ -48,6 +48,8 @@ export class Authenticator {
   private readonly lookups = new Map<string, Promise<Caller | null>>();
   /** Keys seen since the last flush, with when they were last seen. */
   private uses = new Map<string, Date>();
+  /** Bumped by forget(): a lookup that started before it must not cache what it read. */
+  private forgetCount = 0;
   private readonly cacheMs: number;
   private readonly maxCached: number;
   private readonly flushTimer: NodeJS.Timeout;
@@ -84,7 +86,10 @@ export class Authenticator {
 
   /** Drops what this replica knows about a key (on revocation or creation here: effective at once). */
   forget(digest: Buffer): void {
-    this.cache.delete(digest.toString('base64'));
+    const id = digest.toString('base64');
+    this.forgetCount++;
+    this.cache.delete(id);
+    this.lookups.delete(id);
   }
 
   /** Writes the lastUsedAt of the keys seen since the last flush (GET /admin/api-keys asks first). */
@@ -121,14 +126,16 @@ export class Authenticator {
     if (cached && Date.now() < cached.freshUntilMs) return cached.caller;
     let lookup = this.lookups.get(id);
     if (!lookup) {
-      lookup = this.options.store
-        .findActive(digest)
-        .then((found) => {
-          const caller = found ?? null;
-          this.remember(id, caller);
-          return caller;
-        })
-        .finally(() => this.lookups.delete(id));
+      const forgetCountAtStart = this.forgetCount;
+      const started = this.options.store.findActive(digest).then((found) => {
+        const caller = found ?? null;
+        // It may have read the key before a revocation here committed: answer, but keep nothing.
+        if (this.forgetCount === forgetCountAtStart) this.remember(id, caller);
+        return caller;
+      });
+      lookup = started.finally(() => {
+        if (this.lookups.get(id) === lookup) this.lookups.delete(id);
+      });
       this.lookups.set(id, lookup);
     }
     return lookup;
