@@ -46,7 +46,8 @@ export interface ActivityDependencies {
 type HoldAnswer =
   | { outcome: 'HELD'; lines: OrderLine[]; totalCents: number }
   | { outcome: 'REJECTED'; shortages: Shortage[] }
-  | { outcome: 'UNKNOWN_SKU'; sku: string };
+  | { outcome: 'UNKNOWN_SKU'; sku: string }
+  | { outcome: 'EXPIRED_UNHELD' };
 
 export function createActivities({ prisma, payments, maxPaymentWindowSeconds, eventEndpoints = [] }: ActivityDependencies) {
   const decide = (orderId: OrderId, proposal: Proposal) => decideOrder(prisma, orderId, proposal, maxPaymentWindowSeconds, eventEndpoints);
@@ -75,6 +76,9 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds, ev
           throw outOfStock(answer.shortages);
         case 'UNKNOWN_SKU':
           throw ApplicationFailure.nonRetryable(`unknown sku ${answer.sku}`, FailureType.UnknownSku, [answer.sku]);
+        case 'EXPIRED_UNHELD':
+          // The reclaim closed this PENDING order long past its deadline: nothing may be held now.
+          throw ApplicationFailure.nonRetryable('the order expired before its stock was held', FailureType.ExpiredBeforeHold);
         default:
           throw new Error(`hold_order answered ${JSON.stringify(answer)}`);
       }

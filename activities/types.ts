@@ -173,6 +173,8 @@ export function paymentOutcomeOf(settled: Pick<SettledOrder, 'status' | 'payment
 export const FailureType = {
   OutOfStock: 'OutOfStock',
   UnknownSku: 'UnknownSku',
+  /** The order's hold ran only after the reclaim had closed it, unheld (a lost or very late start). */
+  ExpiredBeforeHold: 'ExpiredBeforeHold',
   /** A payment proposed for an order that no verified receipt of that order backs. */
   UnverifiedPayment: 'UnverifiedPayment',
 } as const;

@@ -74,7 +74,7 @@ const settleOptions: ActivityOptions = {
 };
 const reserveOptions: ActivityOptions = {
   ...settleOptions,
-  retry: { ...settleOptions.retry, nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku] },
+  retry: { ...settleOptions.retry, nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku, FailureType.ExpiredBeforeHold] },
 };
 
 const activitiesWith = (options: ActivityOptions, summary: string) =>
@@ -247,10 +247,15 @@ class OrderProcess {
       this.transition('AWAITING_PAYMENT');
       return true;
     } catch (error) {
-      const shortages = outOfStockDetails(error);
-      if (!shortages) throw error;
-      this.view.shortages = shortages;
+      const refusal = holdRefusal(error);
+      if (!refusal) throw error;
       this.view.closedAt = new Date().toISOString();
+      if (refusal.type === FailureType.ExpiredBeforeHold) {
+        this.outcome = 'EXPIRED';
+        this.transition('EXPIRED');
+        return false;
+      }
+      this.view.shortages = refusal.shortages;
       this.transition('REJECTED');
       return false;
     }
@@ -471,15 +476,17 @@ class OrderProcess {
   }
 }
 
-function outOfStockDetails(error: unknown): Shortage[] | undefined {
+/** Why the hold refused the order (non-retryable): out of stock, an unknown sku, or expired unheld. */
+function holdRefusal(error: unknown): { type: string; shortages: Shortage[] } | undefined {
   // An activity's failure comes wrapped in an ActivityFailure; a local activity's non-retryable
   // ApplicationFailure reaches the workflow as it was thrown.
   const failure = error instanceof ActivityFailure ? error.cause : error;
-  if (!(failure instanceof ApplicationFailure)) return undefined;
+  if (!(failure instanceof ApplicationFailure) || !failure.type) return undefined;
   const { type, details } = failure;
-  if (type !== FailureType.OutOfStock && type !== FailureType.UnknownSku) return undefined;
   // The activity passes the shortages as the failure's single detail.
-  return type === FailureType.OutOfStock ? ((details?.[0] ?? []) as Shortage[]) : [];
+  if (type === FailureType.OutOfStock) return { type, shortages: (details?.[0] ?? []) as Shortage[] };
+  if (type === FailureType.UnknownSku || type === FailureType.ExpiredBeforeHold) return { type, shortages: [] };
+  return undefined;
 }
 
 function isExtensionRequest(value: unknown): value is ExtensionRequest {
