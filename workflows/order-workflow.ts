@@ -295,16 +295,22 @@ class OrderProcess {
 
   /** The database holds the order still: wait as long as it says. */
   private holdOn(held: StillHeld): void {
-    this.processingHoldUntil = held.paymentPendingUntil;
-    this.moveDeadline(held.expiresAt, held.dueInMs);
+    this.moveDeadline(held.expiresAt, held.dueInMs, held.paymentPendingUntil);
   }
 
-  private moveDeadline(expiresAt: string, dueInMs: number): void {
+  /**
+   * Takes in the deadline the database answered. The waiting timer is set again only when the
+   * deadline moved; after the timer's own proposal the loop sets it again anyway.
+   */
+  private moveDeadline(expiresAt: string, dueInMs: number, processingHoldUntil = this.processingHoldUntil): void {
+    this.remainingMs = dueInMs;
+    const moved = expiresAt !== this.view.expiresAt || processingHoldUntil !== this.processingHoldUntil;
+    if (!moved) return;
     if (expiresAt !== this.view.expiresAt) {
       this.view.expiresAt = expiresAt;
       upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(expiresAt) }]);
     }
-    this.remainingMs = dueInMs;
+    this.processingHoldUntil = processingHoldUntil;
     this.deadlineMoves++;
     this.updateDetails();
   }
