@@ -217,8 +217,9 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     checkout,
     operator,
     app,
-    async stop() {
-      await worker.stop();
+    // `this`: a test may have replaced the worker (stopped it and started another).
+    async stop(this: TestStack) {
+      await this.worker.stop();
       await readiness.close();
       await env.teardown();
       await db.drop();
