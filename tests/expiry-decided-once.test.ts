@@ -6,7 +6,6 @@
  * its own timer), so each race here has a known winner.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
