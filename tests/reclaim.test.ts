@@ -175,3 +175,25 @@ test('the loop counts what it released, and a database it cannot reach fails its
   expect((await metrics.reclaimReleased.get()).values[0]?.value).toBe(50);
   expect((await metrics.expiryLag.get()).values.find((v) => v.labels.le === '+Inf')?.value).toBe(50);
 });
+
+test('the inventory check names every hold kept past its deadline beyond the reclaim\'s bound, and every receipt that disagrees with its order', async () => {
+  const [stuck, recent] = await holdOrders(db.prisma, { count: 2, skus: SKUS, expiresAt: secondsAgo(30) });
+  if (!stuck || !recent) throw new Error('orders not held');
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '2 seconds' WHERE id = ${recent}::uuid`;
+  const paymentId = `pay-${randomUUID()}`;
+  await recordReceipt(db.prisma, { paymentId, orderId: recent, succeededAt: secondsAgo(60), amountCents: 1 });
+  // A receipt marked APPLIED whose order it did not pay: what a bug elsewhere would leave.
+  await db.prisma.$executeRaw`UPDATE payment_receipts SET outcome = 'APPLIED' WHERE payment_id = ${paymentId}`;
+
+  const report = await checkInventory(db.prisma, 10);
+
+  expect(report.ok).toBe(false);
+  expect(report.violations).toEqual([
+    expect.objectContaining({ kind: 'HOLD_PAST_DEADLINE', orderId: stuck }),
+    expect.objectContaining({ kind: 'RECEIPT_DISAGREES_WITH_ORDER', orderId: recent, paymentId, receiptOutcome: 'APPLIED', orderStatus: 'AWAITING_PAYMENT' }),
+  ]);
+  // Mended: the reclaim settles both (the wrong-amount receipt pays nothing), and the receipt is put right.
+  await db.prisma.$executeRaw`UPDATE payment_receipts SET outcome = NULL WHERE payment_id = ${paymentId}`;
+  await drain(10);
+  expect(await checkInventory(db.prisma, 10)).toEqual({ ok: true, violations: [] });
+});
