@@ -471,13 +471,22 @@ class OrderProcess {
   }
 }
 
+/** The hold's answers that reject the order (the database recorded why); anything else is a fault. */
+const REJECTIONS: ReadonlySet<string | undefined | null> = new Set([
+  FailureType.OutOfStock,
+  FailureType.UnknownSku,
+  FailureType.PurchaseLimitExceeded,
+  FailureType.TooManyOpenOrders,
+]);
+
+/** The shortages of a rejected hold ([] for a rejection that is not about stock); undefined for any other failure. */
 function outOfStockDetails(error: unknown): Shortage[] | undefined {
   // An activity's failure comes wrapped in an ActivityFailure; a local activity's non-retryable
   // ApplicationFailure reaches the workflow as it was thrown.
   const failure = error instanceof ActivityFailure ? error.cause : error;
   if (!(failure instanceof ApplicationFailure)) return undefined;
   const { type, details } = failure;
-  if (type !== FailureType.OutOfStock && type !== FailureType.UnknownSku) return undefined;
+  if (!REJECTIONS.has(type)) return undefined;
   // The activity passes the shortages as the failure's single detail.
   return type === FailureType.OutOfStock ? ((details?.[0] ?? []) as Shortage[]) : [];
 }

@@ -139,6 +139,7 @@ export const ErrorSchema = z
   })
   .meta({ id: 'Error' });
 
+/** A refused order (OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, TOO_MANY_OPEN_ORDERS): its id beside `error`. */
 export const OutOfStockErrorSchema = ErrorSchema.extend({
   orderId: z.uuid().meta({ description: 'The order, recorded as REJECTED' }),
 }).meta({ id: 'OutOfStockError' });
@@ -148,7 +149,17 @@ export const InventoryReportSchema = z
     ok: z.boolean(),
     violations: z.array(
       z
-        .object({ kind: z.enum(['NEGATIVE_STOCK', 'CONSERVATION', 'CLOSED_ORDER_HOLDS_STOCK', 'ORDER_MOVED_TWICE']) })
+        .object({
+          kind: z.enum([
+            'NEGATIVE_STOCK',
+            'CONSERVATION',
+            'CLOSED_ORDER_HOLDS_STOCK',
+            'ORDER_MOVED_TWICE',
+            'HOLD_PAST_DEADLINE',
+            'RECEIPT_DISAGREES_WITH_ORDER',
+            'ADMISSION_MISCOUNTED',
+          ]),
+        })
         .loose()
         .meta({ description: 'One broken invariant, with the sku or order and the numbers that show it' }),
     ),
