@@ -648,7 +648,7 @@ export function hashRequest(body: CreateOrderBody): string {
 }
 
 export function toProductResponse(product: Product): ProductResponse {
-  const { sku, name, priceCents, available, reserved, sold } = product;
-  return { sku, name, priceCents, available, reserved, sold };
+  const { sku, name, priceCents, available, reserved, sold, maxPerCustomer } = product;
+  return { sku, name, priceCents, available, reserved, sold, ...(maxPerCustomer !== null && { maxPerCustomer }) };
 }
 

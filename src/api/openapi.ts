@@ -204,7 +204,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'put',
     path: '/admin/products/{sku}',
     tags: ['operator'],
-    summary: 'Create or update a product; `available`, when given, sets the count on sale (a ledger ADJUSTMENT)',
+    summary: 'Create or update a product; `available`, when given, sets the count on sale (a ledger ADJUSTMENT); `maxPerCustomer` sets (null: removes) the purchase limit',
     security: [{ [admin.name]: [] }],
     request: { params: adminSkuParam, body: jsonBody(PutProductBody) },
     responses: { 200: json(ProductSchema, 'Updated'), 201: json(ProductSchema, 'Created'), 400: invalid, ...adminResponses },

@@ -46,6 +46,14 @@ export const PutProductBody = z
     name: z.string().trim().min(1).max(200),
     priceCents: z.number().int().min(0).max(MAX_PRICE_CENTS),
     available: z.number().int().min(0).max(MAX_STOCK_PER_REQUEST).optional(),
+    maxPerCustomer: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_STOCK_PER_REQUEST)
+      .nullable()
+      .optional()
+      .meta({ description: 'The most units one customer may hold in orders awaiting payment, paid or in flight; null removes the limit, absent leaves it' }),
   })
   .meta({ id: 'PutProductRequest' });
 export type PutProductBody = z.infer<typeof PutProductBody>;
@@ -123,6 +131,7 @@ export const ProductSchema = z
     available: z.number().int().meta({ description: 'On sale now' }),
     reserved: z.number().int().meta({ description: 'Held by open orders' }),
     sold: z.number().int().meta({ description: 'Taken by paid orders' }),
+    maxPerCustomer: z.number().int().optional().meta({ description: 'Present when set: the purchase limit per customer (PURCHASE_LIMIT_EXCEEDED)' }),
   })
   .meta({ id: 'Product' });
 export type ProductResponse = z.infer<typeof ProductSchema>;
