@@ -1,4 +1,4 @@
--- A drop (docs/drops.md): sold out is answered at HTTP speed, orders are admitted while stock
+-- A drop (docs/operations.md, "Running a drop"): sold out is answered at HTTP speed, orders are admitted while stock
 -- lasts, and no one customer hoards.
 --
 -- The API records every order through admit_order before it starts a workflow:
