@@ -12,6 +12,8 @@ export interface OrderLoad {
   body: (n: number) => string;
   progressSeconds: number;
   onProgress?: (progress: { seconds: number; responses: number; held: number }) => void;
+  /** Each answer as it arrives: its status and the client-side latency. */
+  onAnswer?: (statusCode: number, latencyMs: number) => void;
 }
 
 export interface LoadResult {
@@ -54,9 +56,10 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
       },
     ],
   }, (error, result) => finish(error, result));
-  instance.on('response', (_client, statusCode) => {
+  instance.on('response', (_client, statusCode, _bytes, latencyMs) => {
     responses++;
     if (statusCode === 201) held++;
+    load.onAnswer?.(statusCode, latencyMs);
   });
   const progress = setInterval(
     () => load.onProgress?.({ seconds: (Date.now() - started) / 1000, responses, held }),
