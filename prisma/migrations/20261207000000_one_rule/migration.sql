@@ -126,7 +126,8 @@ $$;
 -- Moves an AWAITING_PAYMENT order (its row locked by the caller) to its final status, and its
 -- held stock with it: to sold for PAID, back on sale otherwise. Products are locked in byte order
 -- (COLLATE "C"), as every writer of products locks them, so no two transactions deadlock
--- whatever the database's collation. The ledger row goes first; only a new one moves counters.
+-- whatever the database's collation; FOR NO KEY UPDATE, the strength of the UPDATE itself, so the
+-- key-share locks of new order lines (foreign keys to products) never wait on a settlement. The ledger row goes first; only a new one moves counters.
 CREATE FUNCTION settle_order(p_order_id UUID, p_status "OrderStatus", p_payment_id TEXT, p_endpoints TEXT[])
 RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
@@ -141,7 +142,7 @@ BEGIN
    WHERE id = p_order_id;
   PERFORM 1 FROM products p
    WHERE p.sku IN (SELECT i.sku FROM order_items i WHERE i.order_id = p_order_id)
-   ORDER BY p.sku COLLATE "C" FOR UPDATE;
+   ORDER BY p.sku COLLATE "C" FOR NO KEY UPDATE;
   WITH moved AS (
     INSERT INTO stock_movements (sku, order_id, kind, quantity, created_at)
     SELECT i.sku, i.order_id, v_kind, i.quantity, v_at FROM order_items i WHERE i.order_id = p_order_id
@@ -304,7 +305,7 @@ BEGIN
   IF v_ids IS NOT NULL THEN
     PERFORM 1 FROM products p
      WHERE p.sku IN (SELECT DISTINCT i.sku FROM order_items i WHERE i.order_id = ANY(v_ids))
-     ORDER BY p.sku COLLATE "C" FOR UPDATE;
+     ORDER BY p.sku COLLATE "C" FOR NO KEY UPDATE;
     FOR o IN SELECT * FROM orders d WHERE d.id = ANY(v_ids) ORDER BY order_deadline(d.expires_at, d.payment_pending_until) LOOP
       v_status := order_transition(o, 'RECLAIM');
       CONTINUE WHEN v_status IS NULL;
