@@ -146,7 +146,8 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
   }
 }
 
+/** Whole milliseconds, as autocannon's own histogram reports them. */
 function latencyOf(values: number[]): Latency {
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.map(Math.round).sort((a, b) => a - b);
   return { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN };
 }
