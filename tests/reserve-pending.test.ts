@@ -150,7 +150,7 @@ test('an order without a PENDING row and without the stock is recorded as REJECT
   }
   const order = await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId }, include: { items: true } });
   expect(order).toMatchObject({ status: 'REJECTED', totalCents: 900n, idempotencyKey: input.orderId, requestHash: 'hash' });
-  expect(order.items).toEqual([{ orderId: input.orderId, ...lines[0] }]);
+  expect(order.items).toEqual([{ orderId: input.orderId, ...lines[0], admittedAt: null }]);
   expect(await db.prisma.orderEvent.findMany({ where: { orderId: input.orderId }, select: { seq: true, type: true } })).toEqual([{ seq: 1, type: 'order.rejected' }]);
   expect(await stockOf(db.prisma, 'PEN-G')).toEqual({ available: 2, reserved: 0, sold: 0 });
 });

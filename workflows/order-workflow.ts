@@ -74,7 +74,16 @@ const settleOptions: ActivityOptions = {
 };
 const reserveOptions: ActivityOptions = {
   ...settleOptions,
-  retry: { ...settleOptions.retry, nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku, FailureType.ExpiredBeforeHold] },
+  retry: {
+    ...settleOptions.retry,
+    nonRetryableErrorTypes: [
+      FailureType.OutOfStock,
+      FailureType.UnknownSku,
+      FailureType.PurchaseLimitExceeded,
+      FailureType.TooManyOpenOrders,
+      FailureType.ExpiredBeforeHold,
+    ],
+  },
 };
 
 const activitiesWith = (options: ActivityOptions, summary: string) =>
@@ -482,7 +491,7 @@ class OrderProcess {
   }
 }
 
-/** Why the hold refused the order (non-retryable): out of stock, an unknown sku, or expired unheld. */
+/** Why the hold refused the order (non-retryable; the database recorded it): no stock, an unknown sku, a purchase limit, or expired unheld. */
 function holdRefusal(error: unknown): { type: string; shortages: Shortage[] } | undefined {
   // An activity's failure comes wrapped in an ActivityFailure; a local activity's non-retryable
   // ApplicationFailure reaches the workflow as it was thrown.
@@ -491,9 +500,17 @@ function holdRefusal(error: unknown): { type: string; shortages: Shortage[] } | 
   const { type, details } = failure;
   // The activity passes the shortages as the failure's single detail.
   if (type === FailureType.OutOfStock) return { type, shortages: (details?.[0] ?? []) as Shortage[] };
-  if (type === FailureType.UnknownSku || type === FailureType.ExpiredBeforeHold) return { type, shortages: [] };
+  if (HOLD_REFUSALS.has(type)) return { type, shortages: [] };
   return undefined;
 }
+
+/** The hold's other refusals: the order is closed without stock. */
+const HOLD_REFUSALS: ReadonlySet<string> = new Set([
+  FailureType.UnknownSku,
+  FailureType.PurchaseLimitExceeded,
+  FailureType.TooManyOpenOrders,
+  FailureType.ExpiredBeforeHold,
+]);
 
 function isExtensionRequest(value: unknown): value is ExtensionRequest {
   if (typeof value !== 'object' || value === null) return false;

@@ -28,6 +28,8 @@ export interface OrderLoad {
   payments?: OrderPayments;
   progressSeconds: number;
   onProgress?: (progress: { seconds: number; responses: number; held: number; paid: number }) => void;
+  /** Each answer to POST /orders as it arrives: its status and the client-side latency. */
+  onAnswer?: (statusCode: number, latencyMs: number) => void;
 }
 
 type Latency = { p50: number; p90: number; p99: number; max: number };
@@ -120,6 +122,7 @@ export async function driveOrders(load: OrderLoad): Promise<LoadResult> {
     kind.count++;
     // As autocannon's own histogram: the latency of 2xx answers only.
     if (statusCode >= 200 && statusCode < 300) kind.latencies.push(responseTime);
+    if (lastKind === 'place') load.onAnswer?.(statusCode, responseTime);
   });
   const progress = setInterval(
     () => load.onProgress?.({ seconds: (Date.now() - started) / 1000, responses: placeAnswers.count, held, paid }),

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -44,6 +44,11 @@ export interface BenchOptions {
   /** Seconds within which the expiry scenario's orders fall due. */
   expiryWindow: number;
   scaleOrders: number;
+  /** The flash scenario: units of the one sku on sale, and one-unit buyers sent at it. */
+  units: number;
+  buyers: number;
+  /** Seconds of ordinary one-unit orders just before the drop, the holds/s it is compared with. */
+  flashBaseline: number;
   /** A fresh stack for each scenario (clean memory figures) or one for all. */
   stackPerScenario: boolean;
   /** Environment for the worker and the API of a stack the bench starts (tuning). */
@@ -56,7 +61,7 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        floor,throughput,latency,expiry,scale (default: all); throughput
+  --scenario <list>        floor,throughput,latency,expiry,scale,flash (default: all); throughput
                            is the closed loop (saturation) with the engine's floor beside every
                            run; latency is an open loop at half the closed-loop maximum
   --temporal <list>        dev,server: the engine(s) to run on (default dev). server builds and
@@ -77,6 +82,10 @@ const HELP = `npm run bench -- [options]
   --expiry-orders <n>      orders falling due in the expiry scenario (default 10000)
   --expiry-window <s>      seconds they fall due within (default 60)
   --scale-orders <n>       orders awaiting payment at once in the scale scenario (default 100000)
+  --units <n>              flash: units of the one sku on sale (default 500)
+  --buyers <n>             flash: one-unit buyers, each a customer of their own (default 5000)
+  --flash-baseline <s>     flash: seconds of ordinary one-unit orders before the drop, whose
+                           holds/s the drop's are compared with (default 20)
   --shared-stack           one stack for all scenarios (default: a fresh one per scenario)
   --env KEY=VALUE          environment for the worker and API the bench starts, e.g.
                            --env WORKER_MAX_CACHED_WORKFLOWS=500 --env DATABASE_POOL_SIZE=20
@@ -116,6 +125,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'expiry-orders': { type: 'string' },
       'expiry-window': { type: 'string' },
       'scale-orders': { type: 'string' },
+      units: { type: 'string' },
+      buyers: { type: 'string' },
+      'flash-baseline': { type: 'string' },
       'shared-stack': { type: 'boolean' },
       env: { type: 'string', multiple: true },
       'database-admin-url': { type: 'string' },
@@ -188,6 +200,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     expiryOrders: pick(values['expiry-orders'], 10_000, 100),
     expiryWindow: pick(values['expiry-window'], 60, 3),
     scaleOrders: pick(values['scale-orders'], 100_000, 200),
+    units: pick(values.units, 500, 20),
+    buyers: pick(values.buyers, 5_000, 300),
+    flashBaseline: pick(values['flash-baseline'], 20, 3),
     stackPerScenario: !(values['shared-stack'] ?? smoke),
     stackEnv: Object.fromEntries((values.env ?? []).map((e) => keyValue(e, '--env'))),
     databaseAdminUrl:

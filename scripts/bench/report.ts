@@ -250,6 +250,77 @@ export const FIGURES = {
     goal: '',
     format: mib,
   },
+  flashAnswersPerSecond: {
+    scenario: 'flash',
+    label: (o) => `flash: buyers answered per second, ${whole(o.units)} units, ${whole(o.buyers)} one-unit buyers, ${o.connections} clients`,
+    goal: 'report',
+    format: perSecond,
+  },
+  flashHeldP50: {
+    scenario: 'flash',
+    label: () => 'flash: latency of held answers (201) p50',
+    goal: '',
+    format: ms,
+  },
+  flashHeldP99: {
+    scenario: 'flash',
+    label: () => 'flash: latency of held answers (201) p99',
+    goal: 'report',
+    format: ms,
+  },
+  flashSoldOutP50: {
+    scenario: 'flash',
+    label: () => 'flash: latency of sold-out answers (409) p50',
+    goal: '',
+    format: ms,
+  },
+  flashSoldOutP99: {
+    scenario: 'flash',
+    label: () => 'flash: latency of sold-out answers (409) p99',
+    goal: '≤ 100 ms',
+    format: ms,
+    meets: (v) => v <= 100,
+  },
+  flashSoldOutRate: {
+    scenario: 'flash',
+    label: () => 'flash: answers per second once sold out (from the first 409 to the last answer)',
+    goal: '≥ 500/s',
+    format: perSecond,
+    meets: (v) => v >= 500,
+  },
+  flashHoldRate: {
+    scenario: 'flash',
+    label: () => 'flash: holds per second (units held ÷ time from the start to the last hold)',
+    goal: '',
+    format: perSecond,
+  },
+  flashBaselineRate: {
+    scenario: 'flash',
+    label: (o) => `flash: baseline, ordinary one-unit orders held per second just before the drop (${o.flashBaseline} s, same clients)`,
+    goal: '',
+    format: perSecond,
+  },
+  flashHoldRatio: {
+    scenario: 'flash',
+    label: () => 'flash: holds per second ÷ baseline (same run)',
+    goal: '≥ 90 %',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
+    meets: (v) => v >= 0.9,
+  },
+  flashWorkflows: {
+    scenario: 'flash',
+    label: () => 'flash: order workflows started by the drop',
+    goal: '≤ units + clients',
+    format: whole,
+    meets: (v, o) => v <= o.units + o.connections,
+  },
+  flashHeld: {
+    scenario: 'flash',
+    label: () => 'flash: units held at the end (never more, never fewer than on sale)',
+    goal: '= units',
+    format: whole,
+    meets: (v, o) => v === o.units,
+  },
 } satisfies Record<string, FigureDefinition>;
 
 export type FigureId = keyof typeof FIGURES;

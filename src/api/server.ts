@@ -76,6 +76,9 @@ async function main(): Promise<void> {
     decisionWaitSeconds: config.orderDecisionWaitSeconds,
     paymentProcessingHoldSeconds: config.paymentProcessingHoldSeconds,
     reclaimBoundSeconds: config.reclaim.boundSeconds,
+    maxOpenOrdersPerCustomer: config.maxOpenOrdersPerCustomer,
+    admissionSeconds: config.orderAdmissionSeconds,
+    eventEndpoints: config.orderEvents.endpoints,
   });
   const app = createApp({
     ...services,
