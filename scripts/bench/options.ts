@@ -11,6 +11,8 @@ export interface TargetStack {
   temporalAddress?: string;
   /** Processes to measure, by part name (api, worker, temporal). */
   pids: Record<string, number>;
+  /** The stack's PAYMENT_WEBHOOK_SECRET (a secret it accepts): needed to pay orders. */
+  webhookSecret?: string;
 }
 
 export const ENGINES = ['dev', 'server'] as const;
@@ -31,6 +33,8 @@ export interface BenchOptions {
   /** Seconds of unmeasured load before the first throughput run on a stack. */
   warmup: number;
   repeat: number;
+  /** Share of the orders held in the throughput scenario that the client then pays by webhook (0–1). */
+  paidShare: number;
   /** Concurrent HTTP clients, and concurrent callers of the bare-SQL ceiling. */
   connections: number;
   /** PostgreSQL connections the bare-SQL ceiling may use (the server allows 100 in all). */
@@ -69,6 +73,9 @@ const HELP = `npm run bench -- [options]
   --duration <s>           measured seconds per throughput run (default 60)
   --warmup <s>             unmeasured seconds before the first run (default 5)
   --repeat <n>             runs per scenario; figures are median, min, max (default 3; scale runs once)
+  --paid-share <0..1>      share of held orders each throughput client then pays through the
+                           signed payment webhook before placing its next (default 0.8: most
+                           orders of a shop are paid); 0 measures holds alone
   --connections <n>        concurrent clients (default 50)
   --sql-pool <n>           PostgreSQL connections for the bare-SQL ceiling (default 20)
   --skus <n>               products orders pick from (default 200)
@@ -87,12 +94,16 @@ const HELP = `npm run bench -- [options]
   --api-url <url>          target a running stack instead of starting one ($BENCH_API_URL);
   --database-url <url>       its database ($BENCH_DATABASE_URL, required with --api-url),
   --temporal-address <a>     its Temporal frontend ($BENCH_TEMPORAL_ADDRESS, optional),
-  --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable)
+  --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable),
+  --webhook-secret <s>       its PAYMENT_WEBHOOK_SECRET, to pay orders ($BENCH_PAYMENT_WEBHOOK_SECRET)
   --json <file>            also write every run's raw figures as JSON
   --progress <s>           seconds between progress lines (default 10; smoke 2)
 `;
 
 const count = z.coerce.number().int().min(1);
+
+/** Most orders of a shop are paid; the rest expire or are cancelled. */
+const DEFAULT_PAID_SHARE = 0.8;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const { values } = parseArgs({
@@ -107,6 +118,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       duration: { type: 'string' },
       warmup: { type: 'string' },
       repeat: { type: 'string' },
+      'paid-share': { type: 'string' },
       connections: { type: 'string' },
       'sql-pool': { type: 'string' },
       skus: { type: 'string' },
@@ -123,6 +135,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'database-url': { type: 'string' },
       'temporal-address': { type: 'string' },
       pid: { type: 'string', multiple: true },
+      'webhook-secret': { type: 'string' },
       json: { type: 'string' },
       progress: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -148,11 +161,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     const databaseUrl = values['database-url'] ?? env.BENCH_DATABASE_URL;
     if (!databaseUrl) throw new Error('--api-url needs --database-url (or BENCH_DATABASE_URL): figures come from the database');
     const temporalAddress = values['temporal-address'] ?? env.BENCH_TEMPORAL_ADDRESS;
+    const webhookSecret = values['webhook-secret'] ?? env.BENCH_PAYMENT_WEBHOOK_SECRET;
     target = {
       apiUrl: z.string().url().parse(apiUrl).replace(/\/$/, ''),
       databaseUrl: z.string().url().parse(databaseUrl),
       ...(temporalAddress && { temporalAddress }),
       pids: Object.fromEntries((values.pid ?? []).map((p) => keyValue(p, '--pid')).map(([k, v]) => [k, count.parse(v)])),
+      ...(webhookSecret && { webhookSecret }),
     };
   }
 
@@ -162,6 +177,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     .filter(Boolean)
     .map((s) => z.enum(ENGINES).parse(s));
   if (target && engines.includes('server')) throw new Error('--temporal server starts its own stack; it cannot be combined with --api-url');
+
+  const paidShare = z.coerce.number().min(0).max(1).parse(values['paid-share'] ?? DEFAULT_PAID_SHARE);
+  if (target && !target.webhookSecret && paidShare > 0 && scenarios.includes('throughput')) {
+    throw new Error('paying orders on a running stack needs its secret: --webhook-secret (or BENCH_PAYMENT_WEBHOOK_SECRET), or --paid-share 0');
+  }
 
   const json = values.json;
   return {
@@ -173,6 +193,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     duration: pick(values.duration, 60, 5),
     warmup: pick(values.warmup, 5, 1, z.coerce.number().int().min(0)),
     repeat: pick(values.repeat, 3, 1),
+    paidShare,
     connections: pick(values.connections, 50, 10),
     sqlPool: pick(values['sql-pool'], 20, 5),
     skus: pick(values.skus, 200, 20),

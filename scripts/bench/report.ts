@@ -21,7 +21,9 @@ const GIB = 1024;
 export const FIGURES = {
   heldPerSecond: {
     scenario: 'throughput',
-    label: (o) => `orders held per second, end to end (HTTP → workflow → stock held), ${o.connections} clients, ${o.duration} s`,
+    label: (o) =>
+      `orders held per second, end to end (HTTP → workflow → stock held), ${o.connections} clients, ${o.duration} s` +
+      (o.paidShare > 0 ? `, ${Math.round(o.paidShare * 100)} % of them then paid` : ''),
     goal: '≥ 150/s',
     format: perSecond,
     meets: (v) => v >= 150,
@@ -39,9 +41,27 @@ export const FIGURES = {
     format: ms,
     meets: (v) => v <= 150,
   },
+  paidPerSecond: {
+    scenario: 'throughput',
+    label: () => 'orders paid per second, end to end (signed webhook → workflow → stock sold; same run)',
+    goal: 'report',
+    format: perSecond,
+  },
+  payLatencyP50: {
+    scenario: 'throughput',
+    label: () => 'POST /webhooks/payments latency p50 (answered with the decided outcome)',
+    goal: '',
+    format: ms,
+  },
+  payLatencyP99: {
+    scenario: 'throughput',
+    label: () => 'POST /webhooks/payments latency p99',
+    goal: '',
+    format: ms,
+  },
   failed: {
     scenario: 'throughput',
-    label: () => 'POST /orders answered other than 201 or failed (errors, timeouts; not those in flight at the end)',
+    label: () => 'POST /orders answered other than 201, payments other than APPLIED, or failed (errors, timeouts; not those in flight at the end)',
     goal: '0',
     format: whole,
     meets: (v) => v === 0,
@@ -54,10 +74,16 @@ export const FIGURES = {
   },
   floorRatio: {
     scenario: 'throughput',
-    label: () => 'end to end ÷ engine floor (same run)',
+    label: () => 'end to end ÷ engine floor (orders held; same run)',
     goal: '≥ 90 %',
     format: (v) => `${(v * 100).toFixed(1)} %`,
     meets: (v) => v >= 0.9,
+  },
+  paidFloorRatio: {
+    scenario: 'throughput',
+    label: () => 'orders paid ÷ engine floor (same run; the floor pays nothing)',
+    goal: 'report',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
   },
   ceilingPerSecond: {
     scenario: 'throughput',

@@ -24,6 +24,8 @@ export interface Stack {
   parts: Record<string, ProcessSelector>;
   /** The environment the bench gave the worker and API, for the report. */
   settings: Record<string, string>;
+  /** A PAYMENT_WEBHOOK_SECRET the API accepts, when the bench knows one: it pays orders with it. */
+  webhookSecret?: string;
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,8 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
 
     // Request logs off (warn); the rest is the bench's tuning (--env), reported with the figures.
     const settings = { LOG_LEVEL: 'warn', ...o.env };
+    // The bench signs its payments with a secret of its own (not printed with the settings).
+    const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
     const env = {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -102,6 +106,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       // Any free port, so the bench's worker never collides with one already running here.
       WORKER_METRICS_PORT: '0',
       ...settings,
+      PAYMENT_WEBHOOK_SECRET: webhookSecret,
     };
     const workers = workerNames.map((name) => ({ name, child: parts.start(name, ...typescriptEntry('src/worker.ts'), env) }));
     const api = parts.start('api', ...typescriptEntry('src/api/server.ts'), env);
@@ -124,6 +129,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
         bench: { kind: 'self' },
       },
       settings,
+      webhookSecret,
       stop,
     };
   } catch (error) {
@@ -147,6 +153,7 @@ export function targetStack(target: TargetStack): Stack {
     ...(target.temporalAddress && { temporalAddress: target.temporalAddress }),
     parts,
     settings: {},
+    ...(target.webhookSecret && { webhookSecret: target.webhookSecret }),
     stop: async () => undefined,
   };
 }
