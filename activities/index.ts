@@ -41,22 +41,28 @@ export interface ActivityDependencies {
   maxPaymentWindowSeconds: number;
   /** ORDER_EVENTS_URL: each event written with a change gets a delivery to each of these. */
   eventEndpoints?: readonly string[];
+  /** MAX_OPEN_ORDERS_PER_CUSTOMER, checked again by the hold; 0 (the default): no cap. */
+  maxOpenOrdersPerCustomer?: number;
 }
 
-/** What hold_order (prisma/migrations/20261207000000_one_rule) answers; for a retry, the earlier decision. */
+/** What hold_order (prisma/migrations/20261209000000_admission_and_limits) answers; for a retry, the earlier decision. */
 type HoldAnswer =
   | { outcome: 'HELD'; lines: OrderLine[]; totalCents: number }
-  | { outcome: 'REJECTED'; shortages: Shortage[] }
-  | { outcome: 'UNKNOWN_SKU'; sku: string };
+  | { outcome: 'REJECTED'; code: 'OUT_OF_STOCK'; details: Shortage[] }
+  | { outcome: 'REJECTED'; code: 'PURCHASE_LIMIT_EXCEEDED' | 'TOO_MANY_OPEN_ORDERS'; details: unknown }
+  | { outcome: 'UNKNOWN_SKU'; sku: string }
+  | { outcome: 'EXPIRED_UNHELD' };
 
-export function createActivities({ prisma, payments, maxPaymentWindowSeconds, eventEndpoints = [] }: ActivityDependencies) {
+export function createActivities({ prisma, payments, maxPaymentWindowSeconds, eventEndpoints = [], maxOpenOrdersPerCustomer = 0 }: ActivityDependencies) {
   const decide = (orderId: OrderId, proposal: Proposal) => decideOrder(prisma, orderId, proposal, maxPaymentWindowSeconds, eventEndpoints);
   return {
     /**
      * Holds every item of the order or none, in one statement (hold_order, in the order's
-     * channel: prisma/migrations/20261209000000_api_keys_and_channels): the products
-     * locked in sku order so concurrent orders never deadlock. Out of stock is a business
-     * outcome: the order is recorded as REJECTED and a non-retryable failure is raised.
+     * channel: hold_order_in_channel, prisma/migrations/20261209100000_admission_in_channels):
+     * the products locked in sku order so concurrent orders never deadlock, the customer's
+     * purchase limits (per channel) checked under the customer's lock, the order's admission
+     * given back either way. Out of stock and a limit are business outcomes: the order is
+     * recorded as REJECTED and a non-retryable failure of that type is raised.
      * The API records the order as PENDING before starting its workflow; this moves that row
      * on (PENDING → AWAITING_PAYMENT / REJECTED), or creates the row when there is none. A
      * retry (or a concurrent attempt) gets the decision already made.
@@ -66,17 +72,21 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds, ev
       const [row] = await prisma.$queryRaw<{ answer: HoldAnswer }[]>`
         SELECT hold_order_in_channel(${input.channel ?? DEFAULT_CHANNEL}, ${input.orderId}::uuid, ${input.customerId}, ${items}::jsonb,
                           ${input.createdAt}::timestamptz, ${input.expiresAt}::timestamptz, ${input.currency},
-                          ${input.idempotencyKey ?? null}, ${input.requestHash ?? null}, ${LOCK_TIMEOUT_MS}::int,
-                          ${[...eventEndpoints]}::text[]) AS answer`;
+                          ${input.idempotencyKey ?? null}, ${input.requestHash ?? null}, ${maxOpenOrdersPerCustomer}::int,
+                          ${LOCK_TIMEOUT_MS}::int, ${[...eventEndpoints]}::text[]) AS answer`;
       const answer = row?.answer;
       switch (answer?.outcome) {
         case 'HELD':
           // BIGINT in the database; every total the contract allows (at most 5e11) is a safe number.
           return { lines: answer.lines, totalCents: Number(answer.totalCents) };
         case 'REJECTED':
-          throw outOfStock(answer.shortages);
+          if (answer.code === 'OUT_OF_STOCK') throw outOfStock(answer.details);
+          throw ApplicationFailure.nonRetryable('the customer\'s purchase limits refuse the order', refusalFailureType(answer.code), answer.details);
         case 'UNKNOWN_SKU':
           throw ApplicationFailure.nonRetryable(`unknown sku ${answer.sku}`, FailureType.UnknownSku, [answer.sku]);
+        case 'EXPIRED_UNHELD':
+          // The reclaim closed this PENDING order long past its deadline: nothing may be held now.
+          throw ApplicationFailure.nonRetryable('the order expired before its stock was held', FailureType.ExpiredBeforeHold);
         default:
           throw new Error(`hold_order answered ${JSON.stringify(answer)}`);
       }
@@ -256,6 +266,10 @@ function isoTime(value: string): IsoTime {
 
 function isSettledStatus(status: string): status is SettledOrder['status'] {
   return status === 'PAID' || status === 'EXPIRED' || status === 'CANCELLED';
+}
+
+function refusalFailureType(code: 'PURCHASE_LIMIT_EXCEEDED' | 'TOO_MANY_OPEN_ORDERS'): string {
+  return code === 'PURCHASE_LIMIT_EXCEEDED' ? FailureType.PurchaseLimitExceeded : FailureType.TooManyOpenOrders;
 }
 
 function outOfStock(shortages: Shortage[]): ApplicationFailure {

@@ -18,6 +18,8 @@ export interface ProductSnapshot {
   available: number;
   reserved: number;
   sold: number;
+  /** Present when the product has a purchase limit. */
+  maxPerCustomer?: number;
 }
 
 export interface PutProductInput {
@@ -26,6 +28,8 @@ export interface PutProductInput {
   priceCents: number;
   /** Sets the count on sale; the difference is recorded as an ADJUSTMENT (or INITIAL for a new product). */
   available?: number;
+  /** The most units one customer may hold (awaiting payment, paid or in flight); null removes it, absent keeps it. */
+  maxPerCustomer?: number | null;
   /** Identifies the operator request; a repeat with the same id changes nothing. */
   operationId?: string;
 }
@@ -49,7 +53,7 @@ export type RestockResult =
   | { outcome: 'STOCK_LIMIT_EXCEEDED'; available: number; limit: number };
 
 export async function putProduct(prisma: PrismaClient, input: PutProductInput): Promise<PutProductResult> {
-  const { sku, name, priceCents, available } = input;
+  const { sku, name, priceCents, available, maxPerCustomer } = input;
   const operationId = input.operationId ?? null;
   return prisma.$transaction(async (tx) => {
     if (operationId !== null) {
@@ -60,7 +64,8 @@ export async function putProduct(prisma: PrismaClient, input: PutProductInput): 
       }
     }
     const inserted = await tx.$executeRaw`
-      INSERT INTO products (sku, name, price_cents, available) VALUES (${sku}, ${name}, ${priceCents}, ${available ?? 0})
+      INSERT INTO products (sku, name, price_cents, available, max_per_customer)
+      VALUES (${sku}, ${name}, ${priceCents}, ${available ?? 0}, ${maxPerCustomer ?? null}::int)
       ON CONFLICT (sku) DO NOTHING`;
     if (inserted === 1) {
       // Written even for zero units: the ledger records when the product came to be, and by which request.
@@ -72,7 +77,12 @@ export async function putProduct(prisma: PrismaClient, input: PutProductInput): 
     if (delta !== 0) await tx.stockMovement.create({ data: { sku, kind: 'ADJUSTMENT', quantity: delta, operationId } });
     const product = await tx.product.update({
       where: { sku },
-      data: { name, priceCents, ...(delta !== 0 && { available: { increment: delta } }) },
+      data: {
+        name,
+        priceCents,
+        ...(delta !== 0 && { available: { increment: delta } }),
+        ...(maxPerCustomer !== undefined && { maxPerCustomer }),
+      },
     });
     return { outcome: 'UPDATED', product: toProductSnapshot(product) };
   });
@@ -112,6 +122,6 @@ export function createInventoryActivities({ prisma }: { prisma: PrismaClient }) 
 export type InventoryActivities = ReturnType<typeof createInventoryActivities>;
 
 export function toProductSnapshot(product: Product): ProductSnapshot {
-  const { sku, name, priceCents, available, reserved, sold } = product;
-  return { sku, name, priceCents, available, reserved, sold };
+  const { sku, name, priceCents, available, reserved, sold, maxPerCustomer } = product;
+  return { sku, name, priceCents, available, reserved, sold, ...(maxPerCustomer !== null && { maxPerCustomer }) };
 }

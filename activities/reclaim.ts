@@ -13,7 +13,7 @@ export interface ReclaimBatch {
   released: number;
   /** Of those, orders paid in time whose workflow had not committed them (they end PAID). */
   paid: number;
-  /** Per expired order: seconds from its effective deadline to the release. */
+  /** Per expired order that held stock: seconds from its effective deadline to the release. */
   lagSeconds: number[];
 }
 
@@ -21,9 +21,11 @@ export async function reclaimDueOrders(prisma: PrismaClient, batchSize: number, 
   const rows = await prisma.$transaction(async (tx) => {
     // The batch waits for a product row no longer than any hold would.
     await tx.$executeRaw`SELECT set_config('lock_timeout', ${`${LOCK_TIMEOUT_MS}ms`}, true)`;
-    return tx.$queryRaw<{ status: string; lag_seconds: number }[]>`
+    return tx.$queryRaw<{ status: string; lag_seconds: number | null }[]>`
       SELECT status, lag_seconds FROM reclaim_due_orders(${batchSize}::int, ${[...eventEndpoints]}::text[])`;
   }, TRANSACTION_OPTIONS);
-  const expired = rows.filter((r) => r.status === 'EXPIRED');
-  return { released: rows.length, paid: rows.length - expired.length, lagSeconds: expired.map((r) => r.lag_seconds) };
+  const paid = rows.filter((r) => r.status === 'PAID').length;
+  // A PENDING order that never held stock has no lag to report (NULL).
+  const lagSeconds = rows.flatMap((r) => (r.status === 'EXPIRED' && r.lag_seconds !== null ? [r.lag_seconds] : []));
+  return { released: rows.length, paid, lagSeconds };
 }

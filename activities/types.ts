@@ -181,6 +181,12 @@ export function paymentOutcomeOf(settled: Pick<SettledOrder, 'status' | 'payment
 export const FailureType = {
   OutOfStock: 'OutOfStock',
   UnknownSku: 'UnknownSku',
+  /** The order's hold ran only after the reclaim had closed it, unheld (a lost or very late start). */
+  ExpiredBeforeHold: 'ExpiredBeforeHold',
+  /** The hold found the order past a product's maxPerCustomer for its customer (hold_order). */
+  PurchaseLimitExceeded: 'PurchaseLimitExceeded',
+  /** The hold found the customer at MAX_OPEN_ORDERS_PER_CUSTOMER already. */
+  TooManyOpenOrders: 'TooManyOpenOrders',
   /** A payment proposed for an order that no verified receipt of that order backs. */
   UnverifiedPayment: 'UnverifiedPayment',
 } as const;

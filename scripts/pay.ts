@@ -13,7 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import { loadConfig } from '../src/config';
 
 const TYPES = ['payment.succeeded', 'payment.processing', 'payment.failed'] as const;
-type DeliveryType = (typeof TYPES)[number];
+export type DeliveryType = (typeof TYPES)[number];
 
 const USAGE =
   'usage: npm run pay -- <orderId> [--amount N] [--type succeeded|processing|failed] ' +
@@ -75,24 +75,35 @@ async function orderTotal(url: string, orderId: string, key: string | undefined)
   return body.totalCents;
 }
 
-export async function pay(options: PayOptions, secret: string): Promise<{ status: number; body: unknown }> {
-  const amountCents = options.amountCents ?? (await orderTotal(options.url, options.orderId, options.key));
-  const raw = JSON.stringify({
-    type: options.type,
-    data: { orderId: options.orderId, paymentId: options.paymentId, amountCents, currency: options.currency },
-  });
+/** A delivery to POST /webhooks/payments as the provider sends it: the raw body and the headers that sign it. */
+export function signedDelivery(
+  secret: string,
+  type: DeliveryType,
+  data: { orderId: string; paymentId: string; amountCents: number; currency?: string },
+): { headers: Record<string, string>; body: string } {
+  const body = JSON.stringify({ type, data });
   const id = `msg_${randomUUID()}`;
   const timestamp = new Date();
-  const res = await fetch(`${options.url}/webhooks/payments`, {
-    method: 'POST',
+  return {
     headers: {
       'Content-Type': 'application/json',
       'webhook-id': id,
       'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, timestamp, raw),
+      'webhook-signature': new Webhook(secret).sign(id, timestamp, body),
     },
-    body: raw,
+    body,
+  };
+}
+
+export async function pay(options: PayOptions, secret: string): Promise<{ status: number; body: unknown }> {
+  const amountCents = options.amountCents ?? (await orderTotal(options.url, options.orderId, options.key));
+  const delivery = signedDelivery(secret, options.type, {
+    orderId: options.orderId,
+    paymentId: options.paymentId,
+    amountCents,
+    currency: options.currency,
   });
+  const res = await fetch(`${options.url}/webhooks/payments`, { method: 'POST', ...delivery });
   const text = await res.text();
   let body: unknown = text;
   try {

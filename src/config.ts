@@ -35,6 +35,13 @@ export const DEFAULTS = {
   apiKeyCacheSeconds: 4,
   /** How often an API replica writes the lastUsedAt of the keys it saw (one UPDATE for all). */
   apiKeyLastUsedFlushSeconds: 30,
+  /** Orders awaiting payment (or in flight) one customer may have at once; 0: no cap. */
+  maxOpenOrdersPerCustomer: 0,
+  /**
+   * How long an order admitted but not yet held keeps its units from other buyers. Longer than a
+   * drop's holds take to run (units ÷ holds per second), or more workflows start than there are units.
+   */
+  orderAdmissionSeconds: 60,
 } as const;
 
 /** Production's shortest bootstrap key or order id secret: anything shorter can be guessed. */
@@ -100,6 +107,10 @@ const EnvSchema = DatabaseEnvSchema.extend({
   RECLAIM_BATCH_SIZE: intFromEnv(1, 10_000).default(500),
   // The inventory check reports any hold still held this long past its effective deadline.
   RECLAIM_BOUND_SECONDS: intFromEnv(1, 3_600).default(DEFAULTS.reclaimBoundSeconds),
+  // API and worker: a customer with this many orders awaiting payment (or in flight) is refused another; 0: no cap.
+  MAX_OPEN_ORDERS_PER_CUSTOMER: intFromEnv(0, 1_000_000).default(DEFAULTS.maxOpenOrdersPerCustomer),
+  // API: an order admitted (PENDING) but not held within this long stops keeping its units from others.
+  ORDER_ADMISSION_SECONDS: intFromEnv(1, 86_400).default(DEFAULTS.orderAdmissionSeconds),
   // Comma-separated http(s) endpoints that receive every order event; none: events are only read.
   ORDER_EVENTS_URL: optionalString,
   ORDER_EVENTS_SECRET: optionalString,
@@ -181,6 +192,10 @@ export interface Config extends DatabaseConfig {
   paymentProcessingHoldSeconds: number;
   /** The latest an extension may move expiresAt, counted from createdAt. */
   maxPaymentWindowSeconds: number;
+  /** MAX_OPEN_ORDERS_PER_CUSTOMER; 0: no cap. */
+  maxOpenOrdersPerCustomer: number;
+  /** ORDER_ADMISSION_SECONDS: how long an admitted order not yet held keeps its units from others. */
+  orderAdmissionSeconds: number;
   /** Standard Webhooks secrets (`whsec_<base64>`); more than one while a secret is rotated. */
   paymentWebhookSecrets: string[];
   /** The Stripe endpoint's signing secret; undefined turns POST /webhooks/stripe off (404). */
@@ -224,6 +239,8 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
     orderDecisionWaitSeconds: e.ORDER_DECISION_WAIT_SECONDS,
     paymentProcessingHoldSeconds: e.PAYMENT_PROCESSING_HOLD_SECONDS,
     maxPaymentWindowSeconds: e.MAX_PAYMENT_WINDOW_SECONDS,
+    maxOpenOrdersPerCustomer: e.MAX_OPEN_ORDERS_PER_CUSTOMER,
+    orderAdmissionSeconds: e.ORDER_ADMISSION_SECONDS,
     paymentWebhookSecrets: paymentWebhookSecrets(e.PAYMENT_WEBHOOK_SECRET, production),
     ...(e.STRIPE_WEBHOOK_SECRET !== undefined && { stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET.trim() }),
     checkoutCurrency: e.CHECKOUT_CURRENCY ?? DEFAULTS.checkoutCurrency,

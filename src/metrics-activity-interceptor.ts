@@ -134,8 +134,12 @@ function recordFailure(ctx: Context, metrics: WorkerMetrics | undefined, arg: un
     return;
   }
   if (ctx.info.activityType !== 'reserveStock') return;
-  if (error instanceof ApplicationFailure && error.type === FailureType.OutOfStock) {
+  if (!(error instanceof ApplicationFailure)) return;
+  if (error.type === FailureType.OutOfStock) {
     metrics?.ordersClosed.inc({ outcome: 'REJECTED' });
     ctx.log.info('order rejected: not enough stock; nothing held', { shortages: error.details?.[0] });
+  } else if (error.type === FailureType.PurchaseLimitExceeded || error.type === FailureType.TooManyOpenOrders) {
+    metrics?.ordersClosed.inc({ outcome: 'REJECTED' });
+    ctx.log.info('order rejected: a purchase limit; nothing held', { reason: error.type, details: error.details?.[0] });
   }
 }

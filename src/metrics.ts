@@ -10,6 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export interface ApiMetrics {
   registry: Registry;
   httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  orderRefusals: Counter<'reason' | 'decided_by'>;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -22,6 +23,12 @@ export function createApiMetrics(): ApiMetrics {
       help: 'HTTP request latency by method, route pattern and status code',
       labelNames: ['method', 'route', 'status_code'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    orderRefusals: new Counter({
+      name: 'checkout_order_refusals_total',
+      help: 'Orders refused (409, recorded REJECTED) by reason: OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, TOO_MANY_OPEN_ORDERS; decided_by "api" (at admission, no workflow) or "hold" (by the order\'s workflow). Replays are not counted again.',
+      labelNames: ['reason', 'decided_by'],
       registers: [registry],
     }),
   };

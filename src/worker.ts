@@ -32,6 +32,8 @@ export interface OrderWorkerDependencies {
   maxPaymentWindowSeconds?: number;
   /** ORDER_EVENTS_URL: every event the activities write gets a delivery to each. */
   eventEndpoints?: readonly string[];
+  /** MAX_OPEN_ORDERS_PER_CUSTOMER, which the hold checks again; the default (no cap) when not given. */
+  maxOpenOrdersPerCustomer?: number;
 }
 
 export function workflowsPath(): string {
@@ -51,6 +53,7 @@ export async function createOrderWorker(deps: OrderWorkerDependencies): Promise<
         payments,
         maxPaymentWindowSeconds: deps.maxPaymentWindowSeconds ?? DEFAULTS.maxPaymentWindowSeconds,
         ...(deps.eventEndpoints !== undefined && { eventEndpoints: deps.eventEndpoints }),
+        ...(deps.maxOpenOrdersPerCustomer !== undefined && { maxOpenOrdersPerCustomer: deps.maxOpenOrdersPerCustomer }),
       }),
       ...createInventoryActivities(deps),
     },
@@ -104,6 +107,7 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       tuning: config.worker,
       maxPaymentWindowSeconds: config.maxPaymentWindowSeconds,
       eventEndpoints: config.orderEvents.endpoints,
+      maxOpenOrdersPerCustomer: config.maxOpenOrdersPerCustomer,
       ...(workflowBundle !== undefined && { workflowBundle }),
       ...(metrics !== undefined && { metrics }),
     });

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
 import { createOrderWorker } from '../src/worker';
 import {
@@ -338,7 +339,7 @@ describe('cancelled', () => {
 });
 
 describe('rejected', () => {
-  test('an order short of one item holds none of them, shows REJECTED, and a payment for it is refused ORDER_REJECTED and refunded', async () => {
+  test('an order short of one item holds none of them, shows REJECTED without a workflow, and a payment for it is refused ORDER_REJECTED and refunded', async () => {
     const plenty = await newProduct(10);
     const scarce = await newProduct(1);
     const rejected = await placeOverHttp(stack.app, {
@@ -353,7 +354,8 @@ describe('rejected', () => {
     expect((rejected.body.error as { details: unknown }).details).toEqual([{ sku: scarce, requested: 2, available: 1 }]);
     expect(await stockOf(stack.db.prisma, plenty)).toEqual({ available: 10, reserved: 0, sold: 0 });
     expect(await stockOf(stack.db.prisma, scarce)).toEqual({ available: 1, reserved: 0, sold: 0 });
-    expect(await searchAttributesOf(rejected.orderId)).toMatchObject({ status: 'REJECTED', customerId: 'greedy' });
+    // The database showed the shortage: the API refused it at HTTP speed and started nothing.
+    await expect(orderHandle(rejected.orderId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     const payment = await payOverHttp(stack.app, rejected.orderId, { paymentId: 'pay-rejected', amountCents: 4000 });
 
@@ -365,6 +367,28 @@ describe('rejected', () => {
       payments: [{ paymentId: 'pay-rejected', amountCents: 4000, outcome: 'ORDER_REJECTED' }],
       refunds: [{ paymentId: 'pay-rejected', amountCents: 4000, status: 'REFUNDED' }],
     });
+  });
+});
+
+describe('rejected by the hold', () => {
+  test('an order whose hold finds too little stock (it went after the order was admitted) ends REJECTED in its workflow too', async () => {
+    const scarce = await newProduct(1);
+    const orderId = randomUUID();
+    const input: OrderWorkflowInput = { orderId, customerId: 'hold-refused', items: [{ sku: scarce, quantity: 2 }], paymentTimeoutSeconds: 60, currency: 'eur' };
+
+    // Started as the API starts an admitted order, without the API's row (as when its start was retried).
+    const view = await stack.client.workflow.execute<(i: OrderWorkflowInput) => Promise<OrderView>>(ORDER_WORKFLOW_TYPE, {
+      workflowId: orderWorkflowId(orderId),
+      taskQueue: stack.taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: customerIdKey, value: 'hold-refused' }, { key: orderStatusKey, value: 'PENDING' }],
+    });
+
+    expect(view).toMatchObject({ status: 'REJECTED', shortages: [{ sku: scarce, requested: 2, available: 1 }] });
+    expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'REJECTED', customerId: 'hold-refused' });
+    const placed = await placeOverHttp(stack.app, { customerId: 'hold-refused', items: [{ sku: scarce, quantity: 1 }] });
+    expect(placed.status).toBe(201);
+    expect(await stockOf(stack.db.prisma, scarce)).toEqual({ available: 0, reserved: 1, sold: 0 });
   });
 });
 
@@ -484,7 +508,12 @@ describe('without HTTP', () => {
     }, undefined, DEFAULT_CHANNEL);
 
     expect(placed.outcome).toBe('REJECTED');
-    expect(placed).toEqual({ outcome: 'REJECTED', order: placed.order, shortages: [{ sku: 'REJ-1', requested: 3, available: 2 }] });
+    expect(placed).toEqual({
+      outcome: 'REJECTED',
+      order: placed.order,
+      refusal: { code: 'OUT_OF_STOCK', details: [{ sku: 'REJ-1', requested: 3, available: 2 }] },
+      decidedBy: 'api',
+    });
     expect((await stack.checkout.getOrder(placed.order.orderId, EVERY_CHANNEL)).status).toBe('REJECTED');
     expect(await stockOf(stack.db.prisma, 'REJ-1')).toEqual({ available: 2, reserved: 0, sold: 0 });
     expect(await stockOf(stack.db.prisma, 'REJ-2')).toEqual({ available: 10, reserved: 0, sold: 0 });

@@ -61,7 +61,7 @@ async function drain(batchSize: number, prisma = db.prisma): Promise<number> {
   }
 }
 
-test('a batch releases the orders past their deadline, oldest first, and leaves alone those not due and those with a payment that succeeded in time', async () => {
+test('a batch settles the orders past their deadline, oldest first: paid in time ends PAID, every other due one EXPIRED; those not due are left alone', async () => {
   const [due] = [await holdOrders(db.prisma, { count: 30, skus: SKUS, expiresAt: secondsAgo(5) })];
   const notDue = await holdOrders(db.prisma, { count: 5, skus: SKUS, expiresAt: new Date(Date.now() + 600_000) });
   const [paidInTime, paidLate] = await holdOrders(db.prisma, { count: 2, skus: SKUS, expiresAt: secondsAgo(10) });
@@ -76,10 +76,12 @@ test('a batch releases the orders past their deadline, oldest first, and leaves 
 
   expect(first.released).toBe(10);
   expect(first.lagSeconds.every((lag) => lag >= 4)).toBe(true);
-  expect(first.released + rest).toBe(due.length + 1);
+  expect(first.released + rest).toBe(due.length + 2);
   const statuses = await statusOf([...due, ...notDue, paidInTime, paidLate]);
   for (const id of [...due, paidLate]) expect(statuses.get(id)).toBe('EXPIRED');
-  for (const id of [...notDue, paidInTime]) expect(statuses.get(id)).toBe('AWAITING_PAYMENT');
+  for (const id of notDue) expect(statuses.get(id)).toBe('AWAITING_PAYMENT');
+  // Paid in time, its workflow nowhere: the reclaim is the backstop that settles it as paid.
+  expect(statuses.get(paidInTime)).toBe('PAID');
   expect(await releasesPerOrder([...due, paidLate])).toEqual(Array.from({ length: due.length + 1 }, () => 2));
   const closed = await db.prisma.order.findMany({ where: { id: { in: due } }, select: { closedAt: true } });
   expect(closed.every((o) => o.closedAt !== null)).toBe(true);
@@ -133,7 +135,7 @@ test('commits racing the reclaim at the deadline: a payment with a receipt in ti
   });
 });
 
-test('an order whose receipt is being written as the deadline passes is skipped while locked and kept once the receipt is in', async () => {
+test('an order whose receipt is being written as the deadline passes is skipped while locked, then settled PAID by the receipt received in time', async () => {
   const [orderId] = await holdOrders(db.prisma, { count: 1, skus: SKUS, expiresAt: new Date(Date.now() + 500) });
   if (!orderId) throw new Error('order not held');
   const loop = startReclaimLoop({ prisma: db.prisma, config: { enabled: true, intervalMs: 20, batchSize: 10, boundSeconds: 10 } });
@@ -153,7 +155,8 @@ test('an order whose receipt is being written as the deadline passes is skipped 
   } finally {
     await loop.stop();
   }
-  expect((await statusOf([orderId])).get(orderId)).toBe('AWAITING_PAYMENT');
+  expect((await statusOf([orderId])).get(orderId)).toBe('PAID');
+  expect(await db.prisma.stockMovement.count({ where: { orderId, kind: 'RELEASE' } })).toBe(0);
 });
 
 test('the loop counts what it released, and a database it cannot reach fails its batches without stopping it', async () => {
@@ -171,4 +174,26 @@ test('the loop counts what it released, and a database it cannot reach fails its
   }
   expect((await metrics.reclaimReleased.get()).values[0]?.value).toBe(50);
   expect((await metrics.expiryLag.get()).values.find((v) => v.labels.le === '+Inf')?.value).toBe(50);
+});
+
+test('the inventory check names every hold kept past its deadline beyond the reclaim\'s bound, and every receipt that disagrees with its order', async () => {
+  const [stuck, recent] = await holdOrders(db.prisma, { count: 2, skus: SKUS, expiresAt: secondsAgo(30) });
+  if (!stuck || !recent) throw new Error('orders not held');
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '2 seconds' WHERE id = ${recent}::uuid`;
+  const paymentId = `pay-${randomUUID()}`;
+  await recordReceipt(db.prisma, { paymentId, orderId: recent, succeededAt: secondsAgo(60), amountCents: 1 });
+  // A receipt marked APPLIED whose order it did not pay: what a bug elsewhere would leave.
+  await db.prisma.$executeRaw`UPDATE payment_receipts SET outcome = 'APPLIED' WHERE payment_id = ${paymentId}`;
+
+  const report = await checkInventory(db.prisma, 10);
+
+  expect(report.ok).toBe(false);
+  expect(report.violations).toEqual([
+    expect.objectContaining({ kind: 'HOLD_PAST_DEADLINE', orderId: stuck }),
+    expect.objectContaining({ kind: 'RECEIPT_DISAGREES_WITH_ORDER', orderId: recent, paymentId, receiptOutcome: 'APPLIED', orderStatus: 'AWAITING_PAYMENT' }),
+  ]);
+  // Mended: the reclaim settles both (the wrong-amount receipt pays nothing), and the receipt is put right.
+  await db.prisma.$executeRaw`UPDATE payment_receipts SET outcome = NULL WHERE payment_id = ${paymentId}`;
+  await drain(10);
+  expect(await checkInventory(db.prisma, 10)).toEqual({ ok: true, violations: [] });
 });

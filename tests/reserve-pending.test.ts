@@ -3,13 +3,14 @@
  * that row on (to AWAITING_PAYMENT with the held prices, or to REJECTED) in its own transaction,
  * however many attempts run at once or late, and holds each unit once.
  */
-import { DEFAULTS } from '../src/config';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { FailureType } from '../activities/types';
+import { DEFAULTS } from '../src/config';
 import { checkInventory } from '../src/db/inventory-check';
+import { reclaimDueOrders } from '../activities/reclaim';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
 
 let db: TestDatabase;
@@ -166,7 +167,37 @@ test('an order without a PENDING row and without the stock is recorded as REJECT
   }
   const order = await db.prisma.order.findUniqueOrThrow({ where: { id: input.orderId }, include: { items: true } });
   expect(order).toMatchObject({ status: 'REJECTED', totalCents: 900n, idempotencyKey: input.orderId, requestHash: 'hash' });
-  expect(order.items).toEqual([{ orderId: input.orderId, ...lines[0] }]);
+  expect(order.items).toEqual([{ orderId: input.orderId, ...lines[0], admittedAt: null }]);
   expect(await db.prisma.orderEvent.findMany({ where: { orderId: input.orderId }, select: { seq: true, type: true } })).toEqual([{ seq: 1, type: 'order.rejected' }]);
   expect(await stockOf(db.prisma, 'PEN-G')).toEqual({ available: 2, reserved: 0, sold: 0 });
+});
+
+test('a PENDING order whose hold never ran is closed by the reclaim a minute past its deadline, holding nothing; a hold that runs later holds nothing', async () => {
+  await addProduct(db.prisma, 'PEN-LOST', 4, 500);
+  const lines = [{ sku: 'PEN-LOST', quantity: 2, unitPriceCents: 500 }];
+  const lost = await recordPending(lines);
+  const recent = await recordPending(lines);
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '61 seconds' WHERE id = ${lost}::uuid`;
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '30 seconds' WHERE id = ${recent}::uuid`;
+
+  const batch = await reclaimDueOrders(db.prisma, 100);
+
+  expect(batch).toMatchObject({ released: 1, paid: 0, lagSeconds: [] });
+  const statuses = await db.prisma.order.findMany({ where: { id: { in: [lost, recent] } }, select: { id: true, status: true } });
+  expect(Object.fromEntries(statuses.map((o) => [o.id, o.status]))).toEqual({ [lost]: 'EXPIRED', [recent]: 'PENDING' });
+  expect(await db.prisma.orderEvent.findMany({ where: { orderId: lost }, select: { type: true } })).toEqual([{ type: 'order.expired' }]);
+
+  // Its workflow's hold, running only now, finds it closed and holds nothing.
+  const { together } = reserveAttempts(lost, lines, 3);
+  for (const attempt of await together()) {
+    expect(attempt.status).toBe('rejected');
+    if (attempt.status === 'rejected') expect((attempt.reason as { type?: string }).type).toBe(FailureType.ExpiredBeforeHold);
+  }
+  expect(await stockOf(db.prisma, 'PEN-LOST')).toEqual({ available: 4, reserved: 0, sold: 0 });
+  expect(await db.prisma.stockMovement.count({ where: { orderId: lost } })).toBe(0);
+  // The recent one is still held by its own (late) workflow as usual.
+  await reserveAttempts(recent, lines, 1).run();
+  expect(await stockOf(db.prisma, 'PEN-LOST')).toEqual({ available: 2, reserved: 2, sold: 0 });
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${recent}::uuid`;
+  expect((await reclaimDueOrders(db.prisma, 100)).released).toBe(1);
 });

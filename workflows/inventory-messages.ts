@@ -20,6 +20,8 @@ export interface PutProductCommand {
   name: string;
   priceCents: number;
   available?: number;
+  /** A number sets the purchase limit, null removes it, absent leaves it as it is. */
+  maxPerCustomer?: number | null;
 }
 
 export interface RestockProductCommand {

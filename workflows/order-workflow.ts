@@ -74,7 +74,16 @@ const settleOptions: ActivityOptions = {
 };
 const reserveOptions: ActivityOptions = {
   ...settleOptions,
-  retry: { ...settleOptions.retry, nonRetryableErrorTypes: [FailureType.OutOfStock, FailureType.UnknownSku] },
+  retry: {
+    ...settleOptions.retry,
+    nonRetryableErrorTypes: [
+      FailureType.OutOfStock,
+      FailureType.UnknownSku,
+      FailureType.PurchaseLimitExceeded,
+      FailureType.TooManyOpenOrders,
+      FailureType.ExpiredBeforeHold,
+    ],
+  },
 };
 
 const activitiesWith = (options: ActivityOptions, summary: string) =>
@@ -248,10 +257,15 @@ class OrderProcess {
       this.transition('AWAITING_PAYMENT');
       return true;
     } catch (error) {
-      const shortages = outOfStockDetails(error);
-      if (!shortages) throw error;
-      this.view.shortages = shortages;
+      const refusal = holdRefusal(error);
+      if (!refusal) throw error;
       this.view.closedAt = new Date().toISOString();
+      if (refusal.type === FailureType.ExpiredBeforeHold) {
+        this.outcome = 'EXPIRED';
+        this.transition('EXPIRED');
+        return false;
+      }
+      this.view.shortages = refusal.shortages;
       this.transition('REJECTED');
       return false;
     }
@@ -291,16 +305,22 @@ class OrderProcess {
 
   /** The database holds the order still: wait as long as it says. */
   private holdOn(held: StillHeld): void {
-    this.processingHoldUntil = held.paymentPendingUntil;
-    this.moveDeadline(held.expiresAt, held.dueInMs);
+    this.moveDeadline(held.expiresAt, held.dueInMs, held.paymentPendingUntil);
   }
 
-  private moveDeadline(expiresAt: string, dueInMs: number): void {
+  /**
+   * Takes in the deadline the database answered. The waiting timer is set again only when the
+   * deadline moved; after the timer's own proposal the loop sets it again anyway.
+   */
+  private moveDeadline(expiresAt: string, dueInMs: number, processingHoldUntil = this.processingHoldUntil): void {
+    this.remainingMs = dueInMs;
+    const moved = expiresAt !== this.view.expiresAt || processingHoldUntil !== this.processingHoldUntil;
+    if (!moved) return;
     if (expiresAt !== this.view.expiresAt) {
       this.view.expiresAt = expiresAt;
       upsertSearchAttributes([{ key: paymentDeadlineKey, value: new Date(expiresAt) }]);
     }
-    this.remainingMs = dueInMs;
+    this.processingHoldUntil = processingHoldUntil;
     this.deadlineMoves++;
     this.updateDetails();
   }
@@ -472,16 +492,26 @@ class OrderProcess {
   }
 }
 
-function outOfStockDetails(error: unknown): Shortage[] | undefined {
+/** Why the hold refused the order (non-retryable; the database recorded it): no stock, an unknown sku, a purchase limit, or expired unheld. */
+function holdRefusal(error: unknown): { type: string; shortages: Shortage[] } | undefined {
   // An activity's failure comes wrapped in an ActivityFailure; a local activity's non-retryable
   // ApplicationFailure reaches the workflow as it was thrown.
   const failure = error instanceof ActivityFailure ? error.cause : error;
-  if (!(failure instanceof ApplicationFailure)) return undefined;
+  if (!(failure instanceof ApplicationFailure) || !failure.type) return undefined;
   const { type, details } = failure;
-  if (type !== FailureType.OutOfStock && type !== FailureType.UnknownSku) return undefined;
   // The activity passes the shortages as the failure's single detail.
-  return type === FailureType.OutOfStock ? ((details?.[0] ?? []) as Shortage[]) : [];
+  if (type === FailureType.OutOfStock) return { type, shortages: (details?.[0] ?? []) as Shortage[] };
+  if (HOLD_REFUSALS.has(type)) return { type, shortages: [] };
+  return undefined;
 }
+
+/** The hold's other refusals: the order is closed without stock. */
+const HOLD_REFUSALS: ReadonlySet<string> = new Set([
+  FailureType.UnknownSku,
+  FailureType.PurchaseLimitExceeded,
+  FailureType.TooManyOpenOrders,
+  FailureType.ExpiredBeforeHold,
+]);
 
 function isExtensionRequest(value: unknown): value is ExtensionRequest {
   if (typeof value !== 'object' || value === null) return false;

@@ -96,7 +96,8 @@ function headline(view: OrderView): string {
     case 'CANCELLED':
       return released;
     case 'REJECTED':
-      return 'not enough stock; nothing held';
+      // Without shortages the hold refused it for a purchase limit (the order's record says which).
+      return view.shortages?.length ? 'not enough stock; nothing held' : 'refused; nothing held';
   }
 }
 

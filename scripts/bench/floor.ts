@@ -171,8 +171,12 @@ export async function floorScenario(c: ScenarioContext, run: number): Promise<vo
   c.log(`${label}: ${expiry.released} released at ${expiry.perSecond.toFixed(1)}/s, lag p50 ${expiry.lagMs.p50} ms p99 ${expiry.lagMs.p99} ms max ${expiry.lagMs.max} ms`);
 }
 
-/** The floor for as long as a throughput run, right after it on the same dev server; the service as a ratio of it. */
-export async function floorBeside(c: ScenarioContext, label: string, heldPerSecond: number): Promise<void> {
+/**
+ * The floor for as long as a throughput run, right after it on the same engine; the service's
+ * holds (and payments, when it paid orders) as ratios of it. The floor pays nothing: what a
+ * payment costs the service is part of the gap.
+ */
+export async function floorBeside(c: ScenarioContext, label: string, heldPerSecond: number, paidPerSecond?: number): Promise<void> {
   const address = c.stack.temporalAddress;
   if (!address) {
     c.results.note(`${label}: no Temporal address, so no engine floor beside it`);
@@ -183,5 +187,10 @@ export async function floorBeside(c: ScenarioContext, label: string, heldPerSeco
   c.results.recordUsage('throughput', 'throughput: engine floor (bare worker + client)', c.monitor.finish(), floor.perSecond);
   c.results.record('floorPerSecond', floor.perSecond);
   c.results.record('floorRatio', heldPerSecond / floor.perSecond);
-  c.log(`${label}: engine floor ${floor.perSecond.toFixed(1)}/s (p99 ${floor.latencyMs.p99} ms); the service is ${((heldPerSecond / floor.perSecond) * 100).toFixed(1)} % of it`);
+  if (paidPerSecond !== undefined) c.results.record('paidFloorRatio', paidPerSecond / floor.perSecond);
+  const share = (perSecond: number) => `${((perSecond / floor.perSecond) * 100).toFixed(1)} %`;
+  c.log(
+    `${label}: engine floor ${floor.perSecond.toFixed(1)}/s (p99 ${floor.latencyMs.p99} ms); the service holds ${share(heldPerSecond)} of it` +
+      (paidPerSecond === undefined ? '' : `, pays ${share(paidPerSecond)}`),
+  );
 }

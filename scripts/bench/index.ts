@@ -13,6 +13,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { flashScenario } from './flash';
 import { floorScenario } from './floor';
 import { latencyScenario } from './latency';
 import { ProcessMonitor } from './proc-stats';
@@ -129,6 +130,8 @@ async function runScenarios(o: BenchOptions, engine: Engine, results: Results, h
       for (let run = 1; run <= o.repeat; run++) await latencyScenario(c, run);
     } else if (scenario === 'expiry') {
       for (let run = 1; run <= o.repeat; run++) await expiry(c, run);
+    } else if (scenario === 'flash') {
+      for (let run = 1; run <= o.repeat; run++) await flashScenario(c, run);
     } else {
       await scale(c);
     }

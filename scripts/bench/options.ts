@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -13,6 +13,8 @@ export interface TargetStack {
   temporalAddress?: string;
   /** Processes to measure, by part name (api, worker, temporal). */
   pids: Record<string, number>;
+  /** The stack's PAYMENT_WEBHOOK_SECRET (a secret it accepts): needed to pay orders. */
+  webhookSecret?: string;
 }
 
 export const ENGINES = ['dev', 'server'] as const;
@@ -33,6 +35,8 @@ export interface BenchOptions {
   /** Seconds of unmeasured load before the first throughput run on a stack. */
   warmup: number;
   repeat: number;
+  /** Share of the orders held in the throughput scenario that the client then pays by webhook (0–1). */
+  paidShare: number;
   /** Concurrent HTTP clients, and concurrent callers of the bare-SQL ceiling. */
   connections: number;
   /** PostgreSQL connections the bare-SQL ceiling may use (the server allows 100 in all). */
@@ -42,6 +46,11 @@ export interface BenchOptions {
   /** Seconds within which the expiry scenario's orders fall due. */
   expiryWindow: number;
   scaleOrders: number;
+  /** The flash scenario: units of the one sku on sale, and one-unit buyers sent at it. */
+  units: number;
+  buyers: number;
+  /** Seconds of ordinary one-unit orders just before the drop, the holds/s it is compared with. */
+  flashBaseline: number;
   /** A fresh stack for each scenario (clean memory figures) or one for all. */
   stackPerScenario: boolean;
   /** Environment for the worker and the API of a stack the bench starts (tuning). */
@@ -54,7 +63,7 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        floor,throughput,latency,expiry,scale (default: all); throughput
+  --scenario <list>        floor,throughput,latency,expiry,scale,flash (default: all); throughput
                            is the closed loop (saturation) with the engine's floor beside every
                            run; latency is an open loop at half the closed-loop maximum
   --temporal <list>        dev,server: the engine(s) to run on (default dev). server builds and
@@ -66,12 +75,19 @@ const HELP = `npm run bench -- [options]
   --duration <s>           measured seconds per throughput run (default 60)
   --warmup <s>             unmeasured seconds before the first run (default 5)
   --repeat <n>             runs per scenario; figures are median, min, max (default 3; scale runs once)
+  --paid-share <0..1>      share of held orders each throughput client then pays through the
+                           signed payment webhook before placing its next (default 0.8: most
+                           orders of a shop are paid); 0 measures holds alone
   --connections <n>        concurrent clients (default 50)
   --sql-pool <n>           PostgreSQL connections for the bare-SQL ceiling (default 20)
   --skus <n>               products orders pick from (default 200)
   --expiry-orders <n>      orders falling due in the expiry scenario (default 10000)
   --expiry-window <s>      seconds they fall due within (default 60)
   --scale-orders <n>       orders awaiting payment at once in the scale scenario (default 100000)
+  --units <n>              flash: units of the one sku on sale (default 500)
+  --buyers <n>             flash: one-unit buyers, each a customer of their own (default 5000)
+  --flash-baseline <s>     flash: seconds of ordinary one-unit orders before the drop, whose
+                           holds/s the drop's are compared with (default 20)
   --shared-stack           one stack for all scenarios (default: a fresh one per scenario)
   --env KEY=VALUE          environment for the worker and API the bench starts, e.g.
                            --env WORKER_MAX_CACHED_WORKFLOWS=500 --env DATABASE_POOL_SIZE=20
@@ -81,12 +97,16 @@ const HELP = `npm run bench -- [options]
   --api-key <key>            a storefront key of it ($BENCH_API_KEY, required with --api-url),
   --database-url <url>       its database ($BENCH_DATABASE_URL, required with --api-url),
   --temporal-address <a>     its Temporal frontend ($BENCH_TEMPORAL_ADDRESS, optional),
-  --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable)
+  --pid <part>=<pid>         its processes to measure, e.g. --pid worker=1234 (repeatable),
+  --webhook-secret <s>       its PAYMENT_WEBHOOK_SECRET, to pay orders ($BENCH_PAYMENT_WEBHOOK_SECRET)
   --json <file>            also write every run's raw figures as JSON
   --progress <s>           seconds between progress lines (default 10; smoke 2)
 `;
 
 const count = z.coerce.number().int().min(1);
+
+/** Most orders of a shop are paid; the rest expire or are cancelled. */
+const DEFAULT_PAID_SHARE = 0.8;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const { values } = parseArgs({
@@ -101,12 +121,16 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       duration: { type: 'string' },
       warmup: { type: 'string' },
       repeat: { type: 'string' },
+      'paid-share': { type: 'string' },
       connections: { type: 'string' },
       'sql-pool': { type: 'string' },
       skus: { type: 'string' },
       'expiry-orders': { type: 'string' },
       'expiry-window': { type: 'string' },
       'scale-orders': { type: 'string' },
+      units: { type: 'string' },
+      buyers: { type: 'string' },
+      'flash-baseline': { type: 'string' },
       'shared-stack': { type: 'boolean' },
       env: { type: 'string', multiple: true },
       'database-admin-url': { type: 'string' },
@@ -115,6 +139,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'database-url': { type: 'string' },
       'temporal-address': { type: 'string' },
       pid: { type: 'string', multiple: true },
+      'webhook-secret': { type: 'string' },
       json: { type: 'string' },
       progress: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -142,12 +167,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     const temporalAddress = values['temporal-address'] ?? env.BENCH_TEMPORAL_ADDRESS;
     const apiKey = values['api-key'] ?? env.BENCH_API_KEY;
     if (!apiKey) throw new Error('--api-url needs --api-key (or BENCH_API_KEY): a storefront key of that API');
+    const webhookSecret = values['webhook-secret'] ?? env.BENCH_PAYMENT_WEBHOOK_SECRET;
     target = {
       apiUrl: z.string().url().parse(apiUrl).replace(/\/$/, ''),
       apiKey,
       databaseUrl: z.string().url().parse(databaseUrl),
       ...(temporalAddress && { temporalAddress }),
       pids: Object.fromEntries((values.pid ?? []).map((p) => keyValue(p, '--pid')).map(([k, v]) => [k, count.parse(v)])),
+      ...(webhookSecret && { webhookSecret }),
     };
   }
 
@@ -157,6 +184,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     .filter(Boolean)
     .map((s) => z.enum(ENGINES).parse(s));
   if (target && engines.includes('server')) throw new Error('--temporal server starts its own stack; it cannot be combined with --api-url');
+
+  const paidShare = z.coerce.number().min(0).max(1).parse(values['paid-share'] ?? DEFAULT_PAID_SHARE);
+  if (target && !target.webhookSecret && paidShare > 0 && scenarios.includes('throughput')) {
+    throw new Error('paying orders on a running stack needs its secret: --webhook-secret (or BENCH_PAYMENT_WEBHOOK_SECRET), or --paid-share 0');
+  }
 
   const json = values.json;
   return {
@@ -168,12 +200,16 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     duration: pick(values.duration, 60, 5),
     warmup: pick(values.warmup, 5, 1, z.coerce.number().int().min(0)),
     repeat: pick(values.repeat, 3, 1),
+    paidShare,
     connections: pick(values.connections, 50, 10),
     sqlPool: pick(values['sql-pool'], 20, 5),
     skus: pick(values.skus, 200, 20),
     expiryOrders: pick(values['expiry-orders'], 10_000, 100),
     expiryWindow: pick(values['expiry-window'], 60, 3),
     scaleOrders: pick(values['scale-orders'], 100_000, 200),
+    units: pick(values.units, 500, 20),
+    buyers: pick(values.buyers, 5_000, 300),
+    flashBaseline: pick(values['flash-baseline'], 20, 3),
     stackPerScenario: !(values['shared-stack'] ?? smoke),
     stackEnv: Object.fromEntries((values.env ?? []).map((e) => keyValue(e, '--env'))),
     databaseAdminUrl:

@@ -21,7 +21,9 @@ const GIB = 1024;
 export const FIGURES = {
   heldPerSecond: {
     scenario: 'throughput',
-    label: (o) => `orders held per second, end to end (HTTP → workflow → stock held), ${o.connections} clients, ${o.duration} s`,
+    label: (o) =>
+      `orders held per second, end to end (HTTP → workflow → stock held), ${o.connections} clients, ${o.duration} s` +
+      (o.paidShare > 0 ? `, ${Math.round(o.paidShare * 100)} % of them then paid` : ''),
     goal: '≥ 150/s',
     format: perSecond,
     meets: (v) => v >= 150,
@@ -39,9 +41,27 @@ export const FIGURES = {
     format: ms,
     meets: (v) => v <= 150,
   },
+  paidPerSecond: {
+    scenario: 'throughput',
+    label: () => 'orders paid per second, end to end (signed webhook → workflow → stock sold; same run)',
+    goal: 'report',
+    format: perSecond,
+  },
+  payLatencyP50: {
+    scenario: 'throughput',
+    label: () => 'POST /webhooks/payments latency p50 (answered with the decided outcome)',
+    goal: '',
+    format: ms,
+  },
+  payLatencyP99: {
+    scenario: 'throughput',
+    label: () => 'POST /webhooks/payments latency p99',
+    goal: '',
+    format: ms,
+  },
   failed: {
     scenario: 'throughput',
-    label: () => 'POST /orders answered other than 201 or failed (errors, timeouts; not those in flight at the end)',
+    label: () => 'POST /orders answered other than 201, payments other than APPLIED, or failed (errors, timeouts; not those in flight at the end)',
     goal: '0',
     format: whole,
     meets: (v) => v === 0,
@@ -54,10 +74,16 @@ export const FIGURES = {
   },
   floorRatio: {
     scenario: 'throughput',
-    label: () => 'end to end ÷ engine floor (same run)',
+    label: () => 'end to end ÷ engine floor (orders held; same run)',
     goal: '≥ 90 %',
     format: (v) => `${(v * 100).toFixed(1)} %`,
     meets: (v) => v >= 0.9,
+  },
+  paidFloorRatio: {
+    scenario: 'throughput',
+    label: () => 'orders paid ÷ engine floor (same run; the floor pays nothing)',
+    goal: 'report',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
   },
   ceilingPerSecond: {
     scenario: 'throughput',
@@ -223,6 +249,77 @@ export const FIGURES = {
     label: () => 'API RSS, peak',
     goal: '',
     format: mib,
+  },
+  flashAnswersPerSecond: {
+    scenario: 'flash',
+    label: (o) => `flash: buyers answered per second, ${whole(o.units)} units, ${whole(o.buyers)} one-unit buyers, ${o.connections} clients`,
+    goal: 'report',
+    format: perSecond,
+  },
+  flashHeldP50: {
+    scenario: 'flash',
+    label: () => 'flash: latency of held answers (201) p50',
+    goal: '',
+    format: ms,
+  },
+  flashHeldP99: {
+    scenario: 'flash',
+    label: () => 'flash: latency of held answers (201) p99',
+    goal: 'report',
+    format: ms,
+  },
+  flashSoldOutP50: {
+    scenario: 'flash',
+    label: () => 'flash: latency of sold-out answers (409) p50',
+    goal: '',
+    format: ms,
+  },
+  flashSoldOutP99: {
+    scenario: 'flash',
+    label: () => 'flash: latency of sold-out answers (409) p99',
+    goal: '≤ 100 ms',
+    format: ms,
+    meets: (v) => v <= 100,
+  },
+  flashSoldOutRate: {
+    scenario: 'flash',
+    label: () => 'flash: answers per second once sold out (from the first 409 to the last answer)',
+    goal: '≥ 500/s',
+    format: perSecond,
+    meets: (v) => v >= 500,
+  },
+  flashHoldRate: {
+    scenario: 'flash',
+    label: () => 'flash: holds per second (units held ÷ time from the start to the last hold)',
+    goal: '',
+    format: perSecond,
+  },
+  flashBaselineRate: {
+    scenario: 'flash',
+    label: (o) => `flash: baseline, ordinary one-unit orders held per second just before the drop (${o.flashBaseline} s, same clients)`,
+    goal: '',
+    format: perSecond,
+  },
+  flashHoldRatio: {
+    scenario: 'flash',
+    label: () => 'flash: holds per second ÷ baseline (same run)',
+    goal: '≥ 90 %',
+    format: (v) => `${(v * 100).toFixed(1)} %`,
+    meets: (v) => v >= 0.9,
+  },
+  flashWorkflows: {
+    scenario: 'flash',
+    label: () => 'flash: order workflows started by the drop',
+    goal: '≤ units + clients',
+    format: whole,
+    meets: (v, o) => v <= o.units + o.connections,
+  },
+  flashHeld: {
+    scenario: 'flash',
+    label: () => 'flash: units held at the end (never more, never fewer than on sale)',
+    goal: '= units',
+    format: whole,
+    meets: (v, o) => v === o.units,
   },
 } satisfies Record<string, FigureDefinition>;
 

@@ -9,7 +9,7 @@ import { putProduct } from '../../activities/inventory';
 import { createPrismaClient } from '../../src/db/client';
 import { runSqlCeiling } from './ceiling';
 import { floorBeside } from './floor';
-import { driveOrders, type LoadResult, type OrderLoad } from './load';
+import { driveOrders, type LoadResult, type OrderLoad, type OrderPayments } from './load';
 import type { BenchOptions } from './options';
 import { orderBody, randomItems } from './orders';
 import type { ProcessMonitor } from './proc-stats';
@@ -31,12 +31,16 @@ export interface ScenarioContext {
 const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
 const CALIBRATION_SECONDS = 3;
 
-/** Drives orders that stay open (the long window) for `customerId`, for some seconds or a number of requests. */
+/**
+ * Drives orders that stay open (the long window) for `customerId`, for some seconds or a number
+ * of requests; with `payments`, each client pays that share of its held orders as it goes.
+ */
 function driveOpenOrders(
   c: ScenarioContext,
   customerId: string,
   limit: { durationSeconds: number } | { amount: number },
   onProgress?: OrderLoad['onProgress'],
+  payments?: OrderPayments,
 ): Promise<LoadResult> {
   return driveOrders({
     apiUrl: c.stack.apiUrl,
@@ -46,13 +50,22 @@ function driveOpenOrders(
     body: () => orderBody(customerId, c.skus, LONG_PAYMENT_WINDOW_SECONDS),
     progressSeconds: c.options.progressSeconds,
     ...(onProgress && { onProgress }),
+    ...(payments && { payments }),
   });
+}
+
+/** The throughput scenario's payments (--paid-share), signed with the secret the stack's API accepts. */
+function throughputPayments(c: ScenarioContext): OrderPayments | undefined {
+  if (c.options.paidShare === 0) return undefined;
+  const webhookSecret = c.stack.webhookSecret;
+  if (!webhookSecret) throw new Error('--paid-share needs the stack\'s webhook secret (--webhook-secret)');
+  return { share: c.options.paidShare, webhookSecret, paymentId: (orderId) => `bench-${c.runTag}-${orderId}` };
 }
 
 export async function warmUp(c: ScenarioContext): Promise<void> {
   if (c.options.warmup === 0) return;
   c.log(`warm-up: ${c.options.warmup} s of orders, not measured`);
-  await driveOpenOrders(c, `bench-${c.runTag}-warmup`, { durationSeconds: c.options.warmup });
+  await driveOpenOrders(c, `bench-${c.runTag}-warmup`, { durationSeconds: c.options.warmup }, undefined, throughputPayments(c));
 }
 
 /** Orders held per second and POST /orders latency, then the bare-SQL ceiling in the same run. */
@@ -60,14 +73,20 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
   const { options: o, results, monitor } = c;
   const label = `throughput ${run}/${o.repeat}`;
   const customerId = `bench-${c.runTag}-http-${run}`;
+  const payments = throughputPayments(c);
   monitor.start();
-  const http = await driveOpenOrders(c, customerId, { durationSeconds: o.duration }, (p) =>
-    c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s)`),
+  const http = await driveOpenOrders(
+    c,
+    customerId,
+    { durationSeconds: o.duration },
+    (p) => c.log(`${label}: HTTP ${Math.round(p.seconds)}/${o.duration} s, ${p.held} held (${(p.held / p.seconds).toFixed(0)}/s), ${p.paid} paid`),
+    payments,
   );
   const heldPerSecond = http.held / http.seconds;
   results.recordUsage('throughput', 'throughput: HTTP → workflow → stock', monitor.finish(), heldPerSecond);
-  const heldInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT');
-  if (heldInDatabase < http.held) results.fail(`${label}: ${http.held} answered 201 but ${heldInDatabase} orders hold stock`);
+  // Every order answered 201 holds its stock, or sold it when paid.
+  const heldInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'AWAITING_PAYMENT', 'PAID');
+  if (heldInDatabase < http.held) results.fail(`${label}: ${http.held} answered 201 but ${heldInDatabase} orders hold or sold stock`);
   results.record('heldPerSecond', heldPerSecond);
   // With no answer in the run there is no latency to report (it is longer than the run).
   results.record('latencyP50', http.answered ? http.latencyMs.p50 : Number.NaN);
@@ -78,7 +97,21 @@ export async function throughput(c: ScenarioContext, run: number): Promise<void>
       `latency p50 ${http.latencyMs.p50} ms p99 ${http.latencyMs.p99} ms max ${http.latencyMs.max} ms, ` +
       `statuses ${JSON.stringify(http.statuses)}, errors ${http.errors}, failed ${http.failed}, in flight at the end ${http.inFlightAtEnd}`,
   );
-  await floorBeside(c, label, heldPerSecond);
+  let paidPerSecond: number | undefined;
+  if (http.payments) {
+    const { paid, answered, outcomes, latencyMs } = http.payments;
+    paidPerSecond = paid / http.seconds;
+    const paidInDatabase = await countOrders(c.stack.databaseUrl, customerId, 'PAID');
+    if (paidInDatabase < paid) results.fail(`${label}: ${paid} payments answered APPLIED but ${paidInDatabase} orders are paid`);
+    results.record('paidPerSecond', paidPerSecond);
+    results.record('payLatencyP50', answered ? latencyMs.p50 : Number.NaN);
+    results.record('payLatencyP99', answered ? latencyMs.p99 : Number.NaN);
+    c.log(
+      `${label}: ${paid} paid = ${paidPerSecond.toFixed(1)}/s (${((paid / Math.max(1, http.held)) * 100).toFixed(0)} % of those held), ` +
+        `webhook latency p50 ${latencyMs.p50} ms p99 ${latencyMs.p99} ms, outcomes ${JSON.stringify(outcomes)}, ${paidInDatabase} PAID in the database`,
+    );
+  }
+  await floorBeside(c, label, heldPerSecond, paidPerSecond);
 
   monitor.start();
   const sql = await runSqlCeiling({

@@ -26,6 +26,8 @@ export interface Stack {
   parts: Record<string, ProcessSelector>;
   /** The environment the bench gave the worker and API, for the report. */
   settings: Record<string, string>;
+  /** A PAYMENT_WEBHOOK_SECRET the API accepts, when the bench knows one: it pays orders with it. */
+  webhookSecret?: string;
   stop(): Promise<void>;
 }
 
@@ -97,6 +99,8 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
     const settings = { LOG_LEVEL: 'warn', ...o.env };
     // The API's bootstrap storefront key: checked like any key, and kept out of the report.
     const apiKey = `bench-${randomBytes(24).toString('hex')}`;
+    // The bench signs its payments with a secret of its own (not printed with the settings).
+    const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
     const env = {
       ...process.env,
       STOREFRONT_KEY: apiKey,
@@ -107,6 +111,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       // Any free port, so the bench's worker never collides with one already running here.
       WORKER_METRICS_PORT: '0',
       ...settings,
+      PAYMENT_WEBHOOK_SECRET: webhookSecret,
     };
     const workers = workerNames.map((name) => ({ name, child: parts.start(name, ...typescriptEntry('src/worker.ts'), env) }));
     const api = parts.start('api', ...typescriptEntry('src/api/server.ts'), env);
@@ -130,6 +135,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
         bench: { kind: 'self' },
       },
       settings,
+      webhookSecret,
       stop,
     };
   } catch (error) {
@@ -154,6 +160,7 @@ export function targetStack(target: TargetStack): Stack {
     ...(target.temporalAddress && { temporalAddress: target.temporalAddress }),
     parts,
     settings: {},
+    ...(target.webhookSecret && { webhookSecret: target.webhookSecret }),
     stop: async () => undefined,
   };
 }

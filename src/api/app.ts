@@ -15,6 +15,7 @@ import {
   PENDING_RETRY_AFTER_SECONDS,
   type PaymentAnswer,
 } from './checkout';
+import type { RefusalCode } from './admission';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
@@ -76,8 +77,9 @@ export function createApp(deps: AppDependencies): express.Express {
       const placed = await checkout.placeOrder(body, key, channelOf(res));
       noteOrder(res, placed.order.orderId);
       if (placed.outcome === 'REJECTED') {
-        const error = new ApiError('OUT_OF_STOCK', 'not enough stock; nothing was held', {
-          details: placed.shortages,
+        if (placed.decidedBy) metrics.orderRefusals.inc({ reason: placed.refusal.code, decided_by: placed.decidedBy });
+        const error = new ApiError(placed.refusal.code, REFUSAL_MESSAGES[placed.refusal.code], {
+          details: placed.refusal.details,
           extra: { orderId: placed.order.orderId },
         });
         res.status(409).json(error.toBody());
@@ -395,6 +397,13 @@ function param(req: Request, name: string): string {
 function rawBytes(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
+
+/** What a refused order's 409 says; nothing was held, the order is recorded REJECTED. */
+const REFUSAL_MESSAGES: Record<RefusalCode, string> = {
+  OUT_OF_STOCK: 'not enough stock; nothing was held',
+  PURCHASE_LIMIT_EXCEEDED: "this order would take the customer past a product's maxPerCustomer; nothing was held",
+  TOO_MANY_OPEN_ORDERS: 'the customer has MAX_OPEN_ORDERS_PER_CUSTOMER orders awaiting payment already; nothing was held',
+};
 
 /** 409: the order no longer awaits payment; 422: past MAX_PAYMENT_WINDOW_SECONDS. */
 function extensionRefused(outcome: ExtensionRefusal): ApiError {

@@ -39,9 +39,9 @@ import {
   type PaymentOutcome,
   type PaymentReceived,
   type RefundResult,
-  type Shortage,
 } from '../../workflows/messages';
 import { orderDetails, orderSummary } from '../../workflows/summaries';
+import { admitOrder, refusalOf, withdrawOrder, type Refusal } from './admission';
 import { ApiError, serviceUnavailable } from './errors';
 import type { CreateOrderBody, OrderResponse, ProductResponse } from './schemas';
 import { isPostgresUnreachable, isTemporalUnreachable } from './unavailable';
@@ -51,11 +51,13 @@ export type { OrderResponse, ProductResponse } from './schemas';
 
 /**
  * What a placement decided: HELD when the stock was held (whatever happened since), REJECTED
- * with the shortages, PENDING when neither was decided within the decision wait (it will be).
+ * with why, PENDING when neither was decided within the decision wait (it will be).
+ * `decidedBy` says who refused it, when this very request did: the API at admission (the order
+ * has no workflow) or the order's hold; absent for a refusal recorded earlier (a replay).
  */
 export type PlacedOrder =
   | { outcome: 'HELD' | 'PENDING'; order: OrderResponse }
-  | { outcome: 'REJECTED'; order: OrderResponse; shortages: Shortage[] };
+  | { outcome: 'REJECTED'; order: OrderResponse; refusal: Refusal; decidedBy?: 'api' | 'hold' };
 
 export interface CheckoutDependencies {
   prisma: PrismaClient;
@@ -72,6 +74,12 @@ export interface CheckoutDependencies {
   reclaimBoundSeconds?: number;
   /** ORDER_ID_SECRET: keys the ids derived from an Idempotency-Key, so no one can guess them. */
   orderIdSecret: string;
+  /** MAX_OPEN_ORDERS_PER_CUSTOMER: 0 (the default) for no cap. */
+  maxOpenOrdersPerCustomer?: number;
+  /** ORDER_ADMISSION_SECONDS: how long an order admitted but not yet held keeps its units from others. */
+  admissionSeconds?: number;
+  /** ORDER_EVENTS_URL: the events the API writes itself (a refusal's `order.rejected`) get a delivery to each. */
+  eventEndpoints?: readonly string[];
 }
 
 /** Which orders a caller may see: those of one channel (a storefront key), or every channel. */
@@ -201,11 +209,28 @@ export class CheckoutService {
     const idempotencyKey = keyed?.idempotencyKey;
     const requestHash = keyed?.requestHash;
     const paymentTimeoutSeconds = body.paymentTimeoutSeconds ?? this.deps.defaultPaymentTimeoutSeconds;
-    // The order is readable (PENDING, holding nothing) before its workflow exists.
-    const created = await this.recordPending(orderId, channel, body, paymentTimeoutSeconds, keyed);
-    const recordedHere = created !== undefined;
-    let pendingRecord = created;
-    if (!pendingRecord) {
+    // The order is readable (PENDING, holding nothing) before its workflow exists; one the database
+    // already shows it cannot have is refused here, with no workflow.
+    const admission = await admitOrder(this.deps.prisma, {
+      orderId,
+      channel,
+      body,
+      paymentTimeoutSeconds,
+      currency: this.deps.checkoutCurrency,
+      idempotencyKey: idempotencyKey ?? null,
+      requestHash: requestHash ?? null,
+      maxOpenOrders: this.deps.maxOpenOrdersPerCustomer ?? DEFAULTS.maxOpenOrdersPerCustomer,
+      admissionSeconds: this.deps.admissionSeconds ?? DEFAULTS.orderAdmissionSeconds,
+      eventEndpoints: this.deps.eventEndpoints ?? [],
+    });
+    if (admission.outcome === 'REFUSED') {
+      return { outcome: 'REJECTED', order: admission.order, refusal: admission.refusal, decidedBy: 'api' };
+    }
+    const recordedHere = admission.outcome === 'ADMITTED';
+    let pendingRecord: OrderRecord;
+    if (admission.outcome === 'ADMITTED') {
+      pendingRecord = { order: admission.order, requestHash: requestHash ?? null, rejection: null, rejectionCode: null };
+    } else {
       // With a key, the order may exist already (a retry, or a request racing this one), found by
       // its channel, customer and key: under an id derived before ORDER_ID_SECRET was changed, too.
       const recorded = keyed ? await this.findKeyedOrder(derivedId, channel, body.customerId, keyed.idempotencyKey) : await this.findOrder(orderId, channel);
@@ -249,7 +274,12 @@ export class CheckoutService {
           startWorkflowOperation: startOrder,
         }),
       );
-      if (waited.decided) return placedFromView(waited.value, channel);
+      if (waited.decided) {
+        if (waited.value.status !== 'REJECTED') return { outcome: 'HELD', order: withChannel(waited.value, channel) };
+        // Refused by its hold (the stock went between admission and hold, or a limit): the record says why.
+        const placed = placedFromRecord(await this.findOrder(orderId, channel), requestHash);
+        return placed.outcome === 'REJECTED' ? { ...placed, decidedBy: 'hold' } : placed;
+      }
       // Not decided in time (no worker took the task): 202 if the order was started, which
       // only the Temporal server has to answer; otherwise nothing was started (503).
       await this.deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
@@ -277,70 +307,13 @@ export class CheckoutService {
     }
   }
 
-  /**
-   * Records the order as PENDING, holding nothing, at the catalog's prices (reserveStock writes
-   * the prices the stock was held at), in one statement; undefined when a row with its id (or
-   * its customer and key) exists. UNKNOWN_SKU, recording nothing, when a sku names no product.
-   */
-  private async recordPending(
-    orderId: string,
-    channel: string,
-    body: CreateOrderBody,
-    paymentTimeoutSeconds: number,
-    keyed: { idempotencyKey: string; requestHash: string } | undefined,
-  ): Promise<OrderRecord | undefined> {
-    const createdAt = new Date();
-    // An estimate until the hold: the workflow's own start time counts.
-    const expiresAt = new Date(createdAt.getTime() + paymentTimeoutSeconds * 1000);
-    const idempotencyKey = keyed?.idempotencyKey ?? null;
-    const requestHash = keyed?.requestHash ?? null;
-    const requested = JSON.stringify(body.items.map(({ sku, quantity }) => ({ sku, quantity })));
-    const [row] = await this.deps.prisma.$queryRaw<{ prices: { sku: string; priceCents: number }[] | null; inserted: boolean }[]>`
-      WITH requested AS (
-        SELECT r.sku, r.quantity FROM jsonb_to_recordset(${requested}::jsonb) AS r(sku TEXT, quantity INTEGER)
-      ), priced AS (
-        SELECT q.sku, q.quantity, p.price_cents FROM requested q JOIN products p ON p.sku = q.sku
-      ), inserted AS (
-        INSERT INTO orders (id, channel, customer_id, status, total_cents, created_at, expires_at, currency, idempotency_key, request_hash)
-        SELECT ${orderId}::uuid, ${channel}, ${body.customerId}, 'PENDING', (SELECT COALESCE(SUM(quantity::bigint * price_cents), 0) FROM priced),
-               ${createdAt.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz, ${this.deps.checkoutCurrency},
-               ${idempotencyKey}, ${requestHash}
-         WHERE (SELECT count(*) FROM priced) = (SELECT count(*) FROM requested)
-        ON CONFLICT DO NOTHING
-        RETURNING id
-      ), lines AS (
-        INSERT INTO order_items (order_id, sku, quantity, unit_price_cents)
-        SELECT i.id, p.sku, p.quantity, p.price_cents FROM inserted i CROSS JOIN priced p
-      )
-      SELECT (SELECT jsonb_agg(jsonb_build_object('sku', sku, 'priceCents', price_cents)) FROM priced) AS prices,
-             EXISTS (SELECT 1 FROM inserted) AS inserted`;
-    const prices = new Map((row?.prices ?? []).map((p) => [p.sku, p.priceCents]));
-    const unknown = body.items.map((i) => i.sku).filter((sku) => !prices.has(sku));
-    if (unknown.length > 0) throw new ApiError('UNKNOWN_SKU', 'some skus name no product', { details: unknown });
-    if (!row?.inserted) return undefined;
-    const items = body.items
-      .map(({ sku, quantity }) => ({ sku, quantity, unitPriceCents: prices.get(sku) ?? 0 }))
-      .sort((x, y) => Buffer.compare(Buffer.from(x.sku), Buffer.from(y.sku)));
-    const order: OrderResponse = {
-      orderId,
-      channel,
-      customerId: body.customerId,
-      status: 'PENDING',
-      items,
-      totalCents: items.reduce((sum, i) => sum + i.quantity * i.unitPriceCents, 0),
-      createdAt: createdAt.toISOString(),
-      expiresAt: expiresAt.toISOString(),
-    };
-    return { order, requestHash, rejection: null };
-  }
-
-  /** Takes back a PENDING row whose workflow could not be started (never one the hold claimed). */
+  /** Takes back a PENDING row whose workflow could not be started (never one the hold claimed), with its admission. */
   private async withdrawPending(orderId: string): Promise<void> {
     try {
-      await this.deps.prisma.order.deleteMany({ where: { id: orderId, status: 'PENDING' } });
+      await withdrawOrder(this.deps.prisma, orderId);
     } catch {
-      // The database is gone too: the row stays PENDING, holding nothing; a retry with the
-      // same key starts it (docs/failure-modes.md).
+      // The database is gone too: the row stays PENDING, holding nothing; a retry with the same
+      // key starts it, and its admission lapses after ORDER_ADMISSION_SECONDS (docs/failure-modes.md).
     }
   }
 
@@ -597,9 +570,9 @@ export class CheckoutService {
   /** The order as order_document shows it (the one definition that events use too), with what placement checks. */
   private async findOrderRecord(where: Prisma.Sql, channel: ChannelScope): Promise<OrderRecord | null> {
     const ofChannel = channel === EVERY_CHANNEL ? Prisma.empty : Prisma.sql`AND channel = ${channel}`;
-    const [row] = await this.deps.prisma.$queryRaw<{ order: OrderResponse; request_hash: string | null; rejection: Shortage[] | null }[]>`
-      SELECT order_document(id) AS order, request_hash, rejection FROM orders WHERE ${where} ${ofChannel}`;
-    return row ? { order: row.order, requestHash: row.request_hash, rejection: row.rejection } : null;
+    const [row] = await this.deps.prisma.$queryRaw<{ order: OrderResponse; request_hash: string | null; rejection: unknown; rejection_code: string | null }[]>`
+      SELECT order_document(id) AS order, request_hash, rejection, rejection_code FROM orders WHERE ${where} ${ofChannel}`;
+    return row ? { order: row.order, requestHash: row.request_hash, rejection: row.rejection, rejectionCode: row.rejection_code } : null;
   }
 
 
@@ -619,7 +592,9 @@ function cancelOutcome(status: OrderResponse['status']): CancelledOrder['outcome
 interface OrderRecord {
   order: OrderResponse;
   requestHash: string | null;
-  rejection: Shortage[] | null;
+  /** A rejection's details and reason (orders.rejection, orders.rejection_code). */
+  rejection: unknown;
+  rejectionCode: string | null;
 }
 
 function placedFromRecord(record: OrderRecord, requestHash: string | undefined): PlacedOrder {
@@ -627,15 +602,17 @@ function placedFromRecord(record: OrderRecord, requestHash: string | undefined):
   const { order } = record;
   if (order.status === 'PENDING') return { outcome: 'PENDING', order };
   if (order.status !== 'REJECTED') return { outcome: 'HELD', order };
-  return { outcome: 'REJECTED', order, shortages: record.rejection ?? [] };
+  return { outcome: 'REJECTED', order, refusal: refusalOf(record.rejectionCode, record.rejection) };
 }
 
-/** The workflow's view of the order, which does not carry the channel (the caller's). */
-function placedFromView(view: OrderView, channel: string): PlacedOrder {
-  const { shortages, ...fields } = view;
-  const order = { ...fields, channel };
-  if (view.status === 'REJECTED') return { outcome: 'REJECTED', order, shortages: shortages ?? [] };
-  return { outcome: 'HELD', order };
+/**
+ * The workflow's view as the API answers it: shortages go in a refusal's details, never in the
+ * order; and the view does not carry the channel (the caller's).
+ */
+function withChannel(view: OrderView, channel: string): OrderResponse {
+  const order: OrderView = { ...view };
+  delete order.shortages;
+  return { ...order, channel };
 }
 
 function assertSameRequest(order: OrderRecord, requestHash: string | undefined): void {
@@ -700,7 +677,7 @@ export function hashRequest(body: CreateOrderBody): string {
 }
 
 export function toProductResponse(product: Product): ProductResponse {
-  const { sku, name, priceCents, available, reserved, sold } = product;
-  return { sku, name, priceCents, available, reserved, sold };
+  const { sku, name, priceCents, available, reserved, sold, maxPerCustomer } = product;
+  return { sku, name, priceCents, available, reserved, sold, ...(maxPerCustomer !== null && { maxPerCustomer }) };
 }
 

@@ -110,7 +110,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
       202: pending(OrderSchema, 'Status PENDING: the order exists, holds nothing yet, and will be held or rejected; the same Idempotency-Key returns it'),
       400: invalid,
       ...storefrontResponses,
-      409: json(OutOfStockErrorSchema, '`OUT_OF_STOCK`: nothing held; details `[{ sku, requested, available }]`; the order is REJECTED'),
+      409: json(
+        OutOfStockErrorSchema,
+        '`OUT_OF_STOCK` | `PURCHASE_LIMIT_EXCEEDED` | `TOO_MANY_OPEN_ORDERS`: nothing held; the order is REJECTED, its `orderId` beside `error` ' +
+          '(refused by the API at admission, it has no workflow). Details: OUT_OF_STOCK `[{ sku, requested, available }]`; ' +
+          'PURCHASE_LIMIT_EXCEEDED `[{ sku, limit, alreadyHeld, requested }]`; TOO_MANY_OPEN_ORDERS `{ limit, openOrders }`',
+      ),
       422: failure(['UNKNOWN_SKU', 'IDEMPOTENCY_KEY_REUSED'], 'UNKNOWN_SKU details list the unknown skus'),
       503: unavailable,
     },
@@ -225,7 +230,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     method: 'put',
     path: '/admin/products/{sku}',
     tags: ['operator'],
-    summary: 'Create or update a product; `available`, when given, sets the count on sale (a ledger ADJUSTMENT)',
+    summary: 'Create or update a product; `available`, when given, sets the count on sale (a ledger ADJUSTMENT); `maxPerCustomer` sets (null: removes) the purchase limit',
     security: [{ [admin.name]: [] }],
     request: { params: adminSkuParam, body: jsonBody(PutProductBody) },
     responses: { 200: json(ProductSchema, 'Updated'), 201: json(ProductSchema, 'Created'), 400: invalid, ...adminResponses },

@@ -47,6 +47,14 @@ export const PutProductBody = z
     name: z.string().trim().min(1).max(200),
     priceCents: z.number().int().min(0).max(MAX_PRICE_CENTS),
     available: z.number().int().min(0).max(MAX_STOCK_PER_REQUEST).optional(),
+    maxPerCustomer: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_STOCK_PER_REQUEST)
+      .nullable()
+      .optional()
+      .meta({ description: 'The most units one customer may hold in orders awaiting payment, paid or in flight; null removes the limit, absent leaves it' }),
   })
   .meta({ id: 'PutProductRequest' });
 export type PutProductBody = z.infer<typeof PutProductBody>;
@@ -143,6 +151,7 @@ export const ProductSchema = z
     available: z.number().int().meta({ description: 'On sale now' }),
     reserved: z.number().int().meta({ description: 'Held by open orders' }),
     sold: z.number().int().meta({ description: 'Taken by paid orders' }),
+    maxPerCustomer: z.number().int().optional().meta({ description: 'Present when set: the purchase limit per customer (PURCHASE_LIMIT_EXCEEDED)' }),
   })
   .meta({ id: 'Product' });
 export type ProductResponse = z.infer<typeof ProductSchema>;
@@ -159,6 +168,7 @@ export const ErrorSchema = z
   })
   .meta({ id: 'Error' });
 
+/** A refused order (OUT_OF_STOCK, PURCHASE_LIMIT_EXCEEDED, TOO_MANY_OPEN_ORDERS): its id beside `error`. */
 export const OutOfStockErrorSchema = ErrorSchema.extend({
   orderId: z.uuid().meta({ description: 'The order, recorded as REJECTED' }),
 }).meta({ id: 'OutOfStockError' });
@@ -168,7 +178,17 @@ export const InventoryReportSchema = z
     ok: z.boolean(),
     violations: z.array(
       z
-        .object({ kind: z.enum(['NEGATIVE_STOCK', 'CONSERVATION', 'CLOSED_ORDER_HOLDS_STOCK', 'ORDER_MOVED_TWICE']) })
+        .object({
+          kind: z.enum([
+            'NEGATIVE_STOCK',
+            'CONSERVATION',
+            'CLOSED_ORDER_HOLDS_STOCK',
+            'ORDER_MOVED_TWICE',
+            'HOLD_PAST_DEADLINE',
+            'RECEIPT_DISAGREES_WITH_ORDER',
+            'ADMISSION_MISCOUNTED',
+          ]),
+        })
         .loose()
         .meta({ description: 'One broken invariant, with the sku or order and the numbers that show it' }),
     ),

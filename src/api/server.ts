@@ -79,6 +79,9 @@ async function main(): Promise<void> {
     orderIdSecret: config.orderIdSecret,
     bootstrapKeys: { adminToken: config.adminToken, ...(config.storefrontKey !== undefined && { storefrontKey: config.storefrontKey }) },
     logger,
+    maxOpenOrdersPerCustomer: config.maxOpenOrdersPerCustomer,
+    admissionSeconds: config.orderAdmissionSeconds,
+    eventEndpoints: config.orderEvents.endpoints,
   });
   const app = createApp({
     ...services,

@@ -15,8 +15,9 @@ const GRPC_UNAVAILABLE = 14;
 const PRISMA_UNREACHABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 // The pg driver adapter's error kinds for the same.
 const ADAPTER_UNREACHABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
-// PostgreSQL: query_canceled (statement_timeout), admin_shutdown, crash_shutdown, cannot_connect_now.
-const POSTGRES_UNAVAILABLE = new Set(['57014', '57P01', '57P02', '57P03']);
+// PostgreSQL: query_canceled (statement_timeout), admin_shutdown, crash_shutdown, cannot_connect_now,
+// and lock_not_available (an admission gave up waiting for a row lock: busy, worth a retry).
+const POSTGRES_UNAVAILABLE = new Set(['57014', '57P01', '57P02', '57P03', '55P03']);
 
 export type UnreachablePart = 'temporal' | 'postgres';
 

@@ -1,9 +1,10 @@
 /**
  * Checks the contract's stock invariants against the database: no negative stock,
  * conservation per sku from the ledger, no stock held by closed orders, no hold kept past its
- * effective deadline by more than the reclaim's bound, and no payment receipt whose outcome
- * disagrees with its order. The deadline rules themselves are the database's
- * (overdue_holds, receipt_disagreements in prisma/migrations/20261207000000_one_rule).
+ * effective deadline by more than the reclaim's bound, no payment receipt whose outcome
+ * disagrees with its order, and admissions counted right. The deadline rules themselves are the
+ * database's (overdue_holds, receipt_disagreements in prisma/migrations/20261207000000_one_rule;
+ * admission_disagreements in 20261209000000_admission_and_limits).
  */
 import type { PrismaClient } from '../../prisma/generated/client';
 import { DEFAULTS } from '../config';
@@ -26,7 +27,12 @@ export type InventoryViolation =
       receiptOutcome: string | null;
       orderStatus: string;
       orderPaymentId: string | null;
-    };
+    }
+  /**
+   * The product's count of units admitted to orders in flight disagrees with its admitted lines,
+   * or lines of orders no longer PENDING are still admitted (an admission not given back).
+   */
+  | { kind: 'ADMISSION_MISCOUNTED'; sku: string; admitted: number; admittedLines: number; admittedOfDecidedOrders: number };
 
 export interface InventoryReport {
   ok: boolean;
@@ -112,6 +118,18 @@ export async function checkInventory(prisma: PrismaClient, reclaimBoundSeconds: 
       receiptOutcome: row.receipt_outcome,
       orderStatus: row.order_status,
       orderPaymentId: row.order_payment_id,
+    });
+  }
+
+  const miscounted = await prisma.$queryRaw<{ sku: string; admitted: number; admitted_lines: number; admitted_of_decided_orders: number }[]>`
+    SELECT sku, admitted, admitted_lines, admitted_of_decided_orders FROM admission_disagreements() ORDER BY sku`;
+  for (const row of miscounted) {
+    violations.push({
+      kind: 'ADMISSION_MISCOUNTED',
+      sku: row.sku,
+      admitted: row.admitted,
+      admittedLines: row.admitted_lines,
+      admittedOfDecidedOrders: row.admitted_of_decided_orders,
     });
   }
 

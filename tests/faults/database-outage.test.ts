@@ -37,6 +37,10 @@ test('PostgreSQL crashing mid-release and staying down: releases and commits ret
     expect(Date.now()).toBeLessThan(Date.parse(order.expiresAt)); // locked before its release could run
     return order;
   };
+  // The provider's delivery was verified and recorded before the database went down.
+  await prisma.$executeRaw`
+    INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+    VALUES ('pay-db-down', ${paid.orderId}::uuid, ${2 * 600}, 'eur', now())`;
   const expiring = await Promise.all([
     placeLocked([{ sku: 'DB-A', quantity: 3 }, { sku: 'DB-B', quantity: 1 }], 5),
     placeLocked([{ sku: 'DB-B', quantity: 4 }], 5),
@@ -47,8 +51,8 @@ test('PostgreSQL crashing mid-release and staying down: releases and commits ret
   } finally {
     await locks.close();
   }
-  // While the database is down, the payment and the cancellation reach the workflows directly
-  // (the API cannot serve them: it reads the order from the database first).
+  // While the database is down, the payment's signal and the cancellation reach the workflows
+  // directly (the API cannot serve them: it reads the order from the database first).
   await env.client.workflow.getHandle(orderWorkflowId(paid.orderId)).signal(paymentReceivedSignal, { paymentId: 'pay-db-down', amountCents: 2 * 600 });
   await env.client.workflow.getHandle(orderWorkflowId(cancelled.orderId)).signal(cancelOrderSignal);
   const orders = [...expiring, cancelled, paid];

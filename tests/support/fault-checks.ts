@@ -99,6 +99,12 @@ export interface SettlementAnswer {
  * The completed runs of an activity in an order's workflow history, local or not, with the
  * answer each recorded. Nothing here means Temporal has no record of it ever finishing.
  */
+/** Whether a release's or commit's answer says that very call decided (a commit nests the order). */
+export function decidedNowOf(result: Record<string, unknown> | undefined): boolean | undefined {
+  const order = result?.order as { decidedNow?: boolean } | undefined;
+  return (result?.decidedNow as boolean | undefined) ?? order?.decidedNow;
+}
+
 export async function settlementAnswers(client: Client, orderId: string, activityType: string): Promise<SettlementAnswer[]> {
   const history = await client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
   const decode = (payload: { data?: Uint8Array | null } | undefined) =>

@@ -78,6 +78,10 @@ export function faultScenario(deps: FaultScenarioDependencies): FaultScenario {
     },
     async cancelAndPay(cancelled, paid, payment) {
       const handle = (order: OrderResponse) => deps.client.workflow.getHandle(orderWorkflowId(order.orderId));
+      // As the API does for a verified delivery: the receipt first, then the signal (only a verified payment pays).
+      await deps.prisma.$executeRaw`
+        INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
+        VALUES (${payment.paymentId}, ${paid.orderId}::uuid, ${payment.amountCents}, 'eur', now())`;
       await Promise.all([...cancelled.map((o) => handle(o).signal(cancelOrderSignal)), handle(paid).signal(paymentReceivedSignal, payment)]);
     },
     async stopWorkers() {

@@ -2,10 +2,19 @@
  * A small shop with orders in every state, placed through the real API service on a real
  * stack: what the Web UI test inspects and what the screenshots in docs/lifecycle.md show.
  */
+import { randomUUID } from 'node:crypto';
 import { putProduct } from '../../activities/inventory';
 import type { OrderResponse } from '../../src/api/checkout';
 import { SAMPLE_PRODUCTS } from '../../prisma/seed';
-import { orderWorkflowId, type OrderStatus } from '../../workflows/messages';
+import {
+  customerIdKey,
+  ORDER_WORKFLOW_TYPE,
+  orderStatusKey,
+  orderWorkflowId,
+  type OrderStatus,
+  type OrderWorkflowInput,
+} from '../../workflows/messages';
+import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { type TestStack } from './stack';
 import { eventually } from './wait';
 import { EVERY_CHANNEL } from '../../src/api/checkout';
@@ -40,8 +49,10 @@ export async function placeOrdersInEveryState(stack: TestStack, options: { expir
   const cancelled = await place('dan', [{ sku: 'SKU-1', quantity: 1 }, { sku: 'SKU-2', quantity: 2 }]);
   const { order: cancelledNow } = await checkout.cancel(cancelled.orderId, DEFAULT_CHANNEL);
 
-  // SKU-5 has 3 in stock.
-  const rejected = await place('eve', [{ sku: 'SKU-5', quantity: 5 }]);
+  // SKU-5 has 3 in stock. The API refuses that without a workflow; the rejected order the Web UI
+  // shows is one whose hold found the stock gone after the order was admitted, started here as
+  // the API starts an admitted order.
+  const rejected = await rejectedByItsHold(stack, 'eve', [{ sku: 'SKU-5', quantity: 5 }]);
 
   const expiredNow = await eventually(() => checkout.getOrder(expired.orderId, EVERY_CHANNEL), (o) => o.status === 'EXPIRED');
 
@@ -59,6 +70,23 @@ export async function placeOrdersInEveryState(stack: TestStack, options: { expir
   }
   await waitForVisibility(stack, byState);
   return { byState, awaitingLong, awaitingShort, expired: expiredNow };
+}
+
+/** An order whose workflow's hold rejected it, as the API would have started it. */
+async function rejectedByItsHold(stack: TestStack, customerId: string, items: { sku: string; quantity: number }[]): Promise<OrderResponse> {
+  const input: OrderWorkflowInput = { orderId: randomUUID(), customerId, items, paymentTimeoutSeconds: 900, currency: 'eur' };
+  await stack.client.workflow.execute(ORDER_WORKFLOW_TYPE, {
+    workflowId: orderWorkflowId(input.orderId),
+    taskQueue: stack.taskQueue,
+    args: [input],
+    staticSummary: orderSummary(input.orderId, customerId, items),
+    staticDetails: orderDetails(input),
+    typedSearchAttributes: [
+      { key: customerIdKey, value: customerId },
+      { key: orderStatusKey, value: 'PENDING' },
+    ],
+  });
+  return stack.checkout.getOrder(input.orderId, EVERY_CHANNEL);
 }
 
 /**

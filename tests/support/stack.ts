@@ -115,7 +115,7 @@ export async function startWorker(
   db: TestDatabase,
   taskQueue: string,
   reclaim: ReclaimConfig = TEST_RECLAIM,
-  options: { maxPaymentWindowSeconds?: number; orderEvents?: TestOrderEvents } = {},
+  options: { maxPaymentWindowSeconds?: number; orderEvents?: TestOrderEvents; maxOpenOrdersPerCustomer?: number } = {},
 ): Promise<RunningWorker> {
   const { orderEvents, ...workerOptions } = options;
   const eventEndpoints = orderEvents?.endpoints ?? [];
@@ -222,8 +222,12 @@ export interface StackOptions {
   paymentProcessingHoldSeconds?: number;
   /** MAX_PAYMENT_WINDOW_SECONDS of the worker (default 604800). */
   maxPaymentWindowSeconds?: number;
-  /** Where the worker delivers order events (none: written, not sent). */
+  /** Where the worker (and the API, for refusals) delivers order events (none: written, not sent). */
   orderEvents?: TestOrderEvents;
+  /** MAX_OPEN_ORDERS_PER_CUSTOMER of the API and the worker (default 0: no cap). */
+  maxOpenOrdersPerCustomer?: number;
+  /** ORDER_ADMISSION_SECONDS of the API (default 60). */
+  admissionSeconds?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
@@ -232,6 +236,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const worker = await startWorker(env, db, taskQueue, options.reclaim, {
     ...(options.maxPaymentWindowSeconds !== undefined && { maxPaymentWindowSeconds: options.maxPaymentWindowSeconds }),
     ...(options.orderEvents && { orderEvents: options.orderEvents }),
+    ...(options.maxOpenOrdersPerCustomer !== undefined && { maxOpenOrdersPerCustomer: options.maxOpenOrdersPerCustomer }),
   });
   const { app, bareApp, services } = createTestApi({
     prisma: db.prisma,
@@ -239,6 +244,9 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     taskQueue,
     defaultPaymentTimeoutSeconds: options.paymentTimeoutSeconds ?? 900,
     ...(options.paymentProcessingHoldSeconds !== undefined && { paymentProcessingHoldSeconds: options.paymentProcessingHoldSeconds }),
+    ...(options.maxOpenOrdersPerCustomer !== undefined && { maxOpenOrdersPerCustomer: options.maxOpenOrdersPerCustomer }),
+    ...(options.admissionSeconds !== undefined && { admissionSeconds: options.admissionSeconds }),
+    ...(options.orderEvents && { eventEndpoints: options.orderEvents.endpoints }),
   });
   const { checkout, operator, readiness, authenticator } = services;
   return {
@@ -251,8 +259,9 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     operator,
     app,
     bareApp,
-    async stop() {
-      await worker.stop();
+    // `this`: a test may have replaced the worker (stopped it and started another).
+    async stop(this: TestStack) {
+      await this.worker.stop();
       await authenticator.close();
       await readiness.close();
       await env.teardown();

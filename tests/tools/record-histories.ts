@@ -184,8 +184,19 @@ async function recordSimplePaths(r: Recorder): Promise<void> {
   expectAnswer('cancelled', await cancelOverHttp(r.app, cancelled), 200);
   await record(r, 'cancelled', cancelled, 'CANCELLED');
 
-  const rejected = await placeOverHttp(r.app, { customerId: 'recorder', items: [...items(), { sku: SCARCE_SKU, quantity: 2 }] });
-  expectAnswer('rejected', rejected, 409, 'OUT_OF_STOCK');
+  // The API refuses what the database shows sold out without a workflow (409 OUT_OF_STOCK); a
+  // rejected workflow is one whose hold found the stock gone after the order was admitted,
+  // started here as the API starts an admitted order.
+  const refused = await placeOverHttp(r.app, { customerId: 'recorder', items: [...items(), { sku: SCARCE_SKU, quantity: 2 }] });
+  expectAnswer('rejected', refused, 409, 'OUT_OF_STOCK');
+  const rejected: OrderWorkflowInput = {
+    orderId: randomUUID(),
+    customerId: 'recorder',
+    items: [...items(), { sku: SCARCE_SKU, quantity: 2 }],
+    paymentTimeoutSeconds: 900,
+    currency: 'eur',
+  };
+  await r.temporal.workflow.start(ORDER_WORKFLOW_TYPE, { workflowId: orderWorkflowId(rejected.orderId), taskQueue: r.taskQueue, args: [rejected] });
   await record(r, 'rejected', rejected.orderId, 'REJECTED');
 
   const wrongAmount = await place(r);

@@ -126,23 +126,26 @@ $$;
 -- Moves an AWAITING_PAYMENT order (its row locked by the caller) to its final status, and its
 -- held stock with it: to sold for PAID, back on sale otherwise. Products are locked in byte order
 -- (COLLATE "C"), as every writer of products locks them, so no two transactions deadlock
--- whatever the database's collation. The ledger row goes first; only a new one moves counters.
+-- whatever the database's collation; FOR NO KEY UPDATE, the strength of the UPDATE itself, so the
+-- key-share locks of new order lines (foreign keys to products) never wait on a settlement. The ledger row goes first; only a new one moves counters.
 CREATE FUNCTION settle_order(p_order_id UUID, p_status "OrderStatus", p_payment_id TEXT, p_endpoints TEXT[])
 RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
   v_kind "StockMovementKind" := CASE WHEN p_status = 'PAID' THEN 'COMMIT' ELSE 'RELEASE' END;
+  -- One instant for the order and its ledger rows: closedAt is when the stock moved.
+  v_at TIMESTAMPTZ := clock_timestamp();
 BEGIN
   UPDATE orders
-     SET status = p_status, closed_at = clock_timestamp(),
-         paid_at = CASE WHEN p_status = 'PAID' THEN clock_timestamp() END,
+     SET status = p_status, closed_at = v_at,
+         paid_at = CASE WHEN p_status = 'PAID' THEN v_at END,
          payment_id = CASE WHEN p_status = 'PAID' THEN p_payment_id END
    WHERE id = p_order_id;
   PERFORM 1 FROM products p
    WHERE p.sku IN (SELECT i.sku FROM order_items i WHERE i.order_id = p_order_id)
-   ORDER BY p.sku COLLATE "C" FOR UPDATE;
+   ORDER BY p.sku COLLATE "C" FOR NO KEY UPDATE;
   WITH moved AS (
     INSERT INTO stock_movements (sku, order_id, kind, quantity, created_at)
-    SELECT i.sku, i.order_id, v_kind, i.quantity, clock_timestamp() FROM order_items i WHERE i.order_id = p_order_id
+    SELECT i.sku, i.order_id, v_kind, i.quantity, v_at FROM order_items i WHERE i.order_id = p_order_id
     ON CONFLICT (order_id, sku, kind) DO NOTHING
     RETURNING sku, quantity
   )
@@ -281,6 +284,10 @@ $$;
 -- the work and never wait on each other or on an order being decided; then locks the batch's
 -- products in byte order before settling any order. A due order paid in time ends PAID here (its
 -- workflow, if any, finds that decided); every other due order ends EXPIRED.
+-- It also closes PENDING orders whose hold never ran (the API's start was lost, or no worker took
+-- it): they hold no stock, and a minute past their deadline (longer than any placement waits:
+-- ORDER_DECISION_WAIT_SECONDS is at most 60) they expire holding nothing; a hold that runs later
+-- finds them EXPIRED (order_reservation) and holds nothing. Their lag_seconds is NULL.
 CREATE FUNCTION reclaim_due_orders(p_batch_size INTEGER, p_endpoints TEXT[])
 RETURNS TABLE (order_id UUID, status TEXT, lag_seconds FLOAT8)
 LANGUAGE plpgsql AS $$
@@ -295,22 +302,50 @@ BEGIN
      ORDER BY order_deadline(d.expires_at, d.payment_pending_until)
      LIMIT p_batch_size
        FOR UPDATE SKIP LOCKED) c;
-  IF v_ids IS NULL THEN
-    RETURN;
+  IF v_ids IS NOT NULL THEN
+    PERFORM 1 FROM products p
+     WHERE p.sku IN (SELECT DISTINCT i.sku FROM order_items i WHERE i.order_id = ANY(v_ids))
+     ORDER BY p.sku COLLATE "C" FOR NO KEY UPDATE;
+    FOR o IN SELECT * FROM orders d WHERE d.id = ANY(v_ids) ORDER BY order_deadline(d.expires_at, d.payment_pending_until) LOOP
+      v_status := order_transition(o, 'RECLAIM');
+      CONTINUE WHEN v_status IS NULL;
+      PERFORM settle_order(o.id, v_status, order_paying_payment(o), p_endpoints);
+      order_id := o.id;
+      status := v_status::text;
+      lag_seconds := EXTRACT(EPOCH FROM (clock_timestamp() - order_deadline(o.expires_at, o.payment_pending_until)));
+      RETURN NEXT;
+    END LOOP;
   END IF;
-  PERFORM 1 FROM products p
-   WHERE p.sku IN (SELECT DISTINCT i.sku FROM order_items i WHERE i.order_id = ANY(v_ids))
-   ORDER BY p.sku COLLATE "C" FOR UPDATE;
-  FOR o IN SELECT * FROM orders d WHERE d.id = ANY(v_ids) ORDER BY order_deadline(d.expires_at, d.payment_pending_until) LOOP
-    v_status := order_transition(o, 'RECLAIM');
-    CONTINUE WHEN v_status IS NULL;
-    PERFORM settle_order(o.id, v_status, order_paying_payment(o), p_endpoints);
+  FOR o IN SELECT * FROM orders d
+            WHERE d.status = 'PENDING' AND d.expires_at <= now() - interval '1 minute'
+            ORDER BY d.expires_at LIMIT p_batch_size
+              FOR UPDATE SKIP LOCKED LOOP
+    UPDATE orders SET status = 'EXPIRED', closed_at = clock_timestamp() WHERE id = o.id;
+    PERFORM record_order_event(o.id, 'order.expired', NULL, p_endpoints);
     order_id := o.id;
-    status := v_status::text;
-    lag_seconds := EXTRACT(EPOCH FROM (clock_timestamp() - order_deadline(o.expires_at, o.payment_pending_until)));
+    status := 'EXPIRED';
+    lag_seconds := NULL;
     RETURN NEXT;
   END LOOP;
 END
+$$;
+
+-- What an order that is no longer PENDING was decided as (for a hold that runs again, or late):
+-- REJECTED with its shortages, EXPIRED when it expired before any hold (nothing held), else HELD.
+CREATE OR REPLACE FUNCTION order_reservation(p_order_id UUID) RETURNS JSONB
+LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN o.status = 'REJECTED'
+      THEN jsonb_build_object('outcome', 'REJECTED', 'shortages', COALESCE(o.rejection, '[]'::jsonb))
+    WHEN NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.order_id = o.id AND m.kind = 'RESERVE')
+      THEN jsonb_build_object('outcome', 'EXPIRED_UNHELD')
+    ELSE jsonb_build_object(
+      'outcome', 'HELD',
+      'lines', COALESCE((SELECT jsonb_agg(jsonb_build_object('sku', i.sku, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.sku COLLATE "C")
+                           FROM order_items i WHERE i.order_id = o.id), '[]'::jsonb),
+      'totalCents', o.total_cents)
+    END
+    FROM orders o WHERE o.id = p_order_id
 $$;
 
 -- The hold records the order's currency (the rest as in 20261205000000_hold_order).

@@ -1,0 +1,179 @@
+/**
+ * A drop, against the real worker, dev server and PostgreSQL: sold out is answered by the API
+ * without a workflow, orders are admitted only while stock lasts and never oversold, an order in
+ * flight that ends without stock gives its admission back, and an order no worker takes blocks
+ * its sku only for ORDER_ADMISSION_SECONDS.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import request from 'supertest';
+import { createActivities } from '../activities';
+import { putProduct } from '../activities/inventory';
+import { createLocalPaymentProvider } from '../activities/payment-provider';
+import { DEFAULT_CHANNEL, FailureType } from '../activities/types';
+import { admitOrder } from '../src/api/admission';
+import { DEFAULTS } from '../src/config';
+import { orderWorkflowId } from '../workflows/messages';
+import { addProduct, stockOf } from './support/database';
+import { cancelOverHttp } from './support/lifecycle';
+import { createTestApi, useStack } from './support/stack';
+import { eventually, sleep } from './support/wait';
+
+const stack = useStack();
+
+type Items = { sku: string; quantity: number }[];
+
+function postOrder(body: { customerId: string; items: Items; paymentTimeoutSeconds?: number }, key?: string, app = stack.app) {
+  const req = request(app).post('/orders');
+  return (key === undefined ? req : req.set('Idempotency-Key', key)).send(body);
+}
+
+async function hasWorkflow(orderId: string): Promise<boolean> {
+  try {
+    await stack.client.workflow.getHandle(orderWorkflowId(orderId)).describe();
+    return true;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return false;
+    throw error;
+  }
+}
+
+/** Units admitted to orders in flight, and the admitted lines they are the sum of. */
+async function admittedOf(sku: string): Promise<number> {
+  const product = await stack.db.prisma.product.findUniqueOrThrow({ where: { sku } });
+  return product.admitted;
+}
+
+test('a sold-out order is refused by the API without a workflow, recorded REJECTED with its event, and its replay answers the same 409', async () => {
+  await addProduct(stack.db.prisma, 'ADM-1', 1);
+  const held = await postOrder({ customerId: 'first', items: [{ sku: 'ADM-1', quantity: 1 }] }).expect(201);
+  expect(await hasWorkflow((held.body as { orderId: string }).orderId)).toBe(true);
+
+  const refused = await postOrder({ customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, 'late-key').expect(409);
+  const replay = await postOrder({ customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, 'late-key').expect(409);
+
+  const orderId = (refused.body as { orderId: string }).orderId;
+  expect(refused.body).toEqual({
+    orderId,
+    error: { code: 'OUT_OF_STOCK', message: expect.any(String), details: [{ sku: 'ADM-1', requested: 1, available: 0 }] },
+  });
+  expect(replay.body).toEqual(refused.body);
+  expect(await hasWorkflow(orderId)).toBe(false);
+  const order = await request(stack.app).get(`/orders/${orderId}`).expect(200);
+  expect(order.body).toMatchObject({ orderId, status: 'REJECTED', items: [{ sku: 'ADM-1', quantity: 1, unitPriceCents: 1000 }], closedAt: expect.any(String) });
+  expect(await stack.db.prisma.orderEvent.findMany({ where: { orderId }, select: { type: true } })).toEqual([{ type: 'order.rejected' }]);
+  // A cancel of it needs no workflow either.
+  expect((await cancelOverHttp(stack.app, orderId)).body).toMatchObject({ error: { code: 'ORDER_REJECTED' } });
+  const metrics = (await request(stack.app).get('/metrics').expect(200)).text;
+  expect(metrics).toMatch(/^checkout_order_refusals_total\{reason="OUT_OF_STOCK",decided_by="api"\} 1$/m);
+  expect(await stockOf(stack.db.prisma, 'ADM-1')).toEqual({ available: 0, reserved: 1, sold: 0 });
+});
+
+test('a drop of 8 units to 80 concurrent buyers holds exactly 8, never more, and starts a workflow only for the buyers admitted', async () => {
+  await addProduct(stack.db.prisma, 'ADM-DROP', 8);
+  const answers = await Promise.all(
+    Array.from({ length: 80 }, (_, n) => postOrder({ customerId: `buyer-${n}`, items: [{ sku: 'ADM-DROP', quantity: 1 }] })),
+  );
+
+  const statuses = answers.map((a) => a.status);
+  expect(statuses.filter((s) => s === 201)).toHaveLength(8);
+  expect(statuses.filter((s) => s === 409)).toHaveLength(72);
+  expect(await stockOf(stack.db.prisma, 'ADM-DROP')).toEqual({ available: 0, reserved: 8, sold: 0 });
+  expect(await admittedOf('ADM-DROP')).toBe(0);
+  const withWorkflow = await Promise.all(answers.map((a) => hasWorkflow((a.body as { orderId: string }).orderId)));
+  // Every admitted buyer held a unit here (nothing else took stock), so no refused buyer has a workflow.
+  expect(withWorkflow.filter(Boolean)).toHaveLength(8);
+  for (const [n, answer] of answers.entries()) expect(withWorkflow[n]).toBe(answer.status === 201);
+});
+
+test('a held order that is cancelled or expires puts its unit back on sale for the next buyer at once', async () => {
+  await addProduct(stack.db.prisma, 'ADM-BACK', 1);
+  const cancelled = await postOrder({ customerId: 'canceller', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(201);
+  await postOrder({ customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(409);
+  expect((await cancelOverHttp(stack.app, (cancelled.body as { orderId: string }).orderId)).status).toBe(200);
+
+  const expiring = await postOrder({ customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }], paymentTimeoutSeconds: 1 }).expect(201);
+  await eventually(
+    async () => ((await request(stack.app).get(`/orders/${(expiring.body as { orderId: string }).orderId}`)).body as { status: string }).status,
+    (status) => status === 'EXPIRED',
+  );
+  await postOrder({ customerId: 'after-expiry', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(201);
+  expect(await stockOf(stack.db.prisma, 'ADM-BACK')).toEqual({ available: 0, reserved: 1, sold: 0 });
+});
+
+test('an admitted order whose hold finds the stock gone is rejected and gives its admission back at once', async () => {
+  await addProduct(stack.db.prisma, 'ADM-GONE', 2);
+  const orderId = randomUUID();
+  const items = [{ sku: 'ADM-GONE', quantity: 2 }];
+  // Admitted, and then (before any worker holds it) the operator takes the stock off sale.
+  const admitted = await admitOrder(stack.db.prisma, admission(orderId, 'gone', items));
+  expect(admitted.outcome).toBe('ADMITTED');
+  expect(await admittedOf('ADM-GONE')).toBe(2);
+  await putProduct(stack.db.prisma, { sku: 'ADM-GONE', name: 'Product ADM-GONE', priceCents: 1000, available: 0 });
+  await postOrder({ customerId: 'meanwhile', items: [{ sku: 'ADM-GONE', quantity: 1 }] }).expect(409);
+
+  const activities = createActivities({ prisma: stack.db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds });
+  const now = new Date();
+  const hold = new MockActivityEnvironment().run(activities.reserveStock, {
+    orderId,
+    customerId: 'gone',
+    items,
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + 60_000).toISOString(),
+    currency: 'eur',
+  });
+  await expect(hold).rejects.toMatchObject({ type: FailureType.OutOfStock });
+  expect(await admittedOf('ADM-GONE')).toBe(0);
+
+  // Back on sale: the next buyer is admitted and held, with nothing kept for the rejected order.
+  await putProduct(stack.db.prisma, { sku: 'ADM-GONE', name: 'Product ADM-GONE', priceCents: 1000, available: 2 });
+  await postOrder({ customerId: 'next', items: [{ sku: 'ADM-GONE', quantity: 2 }] }).expect(201);
+  expect(await stockOf(stack.db.prisma, 'ADM-GONE')).toEqual({ available: 0, reserved: 2, sold: 0 });
+});
+
+test('an order that no worker takes keeps its units from other buyers for ORDER_ADMISSION_SECONDS only', async () => {
+  await addProduct(stack.db.prisma, 'ADM-STUCK', 1);
+  const admissionSeconds = 2;
+  // An API whose task queue no worker polls: its order is started and stays PENDING.
+  const unserved = createTestApi({
+    prisma: stack.db.prisma,
+    temporal: stack.client,
+    taskQueue: `no-worker-${randomUUID()}`,
+    defaultPaymentTimeoutSeconds: 900,
+    decisionWaitSeconds: 1,
+    admissionSeconds,
+  });
+  const api = createTestApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.taskQueue, defaultPaymentTimeoutSeconds: 900, admissionSeconds });
+  try {
+    const stuck = await postOrder({ customerId: 'stuck', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, unserved.app).expect(202);
+    const stuckId = (stuck.body as { orderId: string }).orderId;
+    const blocked = await postOrder({ customerId: 'blocked', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, api.app).expect(409);
+    expect(blocked.body).toMatchObject({ error: { details: [{ sku: 'ADM-STUCK', requested: 1, available: 0 }] } });
+
+    await sleep(admissionSeconds * 1000 + 200);
+    await postOrder({ customerId: 'served', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, api.app).expect(201);
+    expect(await stockOf(stack.db.prisma, 'ADM-STUCK')).toEqual({ available: 0, reserved: 1, sold: 0 });
+    expect(await admittedOf('ADM-STUCK')).toBe(0);
+    // The stuck order is still PENDING, holding nothing and keeping nothing.
+    expect(((await request(stack.app).get(`/orders/${stuckId}`)).body as { status: string }).status).toBe('PENDING');
+    await stack.client.workflow.getHandle(orderWorkflowId(stuckId)).terminate('test: no worker will ever take it');
+  } finally {
+    await Promise.all([unserved.services.readiness.close(), api.services.readiness.close()]);
+  }
+});
+
+function admission(orderId: string, customerId: string, items: Items) {
+  return {
+    orderId,
+    channel: DEFAULT_CHANNEL,
+    body: { customerId, items },
+    paymentTimeoutSeconds: 60,
+    currency: 'eur',
+    idempotencyKey: null,
+    requestHash: null,
+    maxOpenOrders: 0,
+    admissionSeconds: DEFAULTS.orderAdmissionSeconds,
+    eventEndpoints: [],
+  };
+}
