@@ -79,8 +79,9 @@ export async function startDevServer(
   const killOnExit = () => void processes.stop(['temporal'], 0);
   process.once('exit', killOnExit);
   try {
+    const deadline = Date.now() + DEV_SERVER_START_TIMEOUT_MS;
     await waitForPort(ip, port, DEV_SERVER_START_TIMEOUT_MS, () => exited);
-    const env = await TestWorkflowEnvironment.createFromExistingServer({ address: `${ip}:${port}` });
+    const env = await attachWhenHealthy(`${ip}:${port}`, deadline, () => exited);
     const closeConnections = env.teardown.bind(env);
     env.teardown = async () => {
       await closeConnections();
@@ -92,6 +93,23 @@ export async function startDevServer(
     await stopServer();
     process.removeListener('exit', killOnExit);
     throw new Error(`the dev server on port ${port} did not start: ${(error as Error).message}\n${lastLines.join('\n')}`, { cause: error });
+  }
+}
+
+/**
+ * Attaches to a dev server that listens. Its frontend listens a moment before it is healthy and
+ * answers GetSystemInfo with Unavailable ("Frontend is not healthy yet") meanwhile, which a
+ * fresh-clone run on a loaded host met: ask again until the start deadline.
+ */
+async function attachWhenHealthy(address: string, deadline: number, exited: () => boolean): Promise<TestWorkflowEnvironment> {
+  for (;;) {
+    try {
+      return await TestWorkflowEnvironment.createFromExistingServer({ address });
+    } catch (error) {
+      const unhealthy = /not healthy|unavailable/i.test(String((error as Error).message));
+      if (!unhealthy || exited() || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 
