@@ -110,6 +110,9 @@ test('every log line of an order, from the API and from the worker, carries its 
   const orderId = placed.body.orderId as string;
   await waitForStatus(orderId, 'EXPIRED');
   await worker.waitForLine((l) => l.orderId === orderId && l.msg === 'order expired; stock back on sale');
+  // The API writes a request's line when its answer is sent, and the line then crosses a pipe: wait
+  // for it rather than race it (a fresh-clone run read the lines before the GET's had arrived).
+  await api.waitForLine((l) => l.orderId === orderId && (l.req as { url?: string } | undefined)?.url === `/orders/${orderId}`);
 
   const apiLines = api.lines.filter((l) => l.orderId === orderId);
   expect(apiLines[0]).toMatchObject({
