@@ -16,6 +16,7 @@ import { redactEndpoint } from '../activities/order-events';
 import { startEventDispatcher } from './order-events-dispatcher';
 import { startReclaimLoop } from './reclaim';
 import { temporalConnectionOptions } from './temporal';
+import { startWorkerHeartbeat } from './worker-heartbeat';
 
 export interface OrderWorkerDependencies {
   connection: NativeConnection;
@@ -95,6 +96,8 @@ export interface RunWorkerOptions {
 export async function runWorker(config: Config, options: RunWorkerOptions): Promise<void> {
   const { logger, metrics } = options;
   const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
+  // The heartbeat's own connection: activities that fill the pool must not silence it.
+  const heartbeatDb = createPrismaClient(config.databaseUrl, 1);
   const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   const workflowBundle =
     options.workflowBundle ?? (config.worker.workflowBundlePath !== undefined ? { codePath: config.worker.workflowBundlePath } : undefined);
@@ -132,16 +135,26 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       { endpoints: eventEndpoints.map(redactEndpoint), maxAgeSeconds: config.orderEvents.maxAgeSeconds },
       dispatcher ? 'order events: delivering' : 'order events: no ORDER_EVENTS_URL, written but not sent',
     );
+    // /readyz counts this worker alive while these beats are fresh (and only while it polls).
+    const heartbeat = startWorkerHeartbeat({
+      prisma: heartbeatDb,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      identity: worker.options.identity,
+      intervalMs: config.workerHeartbeat.intervalMs,
+      running: () => worker.getState() === 'RUNNING',
+      logger,
+    });
     options.onRunning?.();
     try {
       await running;
     } finally {
-      await Promise.all([reclaim?.stop(), dispatcher?.stop()]);
+      await Promise.all([heartbeat.stop(), reclaim?.stop(), dispatcher?.stop()]);
     }
     logger.info('worker stopped');
   } finally {
     await connection.close();
-    await prisma.$disconnect();
+    await Promise.all([prisma.$disconnect(), heartbeatDb.$disconnect()]);
   }
 }
 
