@@ -114,11 +114,25 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       ...(workflowBundle !== undefined && { workflowBundle }),
       ...(metrics !== undefined && { metrics }),
     });
+    // /readyz counts this worker alive while these beats are fresh; it beats only while it polls.
+    const heartbeat = startWorkerHeartbeat({
+      prisma: heartbeatDb,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      identity: worker.options.identity,
+      intervalMs: config.workerHeartbeat.intervalMs,
+      running: () => worker.getState() === 'RUNNING',
+      logger,
+    });
     // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
     // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
     // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
+      process.on(signal, () => {
+        logger.info({ signal }, 'worker shutting down: finishing tasks in flight');
+        // Not ready from now on: its row goes at once rather than when the drain ends.
+        void heartbeat.stop();
+      });
     }
     const running = worker.run();
     logger.info(
@@ -135,16 +149,6 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       { endpoints: eventEndpoints.map(redactEndpoint), maxAgeSeconds: config.orderEvents.maxAgeSeconds },
       dispatcher ? 'order events: delivering' : 'order events: no ORDER_EVENTS_URL, written but not sent',
     );
-    // /readyz counts this worker alive while these beats are fresh (and only while it polls).
-    const heartbeat = startWorkerHeartbeat({
-      prisma: heartbeatDb,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      identity: worker.options.identity,
-      intervalMs: config.workerHeartbeat.intervalMs,
-      running: () => worker.getState() === 'RUNNING',
-      logger,
-    });
     options.onRunning?.();
     try {
       await running;

@@ -121,7 +121,12 @@ export const TEST_ORDER_EVENTS_SECRET = `whsec_${Buffer.from('checkout-tests-ord
 
 /** Order events in a test stack: where they go, and (optionally) a faster dispatcher. */
 export type TestOrderEvents = Pick<OrderEventsConfig, 'endpoints'> &
-  Partial<OrderEventsConfig> & { tuning?: Partial<DispatcherTuning>; metrics?: WorkerMetrics };
+  Partial<OrderEventsConfig> & {
+    tuning?: Partial<DispatcherTuning>;
+    metrics?: WorkerMetrics;
+    /** false: events get their deliveries, but the test runs the dispatchers itself. */
+    dispatch?: boolean;
+  };
 
 export interface RunningWorker {
   worker: Worker;
@@ -162,7 +167,7 @@ export async function startWorker(
   });
   const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim, eventEndpoints }) : undefined;
   const dispatcher =
-    orderEvents && eventEndpoints.length > 0
+    orderEvents && orderEvents.dispatch !== false && eventEndpoints.length > 0
       ? startEventDispatcher({
           prisma: db.prisma,
           config: {
