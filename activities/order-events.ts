@@ -75,40 +75,45 @@ export interface EndpointClaim {
 /**
  * Claims, per endpoint, up to its limit of due deliveries, each the oldest still pending of its
  * order for that endpoint (so an order's events go out in order), and leases them for
- * `leaseSeconds`: their next attempt moves past the lease, so the statement commits at once and
- * no other dispatcher takes them while the POST runs. One statement, its row locks held only while
- * it runs (SKIP LOCKED: concurrent claims share the work); it reads the index on (endpoint,
- * next_attempt_at) of pending deliveries, so one endpoint's backlog is never scanned for another.
- * A delivery whose dispatcher dies falls due again when its lease ends, with the same event id.
+ * `leaseSeconds`: their next attempt moves past the lease, so the claim commits at once and no
+ * other dispatcher takes them while the POST runs. One statement per endpoint, its row locks held
+ * only while it runs (SKIP LOCKED: concurrent claims share the work).
  */
 export async function claimDueDeliveries(
   db: Prisma.TransactionClient,
   wanted: readonly EndpointClaim[],
   leaseSeconds: number,
 ): Promise<ClaimedDelivery[]> {
-  const asked = wanted.filter((w) => w.limit > 0);
-  if (asked.length === 0) return [];
+  const claims = await Promise.all(wanted.filter((w) => w.limit > 0).map((w) => claimForEndpoint(db, w, leaseSeconds)));
+  return claims.flat();
+}
+
+/**
+ * One endpoint's claim. It reads the index on (endpoint, next_attempt_at) of pending deliveries,
+ * so another endpoint's backlog is never scanned, and joins each claimed delivery to its event by
+ * primary key. Its limit is a constant of the statement, so the planner knows the claim is small
+ * (with a limit per row of a join it guessed thousands of rows: a hash join over every event, and
+ * JIT on top).
+ */
+async function claimForEndpoint(db: Prisma.TransactionClient, { endpoint, limit }: EndpointClaim, leaseSeconds: number): Promise<ClaimedDelivery[]> {
   const rows = await db.$queryRaw<
     { event_id: string; endpoint: string; order_id: string; attempts: number; type: OrderEventType; data: unknown; created_at: Date }[]
   >`
     WITH due AS MATERIALIZED (
-      SELECT d.event_id, d.endpoint
-        FROM unnest(${asked.map((w) => w.endpoint)}::text[], ${asked.map((w) => w.limit)}::int[]) AS want(endpoint, n)
-        CROSS JOIN LATERAL (
-          SELECT d.event_id, d.endpoint
-            FROM order_event_deliveries d
-           WHERE d.state = 'PENDING' AND d.endpoint = want.endpoint AND d.next_attempt_at <= now()
-             AND NOT EXISTS (SELECT 1 FROM order_event_deliveries p
-                              WHERE p.endpoint = d.endpoint AND p.order_id = d.order_id AND p.seq < d.seq AND p.state = 'PENDING')
-           ORDER BY d.next_attempt_at
-           LIMIT want.n
-             FOR UPDATE OF d SKIP LOCKED) d
+      SELECT d.event_id, d.endpoint, e.type, e.data, e.created_at
+        FROM order_event_deliveries d JOIN order_events e ON e.id = d.event_id
+       WHERE d.state = 'PENDING' AND d.endpoint = ${endpoint} AND d.next_attempt_at <= now()
+         AND NOT EXISTS (SELECT 1 FROM order_event_deliveries p
+                          WHERE p.endpoint = d.endpoint AND p.order_id = d.order_id AND p.seq < d.seq AND p.state = 'PENDING')
+       ORDER BY d.next_attempt_at
+       LIMIT ${limit}
+         FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE order_event_deliveries d
        SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + make_interval(secs => ${leaseSeconds})
-      FROM due JOIN order_events e ON e.id = due.event_id
+      FROM due
      WHERE d.event_id = due.event_id AND d.endpoint = due.endpoint
-    RETURNING d.event_id::text AS event_id, d.endpoint, d.order_id::text AS order_id, d.attempts, e.type, e.data, e.created_at`;
+    RETURNING d.event_id::text AS event_id, d.endpoint, d.order_id::text AS order_id, d.attempts, due.type, due.data, due.created_at`;
   return rows.map((r) => ({
     eventId: r.event_id,
     endpoint: r.endpoint,
