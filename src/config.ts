@@ -42,6 +42,13 @@ export const DEFAULTS = {
    * drop's holds take to run (units ÷ holds per second), or more workflows start than there are units.
    */
   orderAdmissionSeconds: 60,
+  /** How often each worker writes its heartbeat row (src/worker-heartbeat.ts). */
+  workerHeartbeatIntervalMs: 1_000,
+  /**
+   * /readyz counts a worker alive while its last heartbeat is at most this old: a frozen or dead
+   * worker turns it 503 within this (plus one probe), under the 10 s an operator is promised.
+   */
+  workerHeartbeatStaleSeconds: 5,
 } as const;
 
 /** Production's shortest bootstrap key or order id secret: anything shorter can be guessed. */
@@ -101,6 +108,9 @@ const EnvSchema = DatabaseEnvSchema.extend({
   WORKER_SHUTDOWN_GRACE_SECONDS: intFromEnv(0, 3_600).default(DEFAULTS.workerShutdownGraceSeconds),
   WORKER_WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_METRICS_PORT: intFromEnv(0, 65535).default(9464),
+  // Worker: how often it writes its heartbeat; API: how old the newest may be for /readyz to say ready.
+  WORKER_HEARTBEAT_INTERVAL_MS: intFromEnv(100, 60_000).default(DEFAULTS.workerHeartbeatIntervalMs),
+  WORKER_HEARTBEAT_STALE_SECONDS: intFromEnv(1, 3_600).default(DEFAULTS.workerHeartbeatStaleSeconds),
   // The reclaim in every worker; its interval bounds how late past expiresAt stock comes back.
   RECLAIM_ENABLED: z.enum(['true', 'false']).default('true'),
   RECLAIM_INTERVAL_MS: intFromEnv(10, 250).default(200),
@@ -166,6 +176,13 @@ export interface OrderEventsConfig {
   maxAgeSeconds: number;
 }
 
+/** Each worker's heartbeat row (src/worker-heartbeat.ts) and how /readyz reads it. */
+export interface WorkerHeartbeatConfig {
+  intervalMs: number;
+  /** A worker whose last beat is older than this does not count as alive. */
+  staleSeconds: number;
+}
+
 /** The bulk release of holds past their deadline (src/reclaim.ts). */
 export interface ReclaimConfig {
   enabled: boolean;
@@ -211,6 +228,7 @@ export interface Config extends DatabaseConfig {
   worker: WorkerTuning;
   reclaim: ReclaimConfig;
   orderEvents: OrderEventsConfig;
+  workerHeartbeat: WorkerHeartbeatConfig;
 }
 
 /** What the process itself contributes to the config: its V8 heap limit bounds the workflow cache. */
@@ -254,7 +272,16 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
       boundSeconds: e.RECLAIM_BOUND_SECONDS,
     },
     orderEvents: orderEventsConfig(e, production),
+    workerHeartbeat: workerHeartbeatConfig(e),
   };
+}
+
+function workerHeartbeatConfig(e: ParsedEnv): WorkerHeartbeatConfig {
+  // One late beat (a GC pause, a slow statement) must not turn a live worker not ready.
+  if (e.WORKER_HEARTBEAT_STALE_SECONDS * 1000 < 2 * e.WORKER_HEARTBEAT_INTERVAL_MS) {
+    throw new ConfigError('WORKER_HEARTBEAT_STALE_SECONDS must be at least twice WORKER_HEARTBEAT_INTERVAL_MS');
+  }
+  return { intervalMs: e.WORKER_HEARTBEAT_INTERVAL_MS, staleSeconds: e.WORKER_HEARTBEAT_STALE_SECONDS };
 }
 
 function orderEventsConfig(e: ParsedEnv, production: boolean): OrderEventsConfig {

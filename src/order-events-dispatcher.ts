@@ -1,14 +1,18 @@
 /**
- * The order-event dispatcher each worker process runs: every tick it claims due deliveries from
- * the outbox (activities/order-events.ts), POSTs each to its endpoint signed by the Standard
- * Webhooks scheme, and records the outcome in the same transaction that holds the claim. A worker
- * that dies mid-delivery loses its locks with its connection, so another redelivers the event with
- * the same `webhook-id`: at least once, in order per order and endpoint.
+ * The order-event dispatcher each worker process runs: every tick it leases due deliveries from
+ * the outbox (activities/order-events.ts) in one short statement, POSTs each to its endpoint
+ * signed by the Standard Webhooks scheme, and records each outcome in another short statement
+ * when its answer comes. No transaction is open while a POST runs, so a slow endpoint holds back
+ * neither the feed (GET /admin/events reads below the oldest open transaction) nor another
+ * endpoint: each endpoint has sending slots of its own, and a tick claims only for free slots.
+ * A dispatcher that dies mid-delivery leaves its lease to run out; then another sends the event
+ * again with the same `webhook-id`: at least once, in order per order and endpoint.
  */
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import {
   claimDueDeliveries,
+  giveUpUnlistedDeliveries,
   markAttemptFailed,
   markDelivered,
   oldestPendingAgeSeconds,
@@ -21,12 +25,17 @@ import type { WorkerMetrics } from './metrics';
 import { startPeriodicLoop, type PeriodicLoop } from './periodic-loop';
 
 export interface DispatcherTuning {
-  /** Pause between ticks when nothing was due. */
+  /** Pause between ticks when nothing more could be claimed. */
   intervalMs: number;
-  /** Deliveries claimed (and sent in parallel) per tick. */
-  batchSize: number;
+  /** POSTs in flight at once to one endpoint, per dispatcher: a tick claims only for free slots. */
+  maxInFlightPerEndpoint: number;
   /** One POST may take this long; a slower endpoint counts as failed. */
   requestTimeoutMs: number;
+  /**
+   * A lease lasts the POST's timeout and this much more, for recording the outcome; a dispatcher
+   * that has not recorded it by then has lost the lease and the delivery falls due again.
+   */
+  leaseMarginMs: number;
   /** First retry after this long, doubling per attempt up to maxRetryDelaySeconds. */
   firstRetryDelaySeconds: number;
   maxRetryDelaySeconds: number;
@@ -34,11 +43,17 @@ export interface DispatcherTuning {
 
 export const DEFAULT_DISPATCHER_TUNING: DispatcherTuning = {
   intervalMs: 200,
-  batchSize: 50,
+  maxInFlightPerEndpoint: 50,
   requestTimeoutMs: 10_000,
+  leaseMarginMs: 5_000,
   firstRetryDelaySeconds: 1,
   maxRetryDelaySeconds: 300,
 };
+
+/** The oldest-undelivered gauge is for alerting: once a second is enough. */
+const GAUGE_EVERY_MS = 1_000;
+/** Deliveries to endpoints taken out of ORDER_EVENTS_URL are looked for rarely: it only ends their wait. */
+const UNLISTED_SWEEP_EVERY_MS = 60_000;
 
 export interface EventDispatcherDependencies {
   prisma: PrismaClient;
@@ -48,15 +63,21 @@ export interface EventDispatcherDependencies {
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
+/** `stop` ends the claims, cuts the POSTs in flight short and gives their leases back at once. */
 export type EventDispatcher = PeriodicLoop;
 
 type AttemptResult = { ok: true } | { ok: false; error: string };
 
 export function startEventDispatcher({ prisma, config, tuning, metrics, logger }: EventDispatcherDependencies): EventDispatcher {
   const t = { ...DEFAULT_DISPATCHER_TUNING, ...tuning };
+  const leaseSeconds = (t.requestTimeoutMs + t.leaseMarginMs) / 1000;
   const webhook = new Webhook(config.secret);
+  const inFlight = new Map<string, number>(config.endpoints.map((endpoint) => [endpoint, 0]));
+  const sending = new Set<Promise<void>>();
+  const stopping = new AbortController();
   let failing = false;
   let gaugeReadAt = 0;
+  let unlistedSweptAt = 0;
 
   const send = async (delivery: ClaimedDelivery): Promise<AttemptResult> => {
     const body = JSON.stringify({ id: delivery.eventId, type: delivery.type, timestamp: delivery.createdAt.toISOString(), data: delivery.data });
@@ -76,12 +97,12 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
         body,
         // A redirect is not a delivery: the endpoint must answer 2xx itself.
         redirect: 'manual',
-        signal: AbortSignal.timeout(t.requestTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(t.requestTimeoutMs), stopping.signal]),
       });
       await response.body?.cancel();
       return response.status >= 200 && response.status < 300 ? { ok: true } : { ok: false, error: `HTTP ${response.status}` };
     } catch (error) {
-      return { ok: false, error: describeFailure(error) };
+      return { ok: false, error: stopping.signal.aborted ? 'not answered before the dispatcher stopped' : describeFailure(error) };
     } finally {
       metrics?.orderEventDeliveryDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
@@ -90,47 +111,79 @@ export function startEventDispatcher({ prisma, config, tuning, metrics, logger }
   const retryDelaySeconds = (attemptsBefore: number) =>
     Math.min(t.firstRetryDelaySeconds * 2 ** attemptsBefore, t.maxRetryDelaySeconds) * (0.9 + Math.random() * 0.2);
 
-  /** One batch; true when it was full (more may be due at once). */
+  /** Sends one leased delivery and records how it went; the lease covers a record that fails. */
+  const deliver = async (delivery: ClaimedDelivery): Promise<void> => {
+    const result = await send(delivery);
+    try {
+      if (result.ok) {
+        await markDelivered(prisma, delivery);
+        metrics?.orderEventAttempts.inc({ outcome: 'delivered' });
+        return;
+      }
+      // Cut short by a stop: due again at once, for the next dispatcher.
+      const retryIn = stopping.signal.aborted ? 0 : retryDelaySeconds(delivery.attempts - 1);
+      const outcome = await markAttemptFailed(prisma, delivery, result.error, retryIn, config.maxAgeSeconds);
+      if (outcome === 'STALE') return;
+      metrics?.orderEventAttempts.inc({ outcome: outcome === 'FAILED' ? 'failed' : 'retry' });
+      if (outcome === 'FAILED') {
+        logger?.warn(
+          { eventId: delivery.eventId, endpoint: redactEndpoint(delivery.endpoint), error: result.error },
+          'order event given up: older than ORDER_EVENTS_MAX_AGE',
+        );
+      }
+    } catch (error) {
+      // The lease runs out and the delivery falls due again: at least once still holds.
+      logger?.warn({ err: error, eventId: delivery.eventId }, 'order events: could not record an attempt; it is sent again when its lease ends');
+    } finally {
+      inFlight.set(delivery.endpoint, (inFlight.get(delivery.endpoint) ?? 1) - 1);
+    }
+  };
+
+  const start = (delivery: ClaimedDelivery) => {
+    inFlight.set(delivery.endpoint, (inFlight.get(delivery.endpoint) ?? 0) + 1);
+    const running: Promise<void> = deliver(delivery).finally(() => sending.delete(running));
+    sending.add(running);
+  };
+
+  /** One claim for every endpoint's free slots; true when every slot asked for was filled (more may be due). */
   const runOnce = async (): Promise<boolean> => {
     try {
-      const claimed = await prisma.$transaction(
-        async (tx) => {
-          const due = await claimDueDeliveries(tx, t.batchSize);
-          const results = await Promise.all(due.map(send));
-          const delivered = due.filter((_, index) => results[index]?.ok === true);
-          await markDelivered(tx, delivered);
-          metrics?.orderEventAttempts.inc({ outcome: 'delivered' }, delivered.length);
-          for (const [index, delivery] of due.entries()) {
-            const result = results[index];
-            if (result === undefined || result.ok) continue;
-            const { error } = result;
-            const outcome = await markAttemptFailed(tx, delivery, error, retryDelaySeconds(delivery.attempts), config.maxAgeSeconds);
-            metrics?.orderEventAttempts.inc({ outcome: outcome === 'FAILED' ? 'failed' : 'retry' });
-            if (outcome === 'FAILED') {
-              logger?.warn({ eventId: delivery.eventId, endpoint: redactEndpoint(delivery.endpoint), error }, 'order event given up: older than ORDER_EVENTS_MAX_AGE');
-            }
-          }
-          return due.length;
-        },
-        // The claim's locks are held while the POSTs run; past this the batch rolls back and is sent again.
-        { maxWait: 5_000, timeout: t.requestTimeoutMs + 10_000 },
-      );
-      // The gauge is for alerting: once a second is enough, and spares a query per tick.
-      if (metrics && Date.now() - gaugeReadAt >= 1_000) {
-        gaugeReadAt = Date.now();
-        metrics.orderEventOldestPendingAge.set(await oldestPendingAgeSeconds(prisma));
-      }
-      if (failing) logger?.info('order events: batches succeed again');
+      const wanted = config.endpoints.map((endpoint) => ({ endpoint, limit: t.maxInFlightPerEndpoint - (inFlight.get(endpoint) ?? 0) }));
+      const asked = wanted.reduce((sum, w) => sum + Math.max(0, w.limit), 0);
+      const claimed = await claimDueDeliveries(prisma, wanted, leaseSeconds);
+      for (const delivery of claimed) start(delivery);
+      await readGauges();
+      if (failing) logger?.info('order events: claims succeed again');
       failing = false;
-      return claimed >= t.batchSize;
+      return asked > 0 && claimed.length >= asked;
     } catch (error) {
-      if (!failing) logger?.warn({ err: error }, 'order events: batch failed; retrying every tick');
+      if (!failing) logger?.warn({ err: error }, 'order events: claim failed; retrying every tick');
       failing = true;
       return false;
     }
   };
 
-  return startPeriodicLoop(runOnce, t.intervalMs);
+  const readGauges = async () => {
+    const now = Date.now();
+    if (metrics && now - gaugeReadAt >= GAUGE_EVERY_MS) {
+      gaugeReadAt = now;
+      metrics.orderEventOldestPendingAge.set(await oldestPendingAgeSeconds(prisma, config.endpoints));
+    }
+    if (now - unlistedSweptAt >= UNLISTED_SWEEP_EVERY_MS) {
+      unlistedSweptAt = now;
+      const given = await giveUpUnlistedDeliveries(prisma, config.endpoints, config.maxAgeSeconds);
+      if (given > 0) logger?.warn({ deliveries: given }, 'order events: deliveries to endpoints no longer in ORDER_EVENTS_URL given up (older than ORDER_EVENTS_MAX_AGE)');
+    }
+  };
+
+  const loop = startPeriodicLoop(runOnce, t.intervalMs);
+  return {
+    async stop() {
+      await loop.stop();
+      stopping.abort();
+      await Promise.all([...sending]);
+    },
+  };
 }
 
 function describeFailure(error: unknown): string {

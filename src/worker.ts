@@ -16,6 +16,7 @@ import { redactEndpoint } from '../activities/order-events';
 import { startEventDispatcher } from './order-events-dispatcher';
 import { startReclaimLoop } from './reclaim';
 import { temporalConnectionOptions } from './temporal';
+import { startWorkerHeartbeat } from './worker-heartbeat';
 
 export interface OrderWorkerDependencies {
   connection: NativeConnection;
@@ -95,6 +96,8 @@ export interface RunWorkerOptions {
 export async function runWorker(config: Config, options: RunWorkerOptions): Promise<void> {
   const { logger, metrics } = options;
   const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
+  // The heartbeat's own connection: activities that fill the pool must not silence it.
+  const heartbeatDb = createPrismaClient(config.databaseUrl, 1);
   const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   const workflowBundle =
     options.workflowBundle ?? (config.worker.workflowBundlePath !== undefined ? { codePath: config.worker.workflowBundlePath } : undefined);
@@ -111,11 +114,25 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
       ...(workflowBundle !== undefined && { workflowBundle }),
       ...(metrics !== undefined && { metrics }),
     });
+    // /readyz counts this worker alive while these beats are fresh; it beats only while it polls.
+    const heartbeat = startWorkerHeartbeat({
+      prisma: heartbeatDb,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      identity: worker.options.identity,
+      intervalMs: config.workerHeartbeat.intervalMs,
+      running: () => worker.getState() === 'RUNNING',
+      logger,
+    });
     // The Temporal runtime shuts the worker down on the first SIGINT/SIGTERM, letting tasks in
     // flight finish, and then stops listening. Listening here too keeps a second signal (Ctrl-C
     // reaches every process of `npm start`, which also sends SIGTERM) from killing it mid-drain.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(signal, () => logger.info({ signal }, 'worker shutting down: finishing tasks in flight'));
+      process.on(signal, () => {
+        logger.info({ signal }, 'worker shutting down: finishing tasks in flight');
+        // Not ready from now on: its row goes at once rather than when the drain ends.
+        void heartbeat.stop();
+      });
     }
     const running = worker.run();
     logger.info(
@@ -136,12 +153,12 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
     try {
       await running;
     } finally {
-      await Promise.all([reclaim?.stop(), dispatcher?.stop()]);
+      await Promise.all([heartbeat.stop(), reclaim?.stop(), dispatcher?.stop()]);
     }
     logger.info('worker stopped');
   } finally {
     await connection.close();
-    await prisma.$disconnect();
+    await Promise.all([prisma.$disconnect(), heartbeatDb.$disconnect()]);
   }
 }
 

@@ -424,6 +424,20 @@ describe('reclaim', () => {
   });
 });
 
+describe('worker heartbeat', () => {
+  test('defaults: a beat every second, a worker silent for 5 s is not alive (a frozen one is noticed within 10 s)', () => {
+    expect(load({}).workerHeartbeat).toEqual({ intervalMs: 1_000, staleSeconds: 5 });
+  });
+
+  test('read from the environment; the bound must leave room for at least one late beat', () => {
+    expect(load({ WORKER_HEARTBEAT_INTERVAL_MS: '500', WORKER_HEARTBEAT_STALE_SECONDS: '3' }).workerHeartbeat).toEqual({ intervalMs: 500, staleSeconds: 3 });
+    expect(load({ WORKER_HEARTBEAT_INTERVAL_MS: '2000', WORKER_HEARTBEAT_STALE_SECONDS: '4' }).workerHeartbeat).toEqual({ intervalMs: 2_000, staleSeconds: 4 });
+    expect(() => load({ WORKER_HEARTBEAT_INTERVAL_MS: '3000' })).toThrow(/at least twice WORKER_HEARTBEAT_INTERVAL_MS/);
+    expect(() => load({ WORKER_HEARTBEAT_INTERVAL_MS: '50' })).toThrow(/WORKER_HEARTBEAT_INTERVAL_MS/);
+    expect(() => load({ WORKER_HEARTBEAT_STALE_SECONDS: '0' })).toThrow(/WORKER_HEARTBEAT_STALE_SECONDS/);
+  });
+});
+
 describe('order events settings', () => {
   const SECRET = `whsec_${Buffer.from('order-events-secret-of-32-bytes!').toString('base64')}`;
 

@@ -1,11 +1,14 @@
 /**
- * Readiness: the API is ready when PostgreSQL and Temporal both answer and a worker polls the
- * task queue, and it stops being ready as soon as it starts draining for shutdown, so a load
- * balancer sends it nothing new.
+ * Readiness: the API is ready when PostgreSQL and Temporal both answer and a worker of the task
+ * queue is alive: its heartbeat in PostgreSQL is fresh (a frozen or dead worker is noticed within
+ * WORKER_HEARTBEAT_STALE_SECONDS) and Temporal has seen it poll. It stops being ready as soon as
+ * it starts draining for shutdown, so a load balancer sends it nothing new.
  */
 import { Connection, type Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import type { PrismaClient } from '../../prisma/generated/client';
+import { DEFAULTS } from '../config';
+import { queueLiveness } from '../db/worker-heartbeats';
 
 export type CheckResult = 'ok' | `unavailable: ${string}`;
 
@@ -17,12 +20,12 @@ export interface ReadinessReport {
 /**
  * A worker counts as polling when Temporal saw a poll from it this recently. A healthy idle
  * worker re-polls at least every long-poll interval (the server answers an empty poll after
- * about 60 s), so the window must be longer than that; a stopped or dead worker's last poll
- * ages past it.
+ * about 60 s), so the window must be longer than that. Too slow to notice a worker that froze or
+ * died (the heartbeat does that); it catches a live worker that cannot reach Temporal.
  */
 export const WORKER_POLL_WINDOW_MS = 90_000;
 
-/** The worker check asks Temporal at most this often; /readyz stays cheap when probed a lot. */
+/** The poll check asks Temporal at most this often; /readyz stays cheap when probed a lot. */
 export const WORKER_CHECK_CACHE_MS = 5_000;
 
 // temporal.api.enums.v1.TaskQueueType
@@ -38,6 +41,8 @@ export interface ReadinessDependencies {
   timeoutMs?: number;
   workerPollWindowMs?: number;
   workerCheckCacheMs?: number;
+  /** WORKER_HEARTBEAT_STALE_SECONDS: a worker whose last heartbeat is older is not alive. */
+  workerHeartbeatStaleSeconds?: number;
 }
 
 export class Readiness {
@@ -57,17 +62,31 @@ export class Readiness {
 
   async check(): Promise<ReadinessReport> {
     const timeoutMs = this.deps.timeoutMs ?? 2_000;
-    const [postgres, temporal, worker] = await Promise.all([
+    const [postgres, temporal, heartbeat, polling] = await Promise.all([
       probe(() => this.deps.prisma.$queryRaw`SELECT 1`, timeoutMs),
       probe(() => this.pingTemporal(timeoutMs), timeoutMs),
-      this.checkWorker(timeoutMs),
+      probe(() => this.findLiveWorker(), timeoutMs),
+      this.checkPolling(timeoutMs),
     ]);
+    // The heartbeat speaks first: it is the fresher of the two signs of a worker.
+    const worker = heartbeat === 'ok' ? polling : heartbeat;
     const checks: ReadinessReport['checks'] = { postgres, temporal, worker, ...(this.draining && { draining: true as const }) };
     return { ready: !this.draining && postgres === 'ok' && temporal === 'ok' && worker === 'ok', checks };
   }
 
+  /** A worker of the task queue whose heartbeat is fresh; one query, on the database's clock. */
+  private async findLiveWorker(): Promise<void> {
+    const staleSeconds = this.deps.workerHeartbeatStaleSeconds ?? DEFAULTS.workerHeartbeatStaleSeconds;
+    const { taskQueue } = this.deps;
+    const namespace = this.deps.temporal.options.namespace;
+    const { alive, silentSeconds } = await queueLiveness(this.deps.prisma, { namespace, taskQueue }, staleSeconds);
+    if (alive > 0) return;
+    const last = silentSeconds === null ? 'none running' : `the last ${Math.round(silentSeconds)} s ago`;
+    throw new Error(`no worker of task queue ${taskQueue} wrote its heartbeat in the last ${staleSeconds} s (${last})`);
+  }
+
   /** Cached briefly (also while it runs, so concurrent probes share one question to Temporal). */
-  private checkWorker(timeoutMs: number): Promise<CheckResult> {
+  private checkPolling(timeoutMs: number): Promise<CheckResult> {
     const now = Date.now();
     const cacheMs = this.deps.workerCheckCacheMs ?? WORKER_CHECK_CACHE_MS;
     if (this.workerCheck && now - this.workerCheck.at < cacheMs) return this.workerCheck.result;

@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     maxOpenOrdersPerCustomer: config.maxOpenOrdersPerCustomer,
     admissionSeconds: config.orderAdmissionSeconds,
     eventEndpoints: config.orderEvents.endpoints,
+    workerHeartbeatStaleSeconds: config.workerHeartbeat.staleSeconds,
   });
   const app = createApp({
     ...services,

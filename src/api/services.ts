@@ -20,6 +20,8 @@ export interface ApiServiceDependencies extends CheckoutDependencies {
   /** ADMIN_TOKEN and STOREFRONT_KEY. */
   bootstrapKeys: BootstrapKeys;
   logger: Logger;
+  /** WORKER_HEARTBEAT_STALE_SECONDS, read by /readyz; the default when not given. */
+  workerHeartbeatStaleSeconds?: number;
 }
 
 export function createApiServices(deps: ApiServiceDependencies): ApiServices {

@@ -94,9 +94,9 @@ async function runWithWorkerDown(fault: 'paused' | 'killed'): Promise<void> {
   expectPending(await cancelOrder(app, cancelId), cancelId);
 
   if (fault === 'killed') {
-    // Nothing polls any more: /readyz says so once the dead worker's last poll is old enough.
-    const notReady = await eventually(() => request(app).get('/readyz'), (res) => res.status === 503, 180_000);
-    expect(notReady.body.error.details.worker).toMatch(/^unavailable: no worker polled task queue/);
+    // No worker is alive any more: /readyz says so once the dead worker's last heartbeat is old enough.
+    const notReady = await eventually(() => request(app).get('/readyz'), (res) => res.status === 503, 60_000);
+    expect(notReady.body.error.details.worker).toMatch(/^unavailable: no worker of task queue \S+ wrote its heartbeat/);
     await scenario.startWorker('second-worker');
   } else {
     worker.resume();

@@ -1,8 +1,8 @@
 /**
  * A storefront's endpoint for order events, as a real local HTTP server: every delivery is
  * verified with the `standardwebhooks` library (signature, timestamp) before it is recorded,
- * and what it answers can be set per delivery (2xx, 500, hang) or the server taken down and
- * brought back on the same port (connection refused meanwhile).
+ * and what it answers can be set per delivery (2xx, 500, after a pause, hang) or the server
+ * taken down and brought back on the same port (connection refused meanwhile).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,10 +24,12 @@ export interface Delivery {
   /** What the receiver answered (0: it never answered). */
   answered: number;
   receivedAt: number;
+  /** When the answer was sent (undefined: not yet, or never). */
+  answeredAt?: number;
 }
 
-/** What to answer a verified delivery: a status, or 'hang' to keep the request open. */
-export type Answer = number | 'hang';
+/** What to answer a verified delivery: a status, a status after a pause, or 'hang' to keep the request open. */
+export type Answer = number | { status: number; afterMs: number } | 'hang';
 
 export interface EventReceiver {
   url: string;
@@ -35,6 +37,8 @@ export interface EventReceiver {
   deliveries: Delivery[];
   /** Deliveries whose signature did not verify (should stay empty). */
   rejected: string[];
+  /** Requests held open by 'hang' and still open (the sender has not given up on them). */
+  hangingNow(): number;
   /** Sets how the following deliveries are answered (default 204). */
   answer(respond: (event: ReceivedEvent) => Answer): void;
   /** Closes the port: deliveries meet connection refused until `up`. */
@@ -73,10 +77,16 @@ export async function startEventReceiver(secret = TEST_ORDER_EVENTS_SECRET): Pro
       deliveries.push(delivery);
       if (answer === 'hang') {
         hanging.add(res);
+        res.once('close', () => hanging.delete(res));
         return;
       }
-      delivery.answered = answer;
-      res.writeHead(answer).end();
+      const send = (status: number) => {
+        delivery.answered = status;
+        delivery.answeredAt = Date.now();
+        res.writeHead(status).end();
+      };
+      if (typeof answer === 'number') send(answer);
+      else setTimeout(() => send(answer.status), answer.afterMs);
     });
   };
 
@@ -107,6 +117,7 @@ export async function startEventReceiver(secret = TEST_ORDER_EVENTS_SECRET): Pro
     url: `http://127.0.0.1:${port}/order-events`,
     deliveries,
     rejected,
+    hangingNow: () => hanging.size,
     answer(next) {
       respond = next;
     },

@@ -18,6 +18,9 @@ import { startEventDispatcher, type DispatcherTuning } from '../../src/order-eve
 import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
+import { startWorkerHeartbeat } from '../../src/worker-heartbeat';
+import { createPrismaClient } from '../../src/db/client';
+import { DEFAULTS } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from './database';
 import { devServerArgs, freePort, ProcessGroup, waitForPort } from '../../scripts/processes';
 
@@ -118,7 +121,12 @@ export const TEST_ORDER_EVENTS_SECRET = `whsec_${Buffer.from('checkout-tests-ord
 
 /** Order events in a test stack: where they go, and (optionally) a faster dispatcher. */
 export type TestOrderEvents = Pick<OrderEventsConfig, 'endpoints'> &
-  Partial<OrderEventsConfig> & { tuning?: Partial<DispatcherTuning>; metrics?: WorkerMetrics };
+  Partial<OrderEventsConfig> & {
+    tuning?: Partial<DispatcherTuning>;
+    metrics?: WorkerMetrics;
+    /** false: events get their deliveries, but the test runs the dispatchers itself. */
+    dispatch?: boolean;
+  };
 
 export interface RunningWorker {
   worker: Worker;
@@ -147,9 +155,19 @@ export async function startWorker(
     ...workerOptions,
   });
   const running = worker.run();
+  // As runWorker does: /readyz counts this worker alive by its heartbeat, written on a connection of its own.
+  const heartbeatDb = createPrismaClient(db.url, 1);
+  const heartbeat = startWorkerHeartbeat({
+    prisma: heartbeatDb,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    identity: worker.options.identity,
+    intervalMs: DEFAULTS.workerHeartbeatIntervalMs,
+    running: () => worker.getState() === 'RUNNING',
+  });
   const reclaimLoop = reclaim.enabled ? startReclaimLoop({ prisma: db.prisma, config: reclaim, eventEndpoints }) : undefined;
   const dispatcher =
-    orderEvents && eventEndpoints.length > 0
+    orderEvents && orderEvents.dispatch !== false && eventEndpoints.length > 0
       ? startEventDispatcher({
           prisma: db.prisma,
           config: {
@@ -164,7 +182,8 @@ export async function startWorker(
   return {
     worker,
     async stop() {
-      await Promise.all([reclaimLoop?.stop(), dispatcher?.stop()]);
+      await Promise.all([heartbeat.stop(), reclaimLoop?.stop(), dispatcher?.stop()]);
+      await heartbeatDb.$disconnect();
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     },
