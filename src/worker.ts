@@ -2,7 +2,7 @@
  * The worker: runs orderWorkflow and the stock activities for one task queue.
  * `createOrderWorker` is what tests use too, so the worker under test is the real one.
  */
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createInventoryActivities } from '../activities/inventory';
 import { createLocalPaymentProvider, type PaymentProvider } from '../activities/payment-provider';
@@ -165,8 +165,13 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('worker', config.logLevel);
-  // The SDK's logs and every workflow's and activity's `log` go to the same JSON lines.
-  Runtime.install({ logger: temporalLoggerFrom(logger) });
+  // The SDK's logs, its Rust core's (forwarded: by default the core prints plain text to the
+  // console, e.g. its warning for a workflow task over 5 s) and every workflow's and activity's
+  // `log` go to the same JSON lines.
+  Runtime.install({
+    logger: temporalLoggerFrom(logger),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
   const metrics = createWorkerMetrics();
   const metricsServer = await serveMetrics(metrics.registry, config.worker.metricsPort);
   logger.info({ port: listeningPort(metricsServer) }, 'worker metrics listening on /metrics');
