@@ -1,7 +1,7 @@
 /** What fault tests look at after the fault: the ledger and the workflow's own history. */
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
-import type { OrderResponse } from '../../src/api/checkout';
+import type { OrderResponse } from '../../src/api/schemas';
 import { orderWorkflowId } from '../../workflows/messages';
 import type { LockHolder } from './lock-holder';
 import { eventually } from './wait';
