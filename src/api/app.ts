@@ -1,4 +1,9 @@
-/** The Express app: routes, validation at the edge, the contract's error shape, logs and metrics. */
+/**
+ * The Express app: routes, validation at the edge, the contract's error shape, logs and metrics.
+ *
+ * Over 400 lines: every route of the contract in one place, and the one place where the
+ * services' typed outcomes become HTTP statuses (docs/api.md reads the same way).
+ */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler, type Response } from 'express';

@@ -19,6 +19,7 @@ import { createLogger } from '../../src/logger';
 import { startReclaimLoop } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
 import { createTestDatabase, type TestDatabase } from './database';
+import { sleep } from './wait';
 import { devServerArgs, freePort, ProcessGroup, waitForPort } from '../../scripts/processes';
 
 /** Standard Webhooks secret of the test API (`whsec_` + base64 of 32 bytes). */
@@ -108,7 +109,7 @@ async function attachWhenHealthy(address: string, deadline: number, exited: () =
     } catch (error) {
       const unhealthy = /not healthy|unavailable/i.test(String((error as Error).message));
       if (!unhealthy || exited() || Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
   }
 }
