@@ -110,9 +110,10 @@ export class Placement {
       return { outcome: 'REJECTED', order: admission.order, refusal: admission.refusal, decidedBy: 'api' };
     }
     const recordedHere = admission.outcome === 'ADMITTED';
-    let admitted: OrderRecord;
+    /** The order as recorded before its start: the answer if it cannot be read again. */
+    let beforeStart: OrderResponse;
     if (admission.outcome === 'ADMITTED') {
-      admitted = { order: admission.order, requestHash: requestHash ?? null, rejection: null, rejectionCode: null };
+      beforeStart = admission.order;
     } else {
       // With a key, the order may exist already (a retry, or a request racing this one), found by
       // its channel, customer and key: under an id derived before ORDER_ID_SECRET was changed, too.
@@ -122,7 +123,7 @@ export class Placement {
       // once the order's workflow history is gone, when starting the workflow again would be wrong.
       if (recorded.order.status !== 'PENDING') return placedFromRecord(recorded, requestHash);
       assertSameRequest(recorded, requestHash);
-      admitted = recorded;
+      beforeStart = recorded.order;
     }
     const input: OrderWorkflowInput = {
       orderId,
@@ -184,7 +185,7 @@ export class Placement {
     } catch (error) {
       // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
-      return { outcome: 'UNDECIDED', order: admitted.order };
+      return { outcome: 'UNDECIDED', order: beforeStart };
     }
   }
 
