@@ -1,7 +1,8 @@
 /**
  * Fault: the worker process dies (SIGKILL) while orders are being placed, their reservations
  * (local activities, run inside the order's first workflow task) sent to PostgreSQL and waiting
- * there on a row lock. A hold is one statement (hold_order), so what the dead worker sent runs
+ * there on a row lock. The lock is on the orders' own rows, taken once the API has admitted them
+ * (admission locks the products, so a product lock would stop placement before any hold). A hold is one statement (hold_order), so what the dead worker sent runs
  * to its end once the lock is free: each order is held, once, though no worker heard the answer.
  * The workflow task times out and the next worker runs it again; its hold finds the decision
  * already made and moves nothing: every caller gets its order (201, or 202 PENDING when that
@@ -18,30 +19,33 @@ import { DEFAULT_CHANNEL } from '../../activities/types';
 
 const stack = useFaultStack('reserve-kill');
 
-// KNOWN DEFECT (2026-12-07, to fix first next session): the API's admission (issue 27) now locks
-// the product rows this test holds to stop the reservations, so placement times out at admission
-// (lock timeout, 503) before any reservation starts, and the fault is never reached. The test must
-// hold the hold's lock without blocking admission (e.g. lock the orders' rows once admitted).
-test.skip('a worker killed while its reservations wait on a lock: what it sent holds each order once, the next worker finds those holds and holds nothing twice, and every caller gets its order', async () => {
+test('a worker killed while its reservations wait on a lock: what it sent holds each order once, the next worker finds those holds and holds nothing twice, and every caller gets its order', async () => {
   const { env, db, scenario } = stack;
   const { checkout } = scenario;
   await addProduct(db.prisma, 'MR-A', 100, 1000);
   await addProduct(db.prisma, 'MR-B', 100, 500);
-  const killed = await scenario.startWorker('killed-worker');
   const quantities = [1, 2, 3, 4, 5, 6];
 
-  // With MR-B's row locked, every reservation locks MR-A and then waits at MR-B.
+  // No worker yet: the API admits each order (a PENDING row, holding nothing) and starts its
+  // workflow, whose first task waits for a worker.
+  const placing = quantities.map((quantity) =>
+    checkout.placeOrder({
+      customerId: 'reserve-kill',
+      items: [{ sku: 'MR-A', quantity }, { sku: 'MR-B', quantity: 1 }],
+      paymentTimeoutSeconds: 600,
+    }, undefined, DEFAULT_CHANNEL),
+  );
   const locks = await LockHolder.open(db.url);
-  let placing: ReturnType<typeof checkout.placeOrder>[];
   try {
-    await locks.lockProduct('MR-B');
-    placing = quantities.map((quantity) =>
-      checkout.placeOrder({
-        customerId: 'reserve-kill',
-        items: [{ sku: 'MR-A', quantity }, { sku: 'MR-B', quantity: 1 }],
-        paymentTimeoutSeconds: 600,
-      }, undefined, DEFAULT_CHANNEL),
+    const admitted = await eventually(
+      () => db.prisma.order.findMany({ where: { status: 'PENDING', items: { every: { admittedAt: { not: null } } } }, select: { id: true } }),
+      (rows) => rows.length === quantities.length,
+      30_000,
     );
+    // With the PENDING rows locked, every reservation waits for its order's row (or, behind the
+    // first, for the customer's lock), inside its transaction.
+    for (const { id } of admitted) await locks.lockOrder(id);
+    const killed = await scenario.startWorker('killed-worker');
     await eventually(() => locks.backendsOf('killed-worker', 'waiting-for-lock'), (n) => n >= quantities.length, 30_000);
     await killInsideItsTransactions(locks, killed, 'killed-worker');
   } finally {
