@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 
@@ -124,7 +125,7 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
     });
     if (open) return;
     if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 

@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../workflows/messages';
@@ -172,7 +173,7 @@ async function untilSearchAttributesServe(address: string, namespace: string): P
         return;
       } catch (error) {
         if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
     }
   } finally {

@@ -10,6 +10,7 @@ import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { type HttpAnswer, outcomeOf, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
 import { useStack } from './support/stack';
+import { sleep } from './support/wait';
 
 const RACING_ORDERS = 30;
 const WINDOW_SECONDS = 2;
@@ -29,8 +30,6 @@ interface Delivery {
   paymentId: string;
   answer: HttpAnswer;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function placeOrder(paymentTimeoutSeconds: number): Promise<{ orderId: string; expiresAt: number }> {
   const placed = await placeOverHttp(stack.app, { customerId: 'racer', items: [{ sku: 'DEADLINE-1', quantity: 1 }], paymentTimeoutSeconds });

@@ -25,7 +25,7 @@ import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp, errorCode, type HttpAnswer, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
 import { createTestApi, workflowBundle, useStack } from './support/stack';
 import { eventually } from './support/wait';
-import { EVERY_CHANNEL } from '../src/api/checkout';
+import { EVERY_CHANNEL } from '../src/api/order-records';
 import { DEFAULT_CHANNEL } from '../activities/types';
 
 const stack = useStack();

@@ -13,11 +13,11 @@ import { DEFAULT_CHANNEL } from '../activities/types';
 import { admitOrder } from '../src/api/admission';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, createTestDatabase, type TestDatabase } from './support/database';
+import { sleep } from './support/wait';
 
 // Byte order: 'B-sku' < 'SKU-10' < 'SKU1' < 'a-sku'; en-US puts 'a-sku' first.
 const SKUS = ['a-sku', 'B-sku', 'SKU-10', 'SKU1'];
 const RACE_MS = 8_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const rand = (n: number) => Math.floor(Math.random() * n);
 const isOutOfStock = (e: unknown) => e instanceof ApplicationFailure && e.type === 'OutOfStock';
 // Prisma wraps the PostgreSQL error: its code (40P01) and message are in the message or the meta.

@@ -14,7 +14,7 @@ import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle'
 import { createTestApi, startWorker, type RunningWorker } from './support/stack';
 import { eventually } from './support/wait';
 import { orderStatusKey, orderWorkflowId } from '../workflows/messages';
-import { EVERY_CHANNEL } from '../src/api/checkout';
+import { EVERY_CHANNEL } from '../src/api/order-records';
 
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 

@@ -5,7 +5,6 @@
  */
 import { DEFAULTS } from '../src/config';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
@@ -17,7 +16,7 @@ import { createWorkerMetrics } from '../src/metrics';
 import { startReclaimLoop } from '../src/reclaim';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
 import { holdOrders, recordReceipt } from './support/due-orders';
-import { eventually } from './support/wait';
+import { eventually, sleep } from './support/wait';
 
 const SKUS = ['RECLAIM-A', 'RECLAIM-B', 'RECLAIM-C'];
 const STOCK = 100_000;

@@ -156,3 +156,22 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Datetime'> = {
   CustomerId: 'Keyword',
   PaymentDeadline: 'Datetime',
 };
+
+/** The shape an extendPaymentWindow signal must have; anything else is ignored (and logged), never fails the order. */
+export function isExtensionRequest(value: unknown): value is ExtensionRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { extensionId, seconds } = value as Record<string, unknown>;
+  return typeof extensionId === 'string' && extensionId.length > 0 && Number.isSafeInteger(seconds) && (seconds as number) > 0;
+}
+
+/** The shape a paymentReceived signal must have; anything else is ignored (and logged), never fails the order. */
+export function isPaymentReceived(value: unknown): value is PaymentReceived {
+  if (typeof value !== 'object' || value === null) return false;
+  const { paymentId, amountCents, currency } = value as Record<string, unknown>;
+  return (
+    typeof paymentId === 'string' &&
+    paymentId.length > 0 &&
+    Number.isSafeInteger(amountCents) &&
+    (currency === undefined || typeof currency === 'string')
+  );
+}

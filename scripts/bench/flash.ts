@@ -5,12 +5,13 @@
  * stock was held compared with ordinary orders in the same run, how many workflows the drop
  * started, and how many units ended held (exactly the units on sale, never more).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { putProduct } from '../../activities/inventory';
 import { createPrismaClient } from '../../src/db/client';
 import { withDatabase } from '../processes';
 import { driveOrders } from './load';
-import type { ScenarioContext } from './scenarios';
+import type { ScenarioContext } from './context';
 import { percentile } from './stats';
 
 const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
@@ -136,7 +137,7 @@ async function waitUntilDecided(databaseUrl: string, sku?: string): Promise<numb
       );
       const pending = rows[0]?.n ?? 0;
       if (pending === 0 || Date.now() - started > DECISION_WAIT_MS) return pending;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   });
 }
@@ -183,7 +184,7 @@ async function workflowsStartedSince(address: string, since: Date): Promise<numb
       const { count } = await client.workflow.count(query);
       if (count === last || Date.now() > deadline) return count;
       last = count;
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
   } finally {
     await connection.close();

@@ -4,11 +4,12 @@
  * with no database, no API and no code of ours. The service is reported as a ratio of it.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createFloorActivities, type ReleaseSink } from './floor-activities';
 import { floorOrderWorkflow, heldUpdate } from './floor-workflows';
-import type { ScenarioContext } from './scenarios';
+import type { ScenarioContext } from './context';
 import { percentile } from './stats';
 
 export interface FloorHolds {
@@ -118,7 +119,7 @@ export async function floorExpiry(
       await Promise.all(Array.from({ length: connections }, caller));
       log(`floor expiry: ${count} held; due from ${Math.max(0, (windowStart - Date.now()) / 1000).toFixed(0)} s from now over ${windowSeconds} s`);
       const deadline = windowStart + windowSeconds * 1000 + Math.max(60_000, windowSeconds * 2000);
-      while (engine.sink.lagsMs.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      while (engine.sink.lagsMs.length < count && Date.now() < deadline) await sleep(250);
       const lags = [...engine.sink.lagsMs].sort((a, b) => a - b);
       const spanSeconds = Math.max(windowSeconds, ((lags.at(-1) ?? 0) + windowSeconds * 1000) / 1000);
       return {

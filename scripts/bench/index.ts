@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { createPrismaClient } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
@@ -18,7 +19,8 @@ import { floorScenario } from './floor';
 import { latencyScenario } from './latency';
 import { ProcessMonitor } from './proc-stats';
 import { Results } from './report';
-import { expiry, scale, throughput, warmUp, type ScenarioContext } from './scenarios';
+import type { ScenarioContext } from './context';
+import { expiry, scale, throughput, warmUp } from './scenarios';
 import { startOwnStack, targetStack, type Stack } from './stack';
 
 const started = Date.now();
@@ -69,7 +71,7 @@ async function waitForFirstOrder(stack: Stack, skus: string[]): Promise<void> {
       throw new Error(`POST /orders answered ${response.status}: ${await response.text()}`);
     } catch (error) {
       if (Date.now() > deadline) throw new Error(`the stack never held a first order: ${(error as Error).message}`, { cause: error });
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
     }
   }
 }

@@ -3,11 +3,13 @@
  * fast as they are answered), then an open loop at half that rate, which is how a storefront's
  * customers arrive; p50/p99/max of POST /orders at that offered rate.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { driveOrders } from './load';
 import { driveOpenLoop } from './open-loop';
 import { orderBody } from './orders';
-import { warmUp, type ScenarioContext } from './scenarios';
+import type { ScenarioContext } from './context';
+import { warmUp } from './scenarios';
 
 const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
 /** The share of the measured maximum offered in the open loop. */
@@ -65,7 +67,7 @@ async function waitUntilPlaced(databaseUrl: string): Promise<{ pending: number; 
       const pending = Number(rows[0]?.pending ?? 0);
       first ??= pending;
       if (pending === 0 || Date.now() - started > 60_000) return { pending: first, ms: Date.now() - started };
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   } finally {
     await db.end();

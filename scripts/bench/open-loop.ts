@@ -3,6 +3,7 @@
  * whether or not earlier ones have been answered (open loop), so a slow answer cannot slow the
  * arrivals down and hide itself, as it does in a closed loop of N clients.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { percentile } from './stats';
 
 export interface OpenLoad {
@@ -37,7 +38,7 @@ export async function driveOpenLoop(load: OpenLoad): Promise<OpenLoadResult> {
   for (let n = 0; n < total; n++) {
     const due = started + n * intervalMs;
     const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await sleep(wait);
     requests.push(send(load, n).then(
       ({ status, ms }) => {
         statuses[status] = (statuses[status] ?? 0) + 1;

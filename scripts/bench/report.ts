@@ -1,4 +1,9 @@
-/** Collects every run's figures and prints them as one table (Markdown, so it pastes into BENCHMARKS.md). */
+/**
+ * Collects every run's figures and prints them as one table (Markdown, so it pastes into BENCHMARKS.md).
+ *
+ * Over 400 lines: the definition of every figure the bench reports, in the order of its table;
+ * one list, so a figure cannot be printed without its definition.
+ */
 import type { BenchOptions, Scenario } from './options';
 import type { ThreadUsage, WindowUsage } from './proc-stats';
 import { spread, type Spread } from './stats';

@@ -2,7 +2,11 @@
  * The three scenarios. Each drives real HTTP load at the stack and reads its outcome from the
  * database, which records when stock was held and released; the client's clock is used only
  * for request latency.
+ *
+ * Over 400 lines: the scenarios share the database and Temporal probes below (counts, lags,
+ * open workflows), which would otherwise be imported back and forth.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { withDatabase } from '../processes';
 import { putProduct } from '../../activities/inventory';
@@ -10,22 +14,9 @@ import { createPrismaClient } from '../../src/db/client';
 import { runSqlCeiling } from './ceiling';
 import { floorBeside } from './floor';
 import { driveOrders, type LoadResult, type OrderLoad, type OrderPayments } from './load';
-import type { BenchOptions } from './options';
+import type { ScenarioContext } from './context';
 import { orderBody, randomItems } from './orders';
-import type { ProcessMonitor } from './proc-stats';
-import type { Results } from './report';
 import type { Stack } from './stack';
-
-export interface ScenarioContext {
-  stack: Stack;
-  options: BenchOptions;
-  results: Results;
-  monitor: ProcessMonitor;
-  skus: string[];
-  /** Unique per bench run, so customer ids (and thus the orders of each scenario) never mix. */
-  runTag: string;
-  log: (line: string) => void;
-}
 
 /** Orders the throughput and scale scenarios place stay open well past the bench. */
 const LONG_PAYMENT_WINDOW_SECONDS = 86_400;
@@ -207,7 +198,7 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
     const released = await countOrders(c.stack.databaseUrl, customerId, 'EXPIRED');
     if (released >= held || Date.now() > deadline) break;
     c.log(`${label}: ${released}/${held} expired and released`);
-    await new Promise((r) => setTimeout(r, Math.min(o.progressSeconds * 1000, 5000)));
+    await sleep(Math.min(o.progressSeconds * 1000, 5000));
   }
   const lag = await expiryLag(c.stack.databaseUrl, customerId);
   // Every order of the run is due by now; one still awaiting payment still holds its stock.
@@ -297,7 +288,7 @@ async function workflowCloseLag(address: string, databaseUrl: string, customerId
       const { count } = await client.workflow.count(running);
       if (count === 0 || Date.now() > deadline) break;
       log(`${count} workflows still running`);
-      await new Promise((r) => setTimeout(r, 5000));
+      await sleep(5000);
     }
     const expiresAt = await withDatabase(databaseUrl, async (db) => {
       const { rows } = await db.query<{ id: string; expires_at: Date }>(`SELECT id::text, expires_at FROM orders WHERE customer_id = $1`, [customerId]);
@@ -332,7 +323,7 @@ export async function scale(c: ScenarioContext): Promise<void> {
     ),
   );
   // Let the last workflow tasks settle before reading memory at the end.
-  await new Promise((r) => setTimeout(r, o.smoke ? 1000 : 5000));
+  await sleep(o.smoke ? 1000 : 5000);
   const usage = monitor.finish();
   results.recordUsage('scale', 'scale: orders placed and kept open', usage);
 
@@ -420,7 +411,7 @@ async function countOpenWorkflows(address: string, customerId: string, expected:
     for (;;) {
       const { count } = await client.workflow.count(query);
       if (count >= expected || Date.now() > deadline) return count;
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
     }
   } finally {
     await connection.close();
@@ -429,5 +420,5 @@ async function countOpenWorkflows(address: string, customerId: string, expected:
 
 async function sleepUntil(time: number): Promise<void> {
   const wait = time - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  if (wait > 0) await sleep(wait);
 }

@@ -1,4 +1,9 @@
-/** The Express app: routes, validation at the edge, the contract's error shape, logs and metrics. */
+/**
+ * The Express app: routes, validation at the edge, the contract's error shape, logs and metrics.
+ *
+ * Over 400 lines: every route of the contract in one place, and the one place where the
+ * services' typed outcomes become HTTP statuses (docs/api.md reads the same way).
+ */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler, type Response } from 'express';
@@ -7,19 +12,15 @@ import type { Logger } from '../logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics';
 import type { ApiKeyStore } from './api-keys';
 import { type Authenticator, callerIdOf, channelOf, requireKey } from './authentication';
-import {
-  type CancelRefusal,
-  type CheckoutService,
-  type ExtensionRefusal,
-  isOrderId,
-  PENDING_RETRY_AFTER_SECONDS,
-  type PaymentAnswer,
-} from './checkout';
+import { type CheckoutService, UNDECIDED_RETRY_AFTER_SECONDS } from './checkout';
 import type { RefusalCode } from './admission';
 import { ApiError, errorHandler, methodNotAllowed, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import type { OperatorService } from './operator';
+import type { CancelRefusal, ExtensionRefusal } from './order-commands';
 import type { OrderEventsReader } from './order-events';
+import { isOrderId } from './order-records';
+import type { PaymentAnswer } from './payments';
 import type { Readiness } from './readiness';
 import {
   CreateApiKeyBody,
@@ -85,8 +86,8 @@ export function createApp(deps: AppDependencies): express.Express {
         res.status(409).json(error.toBody());
         return;
       }
-      if (placed.outcome === 'PENDING') {
-        pending(res, placed.order.orderId).json(placed.order);
+      if (placed.outcome === 'UNDECIDED') {
+        undecided(res, placed.order.orderId).json(placed.order);
         return;
       }
       res.status(201).json(placed.order);
@@ -143,9 +144,9 @@ export function createApp(deps: AppDependencies): express.Express {
     .route('/orders/:orderId/cancel')
     .post(async (req, res) => {
       const cancelled = await checkout.cancel(orderIdParam(req, res), channelOf(res));
-      if (cancelled.outcome !== 'CANCELLED' && cancelled.outcome !== 'PENDING') throw cancelRefused(cancelled.outcome);
-      if (cancelled.outcome === 'PENDING') {
-        pending(res, cancelled.order.orderId).json(cancelled.order);
+      if (cancelled.outcome !== 'CANCELLED' && cancelled.outcome !== 'UNDECIDED') throw cancelRefused(cancelled.outcome);
+      if (cancelled.outcome === 'UNDECIDED') {
+        undecided(res, cancelled.order.orderId).json(cancelled.order);
         return;
       }
       res.json(cancelled.order);
@@ -195,8 +196,8 @@ export function createApp(deps: AppDependencies): express.Express {
       const keyHeader = req.header('Idempotency-Key');
       const key = keyHeader === undefined ? undefined : parseOrThrow(IdempotencyKey, keyHeader, 'Idempotency-Key');
       const extended = await checkout.extend(orderId, seconds, key);
-      if (extended.outcome === 'PENDING') {
-        pending(res, orderId).json(extended.order);
+      if (extended.outcome === 'UNDECIDED') {
+        undecided(res, orderId).json(extended.order);
         return;
       }
       if (extended.outcome !== 'EXTENDED') throw extensionRefused(extended.outcome);
@@ -375,18 +376,19 @@ function orderIdParam(req: Request, res: Response): string {
   return orderId;
 }
 
-/** 202: not decided within the decision wait; where to look, and when. */
 /** A decided delivery answers 200 so the provider stops; an undecided one 202, and its redelivery gets the decision. */
 function answerDelivery(res: Response, answer: PaymentAnswer): void {
-  if (answer.outcome === 'PENDING') {
-    pending(res, answer.order.orderId).json(answer);
+  if (answer.outcome === 'UNDECIDED') {
+    // The contract (v3) names this outcome PENDING on the wire.
+    undecided(res, answer.order.orderId).json({ ...answer, outcome: 'PENDING' });
     return;
   }
   res.json(answer);
 }
 
-function pending(res: Response, orderId: string): Response {
-  return res.status(202).location(`/orders/${orderId}`).set('Retry-After', String(PENDING_RETRY_AFTER_SECONDS));
+/** 202: not decided within the decision wait; where to look, and when. */
+function undecided(res: Response, orderId: string): Response {
+  return res.status(202).location(`/orders/${orderId}`).set('Retry-After', String(UNDECIDED_RETRY_AFTER_SECONDS));
 }
 
 function param(req: Request, name: string): string {

@@ -122,6 +122,11 @@ export function serviceUnavailable(part: UnreachablePart): ApiError {
   });
 }
 
+/** 422: an Idempotency-Key sent again with a different request (body, or an extension's seconds). */
+export function idempotencyKeyReused(): ApiError {
+  return new ApiError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
+}
+
 function undecodablePath(path: string): ApiError {
   if (path.startsWith('/orders/')) return new ApiError('ORDER_NOT_FOUND', 'no such order');
   if (path.startsWith('/products/')) return new ApiError('PRODUCT_NOT_FOUND', 'no such product');

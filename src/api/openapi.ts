@@ -1,6 +1,9 @@
 /**
  * The OpenAPI 3.1 document of the contract, generated from the zod schemas the API validates
  * with (schemas.ts), so the two cannot drift. Served at GET /openapi.json.
+ *
+ * Over 400 lines: one registration per route of the contract, in the order of docs/api.md; split,
+ * the document would be assembled from pieces that no longer read as the contract does.
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
@@ -62,7 +65,7 @@ const retryAfter = { description: 'Seconds to wait before asking again', schema:
 const location = { description: '`/orders/<orderId>`: where the decision will show', schema: { type: 'string' as const } };
 
 /** Not decided within ORDER_DECISION_WAIT_SECONDS (default 10): the order exists and will be decided. */
-const pending = (schema: z.ZodType, description: string): ResponseConfig => ({
+const undecided = (schema: z.ZodType, description: string): ResponseConfig => ({
   ...json(schema, `${description} (not decided within \`ORDER_DECISION_WAIT_SECONDS\`)`),
   headers: { Location: location, 'Retry-After': retryAfter },
 });
@@ -72,7 +75,8 @@ const unavailable: ResponseConfig = {
   headers: { 'Retry-After': retryAfter },
 };
 
-const PaymentPendingSchema = z
+// The contract (v3) names it PENDING on the wire, and the component PaymentPending.
+const PaymentUndecidedSchema = z
   .object({ outcome: z.literal('PENDING'), order: OrderSchema })
   .meta({ id: 'PaymentPending', description: 'The payment was received; its outcome was not decided in time' });
 
@@ -107,7 +111,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     },
     responses: {
       201: json(OrderSchema, 'Stock held; status AWAITING_PAYMENT with expiresAt (or the same order again, for a repeated Idempotency-Key)'),
-      202: pending(OrderSchema, 'Status PENDING: the order exists, holds nothing yet, and will be held or rejected; the same Idempotency-Key returns it'),
+      202: undecided(OrderSchema, 'Status PENDING: the order exists, holds nothing yet, and will be held or rejected; the same Idempotency-Key returns it'),
       400: invalid,
       ...storefrontResponses,
       409: json(
@@ -142,7 +146,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     400: invalid,
     401: failure(['INVALID_SIGNATURE'], 'missing, wrong or out-of-window (300 s either way) signature; nothing happened'),
     404: failure(['ORDER_NOT_FOUND'], 'data.orderId names no order; nothing happened'),
-    202: pending(PaymentPendingSchema, 'Received and recorded, not decided yet; a redelivery gets the decision'),
+    202: undecided(PaymentUndecidedSchema, 'Received and recorded, not decided yet; a redelivery gets the decision'),
     503: unavailable,
   };
 
@@ -202,7 +206,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     responses: {
       200: json(OrderSchema, 'CANCELLED, stock back on sale'),
       ...storefrontResponses,
-      202: pending(OrderSchema, 'Cancel asked for, the stock not back yet (status still AWAITING_PAYMENT or PENDING); repeat the cancel for the outcome'),
+      202: undecided(OrderSchema, 'Cancel asked for, the stock not back yet (status still AWAITING_PAYMENT or PENDING); repeat the cancel for the outcome'),
       404: failure(['ORDER_NOT_FOUND']),
       409: failure(['ORDER_ALREADY_PAID', 'ORDER_EXPIRED', 'ORDER_REJECTED']),
       503: unavailable,
@@ -280,7 +284,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     },
     responses: {
       200: json(OrderSchema, 'Extended: expiresAt moved later by `seconds`'),
-      202: pending(OrderSchema, 'Asked for; the extension is applied when the worker takes it; repeat with the same Idempotency-Key for the outcome'),
+      202: undecided(OrderSchema, 'Asked for; the extension is applied when the worker takes it; repeat with the same Idempotency-Key for the outcome'),
       400: invalid,
       ...adminResponses,
       404: failure(['ORDER_NOT_FOUND']),

@@ -6,7 +6,7 @@
  */
 import { redactEndpoint, type OrderEventType } from '../../activities/order-events';
 import { Prisma, type PrismaClient } from '../../prisma/generated/client';
-import { isOrderId, orderNotFound } from './checkout';
+import { isOrderId, orderNotFound } from './order-records';
 import type { OrderEventResponse, OrderEventsPageResponse } from './schemas';
 
 interface EventRow {

@@ -5,7 +5,7 @@
  * database is back, the same requests must place, pay and cancel each order once.
  */
 import request from 'supertest';
-import { orderIdFor } from '../../src/api/checkout';
+import { orderIdFor } from '../../src/api/placement';
 import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
 import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';

@@ -6,7 +6,7 @@
  * the same requests must place, pay and cancel each order once.
  */
 import request from 'supertest';
-import { orderIdFor } from '../../src/api/checkout';
+import { orderIdFor } from '../../src/api/placement';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
 import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';

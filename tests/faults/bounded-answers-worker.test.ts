@@ -6,7 +6,7 @@
  * again every decision is made once: one hold, one commit, one release.
  */
 import request from 'supertest';
-import { orderIdFor } from '../../src/api/checkout';
+import { orderIdFor } from '../../src/api/placement';
 import { checkInventory } from '../../src/db/inventory-check';
 import {
   ANSWER_BOUND_MS,

@@ -12,7 +12,7 @@ import { oneSettlementPerItem, settlementAnswers, settlementsOf, workflowsComple
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually, sleep } from '../support/wait';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 
 const WORKER = 'checkout-worker';
 /** How long PostgreSQL stays down: several retries of every settlement at 200 ms doubling. */

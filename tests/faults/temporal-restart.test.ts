@@ -7,14 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import type { OrderResponse } from '../../src/api/checkout';
+import type { OrderResponse } from '../../src/api/schemas';
 import { checkInventory } from '../../src/db/inventory-check';
 import { customerIdKey, orderStatusKey, orderWorkflowId, paymentDeadlineKey } from '../../workflows/messages';
 import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast, workflowsCompleted } from '../support/fault-checks';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 
 const CUSTOMER = `restart-${randomUUID()}`;
 

@@ -12,7 +12,7 @@ import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 
 let proxy: TcpProxy;
 

@@ -9,7 +9,7 @@ import { decidedNowOf, killInsideItsTransactions, oneSettlementPerItem, settleme
 import { useFaultStack } from '../support/fault-stack';
 import { LockHolder } from '../support/lock-holder';
 import { eventually } from '../support/wait';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 
 const stack = useFaultStack('worker-kill');
 

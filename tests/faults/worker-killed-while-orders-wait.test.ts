@@ -8,7 +8,7 @@ import { addProduct, stockOf } from '../support/database';
 import { deadlines, oneSettlementPerItem, settlementsOf, waitPast } from '../support/fault-checks';
 import { useFaultStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 import { DEFAULT_CHANNEL } from '../../activities/types';
 
 const stack = useFaultStack('worker-kill');
@@ -44,16 +44,16 @@ test('orders waiting when the worker is killed are finished by a new worker at t
   await scenario.startWorker('second-worker');
 
   await eventually(() => statusesOf(expiring), (s) => s.every((status) => status === 'EXPIRED'), 60_000);
-  // Decided by the new worker, or still pending when the wait ran out: then the redelivery and
+  // Decided by the new worker, or still undecided when the wait ran out: then the redelivery and
   // the repeated cancel get the decision.
-  expect(['PENDING', 'APPLIED']).toContain((await payment).outcome);
-  expect(['PENDING', 'CANCELLED']).toContain((await cancellation).outcome);
+  expect(['UNDECIDED', 'APPLIED']).toContain((await payment).outcome);
+  expect(['UNDECIDED', 'CANCELLED']).toContain((await cancellation).outcome);
   const redelivered = await eventually(
     () => checkout.pay(paidWhileDown.orderId, { paymentId: 'pay-while-down', amountCents: 3 * 700 }),
-    (r) => r.outcome !== 'PENDING',
+    (r) => r.outcome !== 'UNDECIDED',
   );
   expect(redelivered).toMatchObject({ outcome: 'APPLIED', order: { status: 'PAID', paymentId: 'pay-while-down' } });
-  const cancelledAgain = await eventually(() => checkout.cancel(cancelledWhileDown.orderId, DEFAULT_CHANNEL), (r) => r.outcome !== 'PENDING');
+  const cancelledAgain = await eventually(() => checkout.cancel(cancelledWhileDown.orderId, DEFAULT_CHANNEL), (r) => r.outcome !== 'UNDECIDED');
   expect(cancelledAgain).toMatchObject({ outcome: 'CANCELLED', order: { status: 'CANCELLED' } });
   for (const order of expiring) {
     const closed = await checkout.getOrder(order.orderId, EVERY_CHANNEL);

@@ -1,11 +1,11 @@
 /** What fault tests look at after the fault: the ledger and the workflow's own history. */
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
-import type { OrderResponse } from '../../src/api/checkout';
+import type { OrderResponse } from '../../src/api/schemas';
 import { orderWorkflowId } from '../../workflows/messages';
 import type { LockHolder } from './lock-holder';
-import { eventually } from './wait';
-import type { WorkerProcess } from './worker-child';
+import { eventually, sleep } from './wait';
+import type { WorkerProcess } from './worker-process';
 
 export type Settlement = 'RELEASE' | 'COMMIT';
 
@@ -71,8 +71,6 @@ export async function pendingActivityAttempt(client: Client, orderId: string, ac
   const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
   return pending?.attempt ?? 0;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until the wall clock is past `epochMs` by `marginMs`. */
 export async function waitPast(epochMs: number, marginMs: number): Promise<void> {

@@ -6,9 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/generated/client';
-import { CheckoutService, EVERY_CHANNEL, type OrderResponse } from '../../src/api/checkout';
+import { CheckoutService } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
+import type { OrderResponse } from '../../src/api/schemas';
 import { cancelOrderSignal, orderWorkflowId, paymentReceivedSignal, type OrderStatus } from '../../workflows/messages';
-import { startWorkerProcess, type WorkerProcess } from './worker-child';
+import { startWorkerProcess, type WorkerProcess } from './worker-process';
 import { DEFAULT_CHANNEL } from '../../activities/types';
 import { TEST_ORDER_ID_SECRET } from './stack';
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { putProduct } from '../../activities/inventory';
-import type { OrderResponse } from '../../src/api/checkout';
+import type { OrderResponse } from '../../src/api/schemas';
 import { SAMPLE_PRODUCTS } from '../../prisma/seed';
 import {
   customerIdKey,
@@ -17,7 +17,7 @@ import {
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { type TestStack } from './stack';
 import { eventually } from './wait';
-import { EVERY_CHANNEL } from '../../src/api/checkout';
+import { EVERY_CHANNEL } from '../../src/api/order-records';
 import { DEFAULT_CHANNEL } from '../../activities/types';
 
 export type SettledOrAwaiting = Exclude<OrderStatus, 'PENDING'>;

@@ -22,6 +22,7 @@ import { startWorkerHeartbeat } from '../../src/worker-heartbeat';
 import { createPrismaClient } from '../../src/db/client';
 import { DEFAULTS } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from './database';
+import { sleep } from './wait';
 import { devServerArgs, freePort, ProcessGroup, waitForPort } from '../../scripts/processes';
 
 /** Standard Webhooks secret of the test API (`whsec_` + base64 of 32 bytes). */
@@ -111,7 +112,7 @@ async function attachWhenHealthy(address: string, deadline: number, exited: () =
     } catch (error) {
       const unhealthy = /not healthy|unavailable/i.test(String((error as Error).message));
       if (!unhealthy || exited() || Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
   }
 }

@@ -20,7 +20,7 @@ import { addProduct, createTestDatabase, type TestDatabase } from '../support/da
 import request from 'supertest';
 import { cancelOverHttp, deliverOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
 import { createTestApi, startDevServer, TEST_ADMIN_TOKEN, workflowBundle } from '../support/stack';
-import { eventually } from '../support/wait';
+import { eventually, sleep } from '../support/wait';
 import {
   cancelOrderSignal,
   getOrderQuery,
@@ -265,7 +265,7 @@ async function recordDeadlineRaces(r: Recorder): Promise<void> {
         const placed = await placeOverHttp(r.app, { customerId: 'recorder', items: items(), paymentTimeoutSeconds: 2 });
         const expiresAt = Date.parse(placed.body.expiresAt as string);
         // From 800 ms before to 300 ms after the deadline: a payment takes a while to reach the workflow.
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - 800 + i * 100 - Date.now())));
+        await sleep(expiresAt - 800 + i * 100 - Date.now());
         const answer = await pay(r, placed.orderId, `pay-deadline-${i}`);
         const workflowId = orderWorkflowId(placed.orderId);
         const view = await finalView(r, workflowId);
@@ -352,7 +352,7 @@ async function recordHoldsThatFollowPayments(r: Recorder): Promise<void> {
     return { status: res.status, body: res.body as Record<string, unknown> };
   };
   // Past the deadline, so the timer fires and the database answers that the order is still held.
-  const pastDeadline = () => new Promise((resolve) => setTimeout(resolve, 1_500));
+  const pastDeadline = () => sleep(1_500);
 
   const slow = await place(r, 1);
   expectAnswer('processing-then-paid', await processing(slow, 'pay-processing'), 200, 'PROCESSING');
