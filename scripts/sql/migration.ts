@@ -10,7 +10,7 @@ import { asFiles, disagreements, readDefinitions, type Definition, type SqlFile 
 import { applyFilesAlone, withMigratedScratch } from './scratch';
 
 export interface MigrationPlan {
-  /** The statements, in the order they run; empty when sql/ says what the migrations say. */
+  /** The statements, in an order in which they run; empty when sql/ says what the migrations say. */
   statements: string[];
   /** One line per change, for the developer. */
   changes: string[];
@@ -20,8 +20,8 @@ export interface MigrationPlan {
 
 const keyOf = (d: Definition) => `${d.kind} ${d.name}(${d.identity})`;
 
-/** The statements that turn `current` into `wanted`; `order` is the order in which sql/'s files apply. */
-export function planStatements(current: Definition[], wanted: Definition[], order: string[]): Omit<MigrationPlan, 'wanted'> {
+/** What turns `current` into `wanted`: drops, then creates (in no particular order yet), then reindexes. */
+export function planChanges(current: Definition[], wanted: Definition[]): Steps & { changes: string[] } {
   const before = new Map(current.map((d) => [keyOf(d), d]));
   const after = new Map(wanted.map((d) => [keyOf(d), d]));
   const drops: Definition[] = [];
@@ -50,17 +50,20 @@ export function planStatements(current: Definition[], wanted: Definition[], orde
       creates.push(next);
     }
   }
-  const rank = new Map(order.map((name, i) => [name, i]));
-  const position = (d: Definition) => rank.get(d.name) ?? order.length;
   // Views first: a view may use a function dropped here, never the other way round.
-  const dropsInOrder = [...drops].sort((a, b) => Number(b.kind === 'view') - Number(a.kind === 'view'));
-  const createsInOrder = [...creates].sort((a, b) => position(a) - position(b));
-  const statements = [
-    ...dropsInOrder.map((d) => d.drop),
-    ...createsInOrder.map((d) => d.text.trimEnd()),
-    ...[...reindex].sort().map((index) => `REINDEX INDEX ${index};`),
-  ];
-  return { statements, changes };
+  drops.sort((a, b) => Number(b.kind === 'view') - Number(a.kind === 'view'));
+  return {
+    drops: drops.map((d) => d.drop),
+    creates: creates.map((d) => d.text.trimEnd()),
+    reindexes: [...reindex].sort().map((index) => `REINDEX INDEX ${index};`),
+    changes,
+  };
+}
+
+interface Steps {
+  drops: string[];
+  creates: string[];
+  reindexes: string[];
 }
 
 /**
@@ -68,36 +71,64 @@ export function planStatements(current: Definition[], wanted: Definition[], orde
  * run on a database migrated from them, which must then define exactly what sql/ does.
  */
 export async function planMigration(serverUrl: string, migrationsDir: string, files: SqlFile[]): Promise<MigrationPlan> {
-  const { wanted, order } = await withMigratedScratch(serverUrl, migrationsDir, async (db) => {
-    const applied = await applyFilesAlone(db, files);
-    return { wanted: await readDefinitions(db), order: applied };
+  const wanted = await withMigratedScratch(serverUrl, migrationsDir, async (db) => {
+    await applyFilesAlone(db, files);
+    return readDefinitions(db);
   });
-  const plan = await withMigratedScratch(serverUrl, migrationsDir, async (db) => {
-    const current = await readDefinitions(db);
-    const planned = planStatements(current, wanted, order);
-    await runChecked(db, planned.statements);
-    const reached = await readDefinitions(db);
-    const apart = disagreements(reached, asFiles(wanted));
+  return withMigratedScratch(serverUrl, migrationsDir, async (db) => {
+    const { changes, ...steps } = planChanges(await readDefinitions(db), wanted);
+    const statements = await runChecked(db, steps);
+    const apart = disagreements(await readDefinitions(db), asFiles(wanted));
     if (apart.length > 0) throw new Error(`the migration would not reach sql/ (${apart.map((d) => d.name).join(', ')}); write it by hand`);
-    return planned;
+    return { statements, changes, wanted };
   });
-  return { ...plan, wanted };
 }
 
-async function runChecked(db: Client, statements: string[]): Promise<void> {
-  for (const statement of statements) {
+/**
+ * Runs the steps on the migrated database as the migration will, with its bodies checked.
+ * A LANGUAGE sql function is checked when it is created, so it must come after what it calls:
+ * creates that fail are tried again after the others, and the order that worked is returned.
+ */
+async function runChecked(db: Client, steps: Steps): Promise<string[]> {
+  const run = async (statement: string) => {
     try {
       await db.query(statement);
+      return undefined;
     } catch (error) {
-      const first = statement.split('\n')[0] ?? statement;
-      throw new Error(
-        `the migration cannot be made from sql/ alone: "${first}" fails on the migrated database: ${(error as Error).message}. ` +
-          'A view whose columns change, or a function that an index, a trigger, a default or a view depends on and whose ' +
-          'arguments or result change, needs a migration written by hand (drop the dependent, change, recreate it).',
-        { cause: error },
-      );
+      return `"${statement.split('\n')[0] ?? statement}": ${(error as Error).message}`;
     }
+  };
+  const ran: string[] = [];
+  for (const statement of steps.drops) {
+    const failure = await run(statement);
+    if (failure) throw refusal([failure]);
+    ran.push(statement);
   }
+  let pending = steps.creates;
+  while (pending.length > 0) {
+    const failed: { statement: string; failure: string }[] = [];
+    for (const statement of pending) {
+      const failure = await run(statement);
+      if (failure) failed.push({ statement, failure });
+      else ran.push(statement);
+    }
+    if (failed.length === pending.length) throw refusal(failed.map((f) => f.failure));
+    pending = failed.map((f) => f.statement);
+  }
+  for (const statement of steps.reindexes) {
+    const failure = await run(statement);
+    if (failure) throw refusal([failure]);
+    ran.push(statement);
+  }
+  return ran;
+}
+
+function refusal(failures: string[]): Error {
+  return new Error(
+    `no migration written: on a database the migrations built, ${failures.join('; ')}. ` +
+      'A view whose columns change, or a function whose arguments or result change while an index, a trigger, ' +
+      'a default or a view depends on it, needs a migration written by hand (drop the dependent, change, recreate it).',
+  );
 }
 
 /** The migration file: what wrote it, then the statements. */

@@ -38,33 +38,23 @@ const PREVIOUS_SCHEMA = 'sql_previous';
 /**
  * On a migrated scratch database: moves every function and view out of public (indexes,
  * triggers and defaults that use them follow, as they refer to them by oid), then applies
- * the files. Returns the files' names in an order in which they apply one after another: a
- * LANGUAGE sql function is checked when it is created, so it must come after what it calls.
+ * the files, so that public holds exactly what they define. Bodies are checked later, when
+ * the migration made from them runs (planMigration): here the files may come in any order.
  */
-export async function applyFilesAlone(db: Client, files: SqlFile[]): Promise<string[]> {
+export async function applyFilesAlone(db: Client, files: SqlFile[]): Promise<void> {
   await db.query(`CREATE SCHEMA ${PREVIOUS_SCHEMA}`);
   for (const definition of await readDefinitions(db)) {
     const what = definition.kind === 'view' ? 'VIEW' : definition.kind === 'procedure' ? 'PROCEDURE' : 'FUNCTION';
     const args = definition.kind === 'view' ? '' : `(${definition.identity})`;
     await db.query(`ALTER ${what} public."${definition.name}"${args} SET SCHEMA ${PREVIOUS_SCHEMA}`);
   }
-  const order: string[] = [];
-  let pending = files;
-  while (pending.length > 0) {
-    const failed: { file: SqlFile; message: string }[] = [];
-    for (const file of pending) {
-      try {
-        // One simple query: its statements apply together or not at all.
-        await db.query(file.body);
-        order.push(file.name);
-      } catch (error) {
-        failed.push({ file, message: (error as Error).message });
-      }
+  await db.query('SET check_function_bodies = off');
+  for (const file of files) {
+    try {
+      await db.query(file.body);
+    } catch (error) {
+      throw new Error(`sql/${file.name}.sql does not apply: ${(error as Error).message}`, { cause: error });
     }
-    if (failed.length === pending.length) {
-      throw new Error(`these sql/ files do not apply: ${failed.map((f) => `${f.file.name}.sql: ${f.message}`).join('; ')}`);
-    }
-    pending = failed.map((f) => f.file);
   }
-  return order;
+  await db.query('RESET check_function_bodies');
 }
