@@ -33,7 +33,6 @@ import {
   paymentReceivedSignal,
   UpdateFailureType,
   type ExtensionOutcome,
-  type OrderView,
   type OrderWorkflowInput,
   type PaymentDecisionOfClosedOrder,
   type PaymentOutcome,
@@ -275,9 +274,9 @@ export class CheckoutService {
         }),
       );
       if (waited.decided) {
-        if (waited.value.status !== 'REJECTED') return { outcome: 'HELD', order: withChannel(waited.value, channel) };
-        // Refused by its hold (the stock went between admission and hold, or a limit): the record says why.
-        const placed = placedFromRecord(await this.findOrder(orderId, channel), requestHash);
+        // The record answers, as order_document shows it (the one definition of an order: any GET
+        // shows the same); a refusal by its hold (the stock went after admission, or a limit) says why.
+        const placed = await this.placedAsRecorded(orderId, channel, requestHash, pendingRecord);
         return placed.outcome === 'REJECTED' ? { ...placed, decidedBy: 'hold' } : placed;
       }
       // Not decided in time (no worker took the task): 202 if the order was started, which
@@ -298,10 +297,14 @@ export class CheckoutService {
       if (error instanceof WorkflowNotFoundError) throw serviceUnavailable('temporal');
       throw error;
     }
+    return this.placedAsRecorded(orderId, channel, requestHash, pendingRecord);
+  }
+
+  /** A started order as its record shows it now; unreadable, it is still PENDING as far as this request can tell. */
+  private async placedAsRecorded(orderId: string, channel: string, requestHash: string | undefined, pendingRecord: OrderRecord): Promise<PlacedOrder> {
     try {
       return placedFromRecord(await this.findOrder(orderId, channel), requestHash);
     } catch (error) {
-      // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
       return { outcome: 'PENDING', order: pendingRecord.order };
     }
@@ -603,16 +606,6 @@ function placedFromRecord(record: OrderRecord, requestHash: string | undefined):
   if (order.status === 'PENDING') return { outcome: 'PENDING', order };
   if (order.status !== 'REJECTED') return { outcome: 'HELD', order };
   return { outcome: 'REJECTED', order, refusal: refusalOf(record.rejectionCode, record.rejection) };
-}
-
-/**
- * The workflow's view as the API answers it: shortages go in a refusal's details, never in the
- * order; and the view does not carry the channel (the caller's).
- */
-function withChannel(view: OrderView, channel: string): OrderResponse {
-  const order: OrderView = { ...view };
-  delete order.shortages;
-  return { ...order, channel };
 }
 
 function assertSameRequest(order: OrderRecord, requestHash: string | undefined): void {
