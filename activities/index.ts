@@ -45,7 +45,7 @@ export interface ActivityDependencies {
   maxOpenOrdersPerCustomer?: number;
 }
 
-/** What hold_order (prisma/migrations/20261209000000_admission_and_limits) answers; for a retry, the earlier decision. */
+/** What hold_order (sql/hold_order.sql) answers; for a retry, the earlier decision. */
 type HoldAnswer =
   | { outcome: 'HELD'; lines: OrderLine[]; totalCents: number }
   | { outcome: 'REJECTED'; code: 'OUT_OF_STOCK'; details: Shortage[] }
@@ -58,7 +58,7 @@ export function createActivities({ prisma, payments, maxPaymentWindowSeconds, ev
   return {
     /**
      * Holds every item of the order or none, in one statement (hold_order, in the order's
-     * channel: hold_order_in_channel, prisma/migrations/20261209100000_admission_in_channels):
+     * channel: sql/hold_order_in_channel.sql):
      * the products locked in sku order so concurrent orders never deadlock, the customer's
      * purchase limits (per channel) checked under the customer's lock, the order's admission
      * given back either way. Out of stock and a limit are business outcomes: the order is
@@ -186,7 +186,7 @@ type Proposal =
   | { kind: 'CANCEL' }
   | { kind: 'EXTEND'; extensionId: string; seconds: number };
 
-/** decide_order's answer (prisma/migrations/20261207000000_one_rule): the order as decided. */
+/** decide_order's answer (sql/decide_order.sql): the order as decided. */
 interface OrderDecision {
   status: OrderStatus;
   decidedNow: boolean;

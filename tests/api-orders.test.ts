@@ -30,6 +30,8 @@ test('POST /orders holds the stock, the webhook pays it, GET shows it PAID', asy
   });
   const { orderId } = created.body as { orderId: string };
   expect(await stockOf(stack.db.prisma, 'HTTP-1')).toEqual({ available: 8, reserved: 2, sold: 0 });
+  // One definition of an order (order_document): the placement answers what GET shows.
+  expect((await request(stack.app).get(`/orders/${orderId}`).expect(200)).body).toEqual(created.body);
 
   const paid = await pay(orderId, { paymentId: 'psp-1', amountCents: 3998 });
   expect(paid).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId, status: 'PAID', paymentId: 'psp-1' } } });

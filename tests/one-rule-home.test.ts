@@ -1,5 +1,5 @@
 /**
- * The rule that decides an order has one home: the SQL of prisma/migrations/20261207000000_one_rule
+ * The rule that decides an order has one home: SQL functions whose current text is in sql/
  * (docs/expiry.md, "The rule"). This check fails when shipped TypeScript grows a second copy: a
  * comparison, or a max/min, of anything named like a deadline, or SQL in a TypeScript string that
  * weighs expires_at, payment_pending_until or succeeded_at against a time itself.

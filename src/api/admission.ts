@@ -1,6 +1,6 @@
 /**
- * Admission: the API's first step for every order, one statement (admit_order in
- * prisma/migrations/20261209100000_admission_in_channels, in the order's channel). An order the database already shows
+ * Admission: the API's first step for every order, one statement (sql/admit_order.sql, in the
+ * order's channel). An order the database already shows
  * it cannot have (sold out, or a purchase limit) is refused right there, recorded REJECTED with
  * no workflow; any other is recorded PENDING with its units admitted, and only then started.
  */

@@ -21,7 +21,6 @@ import {
 import { orderDetails, orderSummary } from '../../workflows/summaries';
 import { admitOrder, refusalOf, withdrawOrder, type Refusal } from './admission';
 import { idempotencyKeyReused, serviceUnavailable } from './errors';
-import { orderResponseOf } from './mappers';
 import type { OrderRecord, OrderRecords } from './order-records';
 import type { CreateOrderBody, OrderResponse } from './schemas';
 import { AWAIT_RESERVATION_ID, updateFailureType, withinCallDeadline, withinDecisionWait } from './temporal-calls';
@@ -159,9 +158,9 @@ export class Placement {
         }),
       );
       if (waited.decided) {
-        if (waited.value.status !== 'REJECTED') return { outcome: 'HELD', order: orderResponseOf(waited.value, channel) };
-        // Refused by its hold (the stock went between admission and hold, or a limit): the record says why.
-        const placed = placedFromRecord(await this.records.findOrder(orderId, channel), requestHash);
+        // The record answers, as order_document shows it (the one definition of an order: any GET
+        // shows the same); a refusal by its hold (the stock went after admission, or a limit) says why.
+        const placed = await this.placedAsRecorded(orderId, channel, requestHash, beforeStart);
         return placed.outcome === 'REJECTED' ? { ...placed, decidedBy: 'hold' } : placed;
       }
       // Not decided in time (no worker took the task): 202 if the order was started, which
@@ -180,10 +179,14 @@ export class Placement {
       if (error instanceof WorkflowNotFoundError) throw serviceUnavailable('temporal');
       throw error;
     }
+    return this.placedAsRecorded(orderId, channel, requestHash, beforeStart);
+  }
+
+  /** A started order as its record shows it now; unreadable, it is still PENDING as far as this request can tell. */
+  private async placedAsRecorded(orderId: string, channel: string, requestHash: string | undefined, beforeStart: OrderResponse): Promise<PlacedOrder> {
     try {
       return placedFromRecord(await this.records.findOrder(orderId, channel), requestHash);
     } catch (error) {
-      // Started but unreadable now: it is still PENDING as far as this request can tell.
       if (!isPostgresUnreachable(error)) throw error;
       return { outcome: 'UNDECIDED', order: beforeStart };
     }

@@ -3,8 +3,7 @@
  * conservation per sku from the ledger, no stock held by closed orders, no hold kept past its
  * effective deadline by more than the reclaim's bound, no payment receipt whose outcome
  * disagrees with its order, and admissions counted right. The deadline rules themselves are the
- * database's (overdue_holds, receipt_disagreements in prisma/migrations/20261207000000_one_rule;
- * admission_disagreements in 20261209000000_admission_and_limits).
+ * database's (sql/overdue_holds.sql, sql/receipt_disagreements.sql, sql/admission_disagreements.sql).
  */
 import type { PrismaClient } from '../../prisma/generated/client';
 import { DEFAULTS } from '../config';

@@ -7,7 +7,7 @@ import { createPrismaClient } from '../../src/db/client';
 import { applyMigrations } from '../../src/db/migrate';
 import { withDatabase } from '../../scripts/processes';
 
-const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
   name: string;
