@@ -1,6 +1,6 @@
 /**
  * The order-event dispatcher each worker process runs: every tick it leases due deliveries from
- * the outbox (activities/order-events.ts) in one short statement, POSTs each to its endpoint
+ * the outbox (src/db/order-event-deliveries.ts) in one short statement, POSTs each to its endpoint
  * signed by the Standard Webhooks scheme, and records each outcome in another short statement
  * when its answer comes. No transaction is open while a POST runs, so a slow endpoint holds back
  * neither the feed (GET /admin/events reads below the oldest open transaction) nor another
@@ -10,15 +10,15 @@
  */
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
+import { redactEndpoint } from '../activities/order-events';
 import {
   claimDueDeliveries,
   giveUpUnlistedDeliveries,
   markAttemptFailed,
   markDelivered,
   oldestPendingAgeSeconds,
-  redactEndpoint,
   type ClaimedDelivery,
-} from '../activities/order-events';
+} from './db/order-event-deliveries';
 import type { PrismaClient } from '../prisma/generated/client';
 import type { OrderEventsConfig } from './config';
 import type { WorkerMetrics } from './metrics';

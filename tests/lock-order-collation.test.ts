@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Client } from 'pg';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
-import { reclaimDueOrders } from '../activities/reclaim';
+import { reclaimDueOrders } from '../src/reclaim';
 import { DEFAULT_CHANNEL } from '../activities/types';
 import { admitOrder } from '../src/api/admission';
 import { checkInventory } from '../src/db/inventory-check';

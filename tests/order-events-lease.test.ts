@@ -6,7 +6,7 @@
  * dispatcher send the same webhook-id, and dispatchers racing keep each order's events in order.
  */
 import request from 'supertest';
-import { claimDueDeliveries, markAttemptFailed, type ClaimedDelivery } from '../activities/order-events';
+import { claimDueDeliveries, markAttemptFailed, type ClaimedDelivery } from '../src/db/order-event-deliveries';
 import type { PrismaClient } from '../prisma/generated/client';
 import { createPrismaClient } from '../src/db/client';
 import { checkInventory } from '../src/db/inventory-check';

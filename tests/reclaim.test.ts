@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
-import { reclaimDueOrders } from '../activities/reclaim';
+import { reclaimDueOrders } from '../src/reclaim';
 import type { CommitAnswer } from '../activities/types';
 import { checkInventory } from '../src/db/inventory-check';
 import { createPrismaClient } from '../src/db/client';

@@ -10,7 +10,7 @@ import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { FailureType } from '../activities/types';
 import { DEFAULTS } from '../src/config';
 import { checkInventory } from '../src/db/inventory-check';
-import { reclaimDueOrders } from '../activities/reclaim';
+import { reclaimDueOrders } from '../src/reclaim';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
 
 let db: TestDatabase;

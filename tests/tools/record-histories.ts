@@ -12,7 +12,7 @@ import type { Client } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { createLocalPaymentProvider, type PaymentProvider } from '../../activities/payment-provider';
-import { reclaimDueOrders } from '../../activities/reclaim';
+import { reclaimDueOrders } from '../../src/reclaim';
 import { createOrderWorker } from '../../src/worker';
 import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
