@@ -258,7 +258,9 @@ export class CheckoutService {
       args: [input],
       // A racing request with the same Idempotency-Key joins the running workflow.
       workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // A closed workflow of this id is another order's only when this request just recorded the
+      // order: the earlier order of its Idempotency-Key was pruned (docs/api.md, "Retention").
+      workflowIdReusePolicy: recordedHere ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
       staticSummary: orderSummary(orderId, body.customerId, body.items),
       staticDetails: orderDetails(input),
       typedSearchAttributes: [
