@@ -272,7 +272,9 @@ export class CheckoutService {
       const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
         this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
           args: [requestHash === undefined ? {} : { requestHash }],
-          updateId: AWAIT_RESERVATION_ID,
+          // Per order record: a key whose earlier order was pruned must not be answered with that
+          // order's completed update from its closed run (Temporal dedups update-with-start by id).
+          updateId: `${AWAIT_RESERVATION_ID}-${pendingRecord.order.createdAt}`,
           startWorkflowOperation: startOrder,
         }),
       );
