@@ -8,6 +8,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { Pool } from 'pg';
 import { createActivities } from '../../activities';
 import { claimDueDeliveries } from '../../activities/order-events';
@@ -77,6 +78,7 @@ export async function historyScenario(c: HistoryContext): Promise<void> {
     await bench.measureAll(Math.min(10, o.historySamples));
     log('history: the hot path on the empty database');
     const empty = await bench.measureAll(o.historySamples);
+    (results.loads.history ??= []).push(os.loadavg()[0] ?? 0);
 
     const loadStarted = Date.now();
     const loaded = await loadHistory(databaseUrl, o.historyOrders, c.skus, log);
@@ -89,6 +91,8 @@ export async function historyScenario(c: HistoryContext): Promise<void> {
 
     log('history: the same hot path with the history kept');
     const full = await bench.measureAll(o.historySamples);
+    // The machine's load beside the figures (a shared machine moves them).
+    (results.loads.history ??= []).push(os.loadavg()[0] ?? 0);
     for (const op of OPERATIONS) {
       const e = median(empty[op]);
       const f = median(full[op]);
