@@ -11,6 +11,7 @@ import { applyMigrations, ensureDatabase } from '../src/db/migrate';
 import { seed } from '../prisma/seed';
 import { devServerArgs, ProcessGroup, redactUrl, ROOT, typescriptEntry, waitForPort } from './processes';
 import { ensureTemporalCli } from './temporal-cli';
+import { setNamespaceRetentionOnceServing } from './temporal-namespace';
 
 const DATA_DIR = path.join(ROOT, '.data');
 const UI_PORT = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
@@ -59,7 +60,9 @@ async function main(): Promise<void> {
 
   await waitForPort(host, Number(portText), 60_000);
   await waitForPort(host, UI_PORT, 60_000);
-  log('start', `Temporal at ${config.temporal.address}, Web UI at http://localhost:${UI_PORT}`);
+  // Closed workflows are kept as long as closed orders (RETENTION_DAYS), not the dev server's default.
+  await setNamespaceRetentionOnceServing(config.temporal.address, config.temporal.namespace, config.retention.retentionSeconds);
+  log('start', `Temporal at ${config.temporal.address}, Web UI at http://localhost:${UI_PORT}; closed workflows kept ${config.retention.retentionSeconds / 86_400} days`);
 
   parts.start('worker', ...typescriptEntry('src/worker.ts'));
   parts.start('api', ...typescriptEntry('src/api/server.ts'));

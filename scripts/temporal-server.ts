@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
+import { DEFAULTS } from '../src/config';
 import { customerIdKey, orderStatusKey, paymentDeadlineKey } from '../workflows/messages';
 import { ROOT, type ProcessGroup, waitForPort } from './processes';
 import { ensureTemporalCli, goInstall, isExecutable, temporalCliCacheDir } from './temporal-cli';
@@ -126,7 +127,7 @@ export async function startRealTemporalServer(o: RealTemporalServerOptions): Pro
     const address = `127.0.0.1:${ports.frontend}`;
     o.log(`temporal-server: frontend on ${address}, ${o.shards} history shards; namespace ${namespace} (deploy/temporal/setup-namespace.sh)`);
     execFileSync('sh', [path.join(ROOT, 'deploy/temporal/setup-namespace.sh')], {
-      env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_CLI: cli },
+      env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_CLI: cli, RETENTION_DAYS: process.env.RETENTION_DAYS || String(DEFAULTS.retentionDays) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     await untilSearchAttributesServe(address, namespace);

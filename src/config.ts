@@ -52,6 +52,14 @@ export const DEFAULTS = {
    * worker turns it 503 within this (plus one probe), under the 10 s an operator is promised.
    */
   workerHeartbeatStaleSeconds: 5,
+  /** Closed orders (and everything that hangs off them) are kept this long after they closed. */
+  retentionDays: 90,
+  /** Delivered or given-up event deliveries are kept this long after they finished. */
+  eventRetentionDays: 30,
+  /** Closed orders pruned per transaction: small, so each batch holds its rows for milliseconds. */
+  pruneBatchSize: 200,
+  /** Pause between prune batches once caught up. */
+  pruneIntervalMs: 5_000,
 } as const;
 
 /** Production's shortest bootstrap key or order id secret: anything shorter can be guessed. */
@@ -124,6 +132,13 @@ const EnvSchema = DatabaseEnvSchema.extend({
   MAX_OPEN_ORDERS_PER_CUSTOMER: intFromEnv(0, 1_000_000).default(DEFAULTS.maxOpenOrdersPerCustomer),
   // API: an order admitted (PENDING) but not held within this long stops keeping its units from others.
   ORDER_ADMISSION_SECONDS: intFromEnv(1, 86_400).default(DEFAULTS.orderAdmissionSeconds),
+  // Retention (src/retention.ts): closed orders pruned this many days after they closed, finished deliveries after EVENT_RETENTION_DAYS.
+  RETENTION_DAYS: intFromEnv(1, 36_500).default(DEFAULTS.retentionDays),
+  EVENT_RETENTION_DAYS: intFromEnv(1, 36_500).default(DEFAULTS.eventRetentionDays),
+  RETENTION_PRUNE_ENABLED: z.enum(['true', 'false']).default('true'),
+  // Pause between prune batches once caught up (a full batch is followed by the next at once).
+  RETENTION_PRUNE_INTERVAL_MS: intFromEnv(100, 3_600_000).default(DEFAULTS.pruneIntervalMs),
+  RETENTION_PRUNE_BATCH_SIZE: intFromEnv(1, 10_000).default(DEFAULTS.pruneBatchSize),
   // Comma-separated http(s) endpoints that receive every order event; none: events are only read.
   ORDER_EVENTS_URL: optionalString,
   ORDER_EVENTS_SECRET: optionalString,
@@ -195,6 +210,19 @@ export interface ReclaimConfig {
   boundSeconds: number;
 }
 
+/** Pruning of closed orders and finished event deliveries (src/retention.ts). */
+export interface RetentionConfig {
+  enabled: boolean;
+  /** RETENTION_DAYS in seconds: a closed order older than this (by closedAt) is pruned. */
+  retentionSeconds: number;
+  /** EVENT_RETENTION_DAYS in seconds: a delivered or given-up delivery older than this is pruned. */
+  eventRetentionSeconds: number;
+  batchSize: number;
+  intervalMs: number;
+}
+
+const SECONDS_PER_DAY = 86_400;
+
 export interface DatabaseConfig {
   databaseUrl: string;
   databasePoolSize: number;
@@ -230,6 +258,7 @@ export interface Config extends DatabaseConfig {
   orderIdSecret: string;
   worker: WorkerTuning;
   reclaim: ReclaimConfig;
+  retention: RetentionConfig;
   orderEvents: OrderEventsConfig;
   workerHeartbeat: WorkerHeartbeatConfig;
 }
@@ -273,6 +302,13 @@ export function loadConfig(env: Env = process.env, runtime: RuntimeFacts = curre
       intervalMs: e.RECLAIM_INTERVAL_MS,
       batchSize: e.RECLAIM_BATCH_SIZE,
       boundSeconds: e.RECLAIM_BOUND_SECONDS,
+    },
+    retention: {
+      enabled: e.RETENTION_PRUNE_ENABLED === 'true',
+      retentionSeconds: e.RETENTION_DAYS * SECONDS_PER_DAY,
+      eventRetentionSeconds: e.EVENT_RETENTION_DAYS * SECONDS_PER_DAY,
+      batchSize: e.RETENTION_PRUNE_BATCH_SIZE,
+      intervalMs: e.RETENTION_PRUNE_INTERVAL_MS,
     },
     orderEvents: orderEventsConfig(e, production),
     workerHeartbeat: workerHeartbeatConfig(e),

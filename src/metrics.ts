@@ -50,6 +50,9 @@ export interface WorkerMetrics {
   orderEventAttempts: Counter<'outcome'>;
   orderEventDeliveryDuration: Histogram;
   orderEventOldestPendingAge: Gauge;
+  retentionPrunedRows: Counter<'table'>;
+  retentionOldestRowAge: Gauge<'table'>;
+  retentionFailures: Counter;
 }
 
 export function createWorkerMetrics(): WorkerMetrics {
@@ -123,6 +126,23 @@ export function createWorkerMetrics(): WorkerMetrics {
     orderEventOldestPendingAge: new Gauge({
       name: 'checkout_order_event_oldest_undelivered_age_seconds',
       help: 'Age of the oldest order event still waiting to be delivered to an endpoint (0 when none waits)',
+      registers,
+    }),
+    retentionPrunedRows: new Counter({
+      name: 'checkout_retention_pruned_rows_total',
+      help: 'Rows deleted by retention, by table (closed orders past RETENTION_DAYS with what hangs off them; deliveries past EVENT_RETENTION_DAYS)',
+      labelNames: ['table'],
+      registers,
+    }),
+    retentionOldestRowAge: new Gauge({
+      name: 'checkout_retention_oldest_row_age_seconds',
+      help: 'Age of the oldest row retention will prune, by table: orders (since the longest-closed order closed), order_event_deliveries (since the oldest finished delivery finished); stays near the retention period when pruning keeps up',
+      labelNames: ['table'],
+      registers,
+    }),
+    retentionFailures: new Counter({
+      name: 'checkout_retention_prune_failures_total',
+      help: 'Prune batches that failed and rolled back (e.g. database unreachable, a lock not had within 1 s); retried on the next tick',
       registers,
     }),
   };

@@ -15,6 +15,7 @@ import { createWorkerMetrics, listeningPort, serveMetrics, type WorkerMetrics } 
 import { redactEndpoint } from '../activities/order-events';
 import { startEventDispatcher } from './order-events-dispatcher';
 import { startReclaimLoop } from './reclaim';
+import { startRetentionLoop } from './retention';
 import { temporalConnectionOptions } from './temporal';
 import { startWorkerHeartbeat } from './worker-heartbeat';
 
@@ -92,7 +93,7 @@ export interface RunWorkerOptions {
   onRunning?: () => void;
 }
 
-/** Connects, runs the worker and the reclaim loop until shutdown, and closes what it opened. */
+/** Connects, runs the worker, the reclaim and the retention loops until shutdown, and closes what it opened. */
 export async function runWorker(config: Config, options: RunWorkerOptions): Promise<void> {
   const { logger, metrics } = options;
   const prisma = createPrismaClient(config.databaseUrl, config.databasePoolSize);
@@ -143,6 +144,9 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
     const eventEndpoints = config.orderEvents.endpoints;
     const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, eventEndpoints, metrics, logger }) : undefined;
     logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
+    // History is pruned past RETENTION_DAYS; conservation is carried in the opening balances.
+    const retention = config.retention.enabled ? startRetentionLoop({ prisma, config: config.retention, metrics, logger }) : undefined;
+    logger.info({ retention: config.retention }, config.retention.enabled ? 'retention running' : 'retention off: nothing is pruned');
     // Events are written either way (GET /admin/events reads them); they are sent only where configured.
     const dispatcher = eventEndpoints.length > 0 ? startEventDispatcher({ prisma, config: config.orderEvents, metrics, logger }) : undefined;
     logger.info(
@@ -153,7 +157,7 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
     try {
       await running;
     } finally {
-      await Promise.all([heartbeat.stop(), reclaim?.stop(), dispatcher?.stop()]);
+      await Promise.all([heartbeat.stop(), reclaim?.stop(), retention?.stop(), dispatcher?.stop()]);
     }
     logger.info('worker stopped');
   } finally {

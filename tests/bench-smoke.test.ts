@@ -1,6 +1,6 @@
 /**
  * Keeps `npm run bench` working: its smoke run starts its own stack, drives every scenario for
- * seconds (throughput with most held orders then paid), checks the stock invariants and prints the table. No figure is asserted here:
+ * seconds (throughput with most held orders then paid; history on a small history, then pruned), checks the stock invariants and prints the table. No figure is asserted here:
  * speed belongs to the bench, not to tests.
  */
 import { spawn } from 'node:child_process';
@@ -33,10 +33,11 @@ function runBench(args: string[]): Promise<BenchRun> {
   });
 }
 
-function benchDatabaseName(log: string): string {
-  const name = /database (checkout_bench_[0-9a-f]+)/.exec(log)?.[1];
-  if (!name) throw new Error(`the bench did not say which database it created:\n${log}`);
-  return name;
+/** Every database the bench said it created (the stacks' and the history scenario's). */
+function benchDatabaseNames(log: string): string[] {
+  const names = [...new Set([...log.matchAll(/database (checkout_bench_[0-9a-f]+)/g)].map((m) => m[1] ?? ''))];
+  if (names.length === 0) throw new Error(`the bench did not say which database it created:\n${log}`);
+  return names;
 }
 
 async function databaseExists(name: string): Promise<boolean> {
@@ -60,6 +61,7 @@ describe('npm run bench -- --smoke', () => {
     for (const figure of [
       'engine floor', 'end to end ÷ engine floor', 'open loop: POST /orders latency p99', 'orders held per second', 'POST /orders latency p99',
       'orders paid per second', 'orders paid ÷ engine floor', 'bare SQL', 'expiry lag p99', 'orders awaiting payment at once', 'worker RSS',
+      'history: a hold, with history ÷ empty', 'history: the inventory check', 'history: closed orders pruned per second',
     ]) {
       expect(run.stdout).toContain(figure);
     }
@@ -71,6 +73,7 @@ describe('npm run bench -- --smoke', () => {
     expect(run.stderr).toMatch(/inventory invariants after latency: ok/);
     expect(run.stderr).toMatch(/inventory invariants after expiry: ok/);
     expect(run.stderr).toMatch(/inventory invariants after scale: ok/);
+    expect(run.stderr).toMatch(/inventory invariants after history: ok/);
     const figures = JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, number[]>; problems: string[] };
     expect(figures.problems).toEqual([]);
     expect(figures.runs.expiryNotReleased).toEqual([0]);
@@ -82,6 +85,14 @@ describe('npm run bench -- --smoke', () => {
     expect(figures.runs.paidFloorRatio?.[0]).toBeGreaterThan(0);
     expect(figures.runs.openLoopP99?.[0]).toBeGreaterThan(0);
     expect(figures.runs.awaiting?.[0]).toBeGreaterThan(0);
-    expect(await databaseExists(benchDatabaseName(run.stderr))).toBe(false);
+    // The history scenario: each hot-path operation measured on both databases, then the history pruned.
+    for (const op of ['Hold', 'Payment', 'Reclaim', 'Claim', 'Feed', 'Check']) {
+      expect({ op, ratio: figures.runs[`history${op}Ratio`]?.[0] }).toEqual({ op, ratio: expect.any(Number) as number });
+    }
+    expect(figures.runs.historyOrders).toEqual([3_000]);
+    expect(figures.runs.historyPruneOrdersPerSecond?.[0]).toBeGreaterThan(0);
+    const created = benchDatabaseNames(run.stderr);
+    expect(created.length).toBeGreaterThan(1);
+    expect(await Promise.all(created.map(async (name) => ({ name, exists: await databaseExists(name) })))).toEqual(created.map((name) => ({ name, exists: false })));
   }, 300_000);
 });

@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_ENV_NAMES, loadConfig, loadDatabaseConfig } from '../src/config';
+import { CONFIG_ENV_NAMES, DEFAULTS, loadConfig, loadDatabaseConfig } from '../src/config';
+import { namespaceRetentionSeconds } from '../scripts/temporal-namespace';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages';
 import { buildContextFiles, isIgnored, parseDockerignore } from './support/image-build';
 import { startDevServer, temporalCliPath } from './support/stack';
@@ -201,6 +202,15 @@ describe('docker-compose.yml', () => {
     expect(envOf('temporal-namespace').TEMPORAL_NAMESPACE).toBe(api.temporal.namespace);
     expect(envOf('temporal-ui').TEMPORAL_ADDRESS).toBe(api.temporal.address);
     expect(envOf('temporal-ui').TEMPORAL_DEFAULT_NAMESPACE).toBe(api.temporal.namespace);
+  });
+
+  test('the namespace keeps closed workflows as long as the worker keeps closed orders, the contract\'s 90 days by default', () => {
+    const worker = loadConfig(envOf('worker'), { heapSizeLimitMiB: 768 });
+
+    expect(worker.retention.retentionSeconds).toBe(DEFAULTS.retentionDays * 86_400);
+    expect(worker.retention.eventRetentionSeconds).toBe(DEFAULTS.eventRetentionDays * 86_400);
+    expect(Number(envOf('temporal-namespace').RETENTION_DAYS)).toBe(DEFAULTS.retentionDays);
+    expect(envOf('temporal-namespace').RETENTION_DAYS).toBe(envOf('worker').RETENTION_DAYS);
   });
 
   test('the api publishes the port it listens on and its health check asks that port', () => {
@@ -440,7 +450,7 @@ describe('the namespace job against a real Temporal server', () => {
     await server?.teardown();
   });
 
-  async function runNamespaceJob(namespace: string): Promise<string> {
+  async function runNamespaceJob(namespace: string, retentionDays: number = DEFAULTS.retentionDays): Promise<string> {
     const { stdout } = await run('/bin/sh', [path.join(ROOT, 'deploy/temporal/setup-namespace.sh')], {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -448,6 +458,7 @@ describe('the namespace job against a real Temporal server', () => {
         TEMPORAL_CLI: temporalCliPath(),
         TEMPORAL_ADDRESS: server.address,
         TEMPORAL_NAMESPACE: namespace,
+        RETENTION_DAYS: String(retentionDays),
       },
     });
     return stdout;
@@ -468,5 +479,17 @@ describe('the namespace job against a real Temporal server', () => {
       ]),
     );
     expect(customAttributes).toEqual(expected);
+    expect(await namespaceRetentionSeconds(server.client.connection, namespace)).toBe(DEFAULTS.retentionDays * 86_400);
+  }, 120_000);
+
+  test('sets the retention to RETENTION_DAYS on every run, also of a namespace that exists', async () => {
+    const namespace = `checkout-compose-retention-${Date.now()}`;
+
+    await runNamespaceJob(namespace, 30);
+    const created = await namespaceRetentionSeconds(server.client.connection, namespace);
+    await runNamespaceJob(namespace, 120);
+
+    expect(created).toBe(30 * 86_400);
+    expect(await namespaceRetentionSeconds(server.client.connection, namespace)).toBe(120 * 86_400);
   }, 120_000);
 });

@@ -58,6 +58,27 @@ describe('local defaults', () => {
     expect(() => load({ ORDER_DECISION_WAIT_SECONDS: '61' })).toThrow(/ORDER_DECISION_WAIT_SECONDS/);
   });
 
+  test('retention: closed orders 90 days, finished deliveries 30 days, pruned by every worker in small batches', () => {
+    expect(load({}).retention).toEqual({
+      enabled: true,
+      retentionSeconds: 90 * 86_400,
+      eventRetentionSeconds: 30 * 86_400,
+      batchSize: DEFAULTS.pruneBatchSize,
+      intervalMs: DEFAULTS.pruneIntervalMs,
+    });
+    expect(DEFAULTS.retentionDays).toBe(90);
+    expect(DEFAULTS.eventRetentionDays).toBe(30);
+  });
+
+  test('RETENTION_DAYS and EVENT_RETENTION_DAYS are whole days of at least one; pruning can be turned off', () => {
+    const config = load({ RETENTION_DAYS: '365', EVENT_RETENTION_DAYS: '7', RETENTION_PRUNE_ENABLED: 'false', RETENTION_PRUNE_BATCH_SIZE: '50' });
+
+    expect(config.retention).toMatchObject({ enabled: false, retentionSeconds: 365 * 86_400, eventRetentionSeconds: 7 * 86_400, batchSize: 50 });
+    expect(() => load({ RETENTION_DAYS: '0' })).toThrow(/RETENTION_DAYS/);
+    expect(() => load({ EVENT_RETENTION_DAYS: '1.5' })).toThrow(/EVENT_RETENTION_DAYS/);
+    expect(() => load({ RETENTION_PRUNE_BATCH_SIZE: '0' })).toThrow(/RETENTION_PRUNE_BATCH_SIZE/);
+  });
+
   test('blank values count as unset', () => {
     const config = load({ TEMPORAL_API_KEY: '  ', WORKER_MAX_CACHED_WORKFLOWS: '', DATABASE_URL: '' });
 

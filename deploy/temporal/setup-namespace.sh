@@ -2,12 +2,15 @@
 # One-shot (temporalio/admin-tools, `temporal` CLI): creates the namespace if it is missing
 # and registers the checkout search attributes. Safe on every start: an existing namespace is
 # kept, and the CLI skips attributes that already exist with the same type.
-# Needs TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE; TEMPORAL_CLI (default `temporal`) for tests.
+# The namespace keeps closed workflows RETENTION_DAYS, as long as the database keeps closed
+# orders (docs/operations.md, "Retention"); set on every run, so a changed RETENTION_DAYS applies.
+# Needs TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and RETENTION_DAYS; TEMPORAL_CLI (default `temporal`) for tests.
 set -eu
 : "${TEMPORAL_ADDRESS:?TEMPORAL_ADDRESS must be set}"
 : "${TEMPORAL_NAMESPACE:?TEMPORAL_NAMESPACE must be set}"
+: "${RETENTION_DAYS:?RETENTION_DAYS must be set (the days closed orders are kept)}"
 cli="${TEMPORAL_CLI:-temporal}"
-retention="${TEMPORAL_NAMESPACE_RETENTION:-72h}"
+retention="${RETENTION_DAYS}d"
 
 # The frontend can answer before it serves; wait (bounded) until it does.
 attempt=0
@@ -22,6 +25,7 @@ done
 
 if "$cli" operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
   echo "temporal namespace: $TEMPORAL_NAMESPACE exists"
+  "$cli" operator namespace update --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" --retention "$retention" >/dev/null
 else
   "$cli" operator namespace create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" --retention "$retention"
 fi
@@ -39,4 +43,4 @@ until "$cli" operator search-attribute create --address "$TEMPORAL_ADDRESS" --na
   fi
   sleep 2
 done
-echo "temporal namespace: $TEMPORAL_NAMESPACE ready with OrderStatus, CustomerId, PaymentDeadline"
+echo "temporal namespace: $TEMPORAL_NAMESPACE ready with OrderStatus, CustomerId, PaymentDeadline; retention $retention"

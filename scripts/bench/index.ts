@@ -15,6 +15,7 @@ import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
 import { flashScenario } from './flash';
+import { historyScenario } from './history';
 import { floorScenario } from './floor';
 import { latencyScenario } from './latency';
 import { ProcessMonitor } from './proc-stats';
@@ -91,8 +92,8 @@ async function checkInvariants(stack: Stack, after: Scenario, results: Results):
   }
 }
 
-async function describeMachine(stack: Stack): Promise<string[]> {
-  const db = new Client({ connectionString: stack.databaseUrl });
+async function describeMachine(databaseUrl: string): Promise<string[]> {
+  const db = new Client({ connectionString: databaseUrl });
   await db.connect();
   const { rows } = await db.query<{ version: string }>('SELECT version()').finally(() => db.end());
   const cpu = os.cpus();
@@ -106,12 +107,18 @@ async function describeMachine(stack: Stack): Promise<string[]> {
 async function runScenarios(o: BenchOptions, engine: Engine, results: Results, header: string[], runTag: string, skus: string[]): Promise<Stack | undefined> {
   let last: Stack | undefined;
   for (const scenario of o.scenarios) {
+    if (scenario === 'history') {
+      // PostgreSQL alone: a database of its own, no stack.
+      if (header.length === 0) header.push(...(await describeMachine(o.databaseAdminUrl)));
+      await historyScenario({ options: o, results, skus, log });
+      continue;
+    }
     if (!current || o.stackPerScenario) {
       await stopCurrent();
       current = await openStack(o, engine);
       await addBenchProducts(current.databaseUrl, skus);
       await waitForFirstOrder(current, skus);
-      if (header.length === 0) header.push(...(await describeMachine(current)));
+      if (header.length === 0) header.push(...(await describeMachine(current.databaseUrl)));
     }
     last = current;
     const c: ScenarioContext = {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
-export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash', 'history'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface TargetStack {
@@ -51,6 +51,16 @@ export interface BenchOptions {
   buyers: number;
   /** Seconds of ordinary one-unit orders just before the drop, the holds/s it is compared with. */
   flashBaseline: number;
+  /** history: closed orders of the year of history loaded before the hot path is measured again. */
+  historyOrders: number;
+  /** history: times each operation of the hot path is measured, on the empty database and with history. */
+  historySamples: number;
+  /** history: the longest the pruning of that history is measured for (it stops earlier when done). */
+  pruneSeconds: number;
+  /** history: retention loops pruning at once (as many workers would). */
+  pruners: number;
+  /** history: where to write the EXPLAIN (ANALYZE, BUFFERS) of every statement of the hot path. */
+  explain?: string;
   /** A fresh stack for each scenario (clean memory figures) or one for all. */
   stackPerScenario: boolean;
   /** Environment for the worker and the API of a stack the bench starts (tuning). */
@@ -63,9 +73,11 @@ export interface BenchOptions {
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        floor,throughput,latency,expiry,scale,flash (default: all); throughput
+  --scenario <list>        floor,throughput,latency,expiry,scale,flash,history (default: all); throughput
                            is the closed loop (saturation) with the engine's floor beside every
-                           run; latency is an open loop at half the closed-loop maximum
+                           run; latency is an open loop at half the closed-loop maximum;
+                           history measures the hot path in PostgreSQL with a year of history
+                           kept against an empty database, then prunes it (no stack needed)
   --temporal <list>        dev,server: the engine(s) to run on (default dev). server builds and
                            runs the real temporal-server v1.29.1 on this PostgreSQL (as the
                            compose file runs it) with two worker processes; both print a table each
@@ -88,6 +100,13 @@ const HELP = `npm run bench -- [options]
   --buyers <n>             flash: one-unit buyers, each a customer of their own (default 5000)
   --flash-baseline <s>     flash: seconds of ordinary one-unit orders before the drop, whose
                            holds/s the drop's are compared with (default 20)
+  --history-orders <n>     history: closed orders of a year of history generated in SQL, with
+                           their lines, ledger rows, payments, events and deliveries (default
+                           1000000: about 12 million rows, loaded in a few minutes here)
+  --history-samples <n>    history: times each hot-path operation is measured (default 200)
+  --prune-seconds <s>      history: the longest pruning is measured for (default 60)
+  --pruners <n>            history: retention loops pruning at once (default 2)
+  --explain <file>         history: write the plan of every hot-path statement there
   --shared-stack           one stack for all scenarios (default: a fresh one per scenario)
   --env KEY=VALUE          environment for the worker and API the bench starts, e.g.
                            --env WORKER_MAX_CACHED_WORKFLOWS=500 --env DATABASE_POOL_SIZE=20
@@ -131,6 +150,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       units: { type: 'string' },
       buyers: { type: 'string' },
       'flash-baseline': { type: 'string' },
+      'history-orders': { type: 'string' },
+      'history-samples': { type: 'string' },
+      'prune-seconds': { type: 'string' },
+      pruners: { type: 'string' },
+      explain: { type: 'string' },
       'shared-stack': { type: 'boolean' },
       env: { type: 'string', multiple: true },
       'database-admin-url': { type: 'string' },
@@ -210,6 +234,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     units: pick(values.units, 500, 20),
     buyers: pick(values.buyers, 5_000, 300),
     flashBaseline: pick(values['flash-baseline'], 20, 3),
+    historyOrders: pick(values['history-orders'], 1_000_000, 3_000),
+    historySamples: pick(values['history-samples'], 200, 10),
+    pruneSeconds: pick(values['prune-seconds'], 60, 10),
+    pruners: pick(values.pruners, 2, 2),
+    ...(values.explain !== undefined && { explain: values.explain }),
     stackPerScenario: !(values['shared-stack'] ?? smoke),
     stackEnv: Object.fromEntries((values.env ?? []).map((e) => keyValue(e, '--env'))),
     databaseAdminUrl:

@@ -23,6 +23,29 @@ const mib = (v: number) => `${Math.round(v)} MiB`;
 const whole = (v: number) => Math.round(v).toLocaleString('en-US');
 const GIB = 1024;
 
+const ratio = (v: number) => `× ${v.toFixed(2)}`;
+const fractionMs = (v: number) => (v < 10 ? `${v.toFixed(2)} ms` : `${Math.round(v).toLocaleString('en-US')} ms`);
+
+/** A hot-path operation's cost on the empty database or with the history kept (history scenario). */
+function historyCost(operation: string, database: 'empty' | 'history'): FigureDefinition {
+  return {
+    scenario: 'history',
+    label: (o) => `history: ${operation}, median, ${database === 'empty' ? 'empty database' : `${o.historyOrders.toLocaleString('en-US')} closed orders kept`}`,
+    goal: database === 'empty' ? '' : 'report',
+    format: fractionMs,
+  };
+}
+
+function historyRatio(operation: string, goalMet = true): FigureDefinition {
+  return {
+    scenario: 'history',
+    label: () => `history: ${operation}, with history ÷ empty (same run)`,
+    goal: goalMet ? '≤ × 1.20' : 'report',
+    format: ratio,
+    ...(goalMet && { meets: (v: number) => v <= 1.2 }),
+  };
+}
+
 export const FIGURES = {
   heldPerSecond: {
     scenario: 'throughput',
@@ -326,6 +349,49 @@ export const FIGURES = {
     format: whole,
     meets: (v, o) => v === o.units,
   },
+  historyOrders: {
+    scenario: 'history',
+    label: () => 'history: closed orders loaded (spread over a year; lines, ledger, payments, events, deliveries)',
+    goal: '',
+    format: whole,
+  },
+  historyLedgerRows: { scenario: 'history', label: () => 'history: ledger rows (stock_movements) then', goal: '', format: whole },
+  historyEvents: { scenario: 'history', label: () => 'history: order events then', goal: '', format: whole },
+  historyLoadSeconds: {
+    scenario: 'history',
+    label: () => 'history: time to generate it in SQL (and VACUUM ANALYZE)',
+    goal: 'minutes',
+    format: (v) => `${Math.round(v)} s`,
+  },
+  historyHoldEmpty: historyCost('a hold (admission + hold_order)', 'empty'),
+  historyHoldFull: historyCost('a hold (admission + hold_order)', 'history'),
+  historyHoldRatio: historyRatio('a hold'),
+  historyPaymentEmpty: historyCost('a payment (receipt + decide_order COMMIT)', 'empty'),
+  historyPaymentFull: historyCost('a payment (receipt + decide_order COMMIT)', 'history'),
+  historyPaymentRatio: historyRatio('a payment'),
+  historyReclaimEmpty: historyCost('the reclaim\'s batch of 50 due orders', 'empty'),
+  historyReclaimFull: historyCost('the reclaim\'s batch of 50 due orders', 'history'),
+  historyReclaimRatio: historyRatio('the reclaim\'s batch'),
+  historyClaimEmpty: historyCost('the dispatcher\'s claim of 50 deliveries', 'empty'),
+  historyClaimFull: historyCost('the dispatcher\'s claim of 50 deliveries', 'history'),
+  historyClaimRatio: historyRatio('the dispatcher\'s claim'),
+  historyFeedEmpty: historyCost('the admin feed, a page of 100 at the tail', 'empty'),
+  historyFeedFull: historyCost('the admin feed, a page of 100 at the tail', 'history'),
+  historyFeedRatio: historyRatio('the admin feed'),
+  historyCheckEmpty: historyCost('the inventory check', 'empty'),
+  historyCheckFull: historyCost('the inventory check', 'history'),
+  historyCheckRatio: historyRatio('the inventory check (reads the whole ledger kept)', false),
+  historyPruneOrdersPerSecond: {
+    scenario: 'history',
+    label: (o) => `history: closed orders pruned per second (${o.pruners} pruners, holds running)`,
+    goal: 'report',
+    format: perSecond,
+  },
+  historyPruneRowsPerSecond: { scenario: 'history', label: () => 'history: rows pruned per second (all tables)', goal: 'report', format: perSecond },
+  historyPruneHoldP50Ratio: { scenario: 'history', label: () => 'history: hold latency p50 while pruning ÷ before', goal: 'report', format: ratio },
+  historyPruneHoldP99Ratio: { scenario: 'history', label: () => 'history: hold latency p99 while pruning ÷ before', goal: 'report', format: ratio },
+  historyPruneHoldsPerSecondRatio: { scenario: 'history', label: () => 'history: holds per second while pruning ÷ before', goal: 'report', format: ratio },
+  historyCheckAfterPrune: { scenario: 'history', label: () => 'history: the inventory check after pruning', goal: 'report', format: fractionMs },
 } satisfies Record<string, FigureDefinition>;
 
 export type FigureId = keyof typeof FIGURES;

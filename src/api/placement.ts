@@ -141,7 +141,9 @@ export class Placement {
       args: [input],
       // A racing request with the same Idempotency-Key joins the running workflow.
       workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // A closed workflow of this id is another order's only when this request just recorded the
+      // order: the earlier order of its Idempotency-Key was pruned (docs/api.md, "Retention").
+      workflowIdReusePolicy: recordedHere ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
       staticSummary: orderSummary(orderId, body.customerId, body.items),
       staticDetails: orderDetails(input),
       typedSearchAttributes: [
@@ -153,7 +155,9 @@ export class Placement {
       const waited = await withinDecisionWait(this.deps.temporal, decideBy - Date.now(), () =>
         this.deps.temporal.workflow.executeUpdateWithStart(awaitReservationUpdate, {
           args: [requestHash === undefined ? {} : { requestHash }],
-          updateId: AWAIT_RESERVATION_ID,
+          // Per order record: a key whose earlier order was pruned must not be answered with that
+          // order's completed update from its closed run (Temporal dedups update-with-start by id).
+          updateId: `${AWAIT_RESERVATION_ID}-${beforeStart.createdAt}`,
           startWorkflowOperation: startOrder,
         }),
       );

@@ -1,6 +1,6 @@
 /**
  * Checks the contract's stock invariants against the database: no negative stock,
- * conservation per sku from the ledger, no stock held by closed orders, no hold kept past its
+ * conservation per sku from the ledger (the rows kept and the opening balance of those pruned), no stock held by closed orders, no hold kept past its
  * effective deadline by more than the reclaim's bound, no payment receipt whose outcome
  * disagrees with its order, and admissions counted right. The deadline rules themselves are the
  * database's (sql/overdue_holds.sql, sql/receipt_disagreements.sql, sql/admission_disagreements.sql).
@@ -40,16 +40,27 @@ export interface InventoryReport {
 
 /** `reclaimBoundSeconds`: how long past its deadline a hold may still be held before it is a violation. */
 export async function checkInventory(prisma: PrismaClient, reclaimBoundSeconds: number = DEFAULTS.reclaimBoundSeconds): Promise<InventoryReport> {
+  // The ledger is the rows kept plus what pruned rows explained (stock_opening_balances, per sku
+  // and kind: prisma/migrations/20261211000000_retention), summed per sku before the join.
   const products = await prisma.$queryRaw<
-    { sku: string; available: number; reserved: number; sold: number; received: number; reserves: number; releases: number; commits: number }[]
+    { sku: string; available: number; reserved: number; sold: number; received: bigint; reserves: bigint; releases: bigint; commits: bigint }[]
   >`
+    WITH ledger AS (
+      SELECT sku, kind, quantity::bigint AS quantity FROM stock_movements
+      UNION ALL
+      SELECT sku, kind, quantity FROM stock_opening_balances
+    ), sums AS (
+      SELECT sku,
+             COALESCE(SUM(quantity) FILTER (WHERE kind IN ('INITIAL', 'RESTOCK', 'ADJUSTMENT')), 0)::bigint AS received,
+             COALESCE(SUM(quantity) FILTER (WHERE kind = 'RESERVE'), 0)::bigint AS reserves,
+             COALESCE(SUM(quantity) FILTER (WHERE kind = 'RELEASE'), 0)::bigint AS releases,
+             COALESCE(SUM(quantity) FILTER (WHERE kind = 'COMMIT'), 0)::bigint AS commits
+        FROM ledger GROUP BY sku
+    )
     SELECT p.sku, p.available, p.reserved, p.sold,
-           COALESCE(SUM(m.quantity) FILTER (WHERE m.kind IN ('INITIAL', 'RESTOCK', 'ADJUSTMENT')), 0)::int AS received,
-           COALESCE(SUM(m.quantity) FILTER (WHERE m.kind = 'RESERVE'), 0)::int AS reserves,
-           COALESCE(SUM(m.quantity) FILTER (WHERE m.kind = 'RELEASE'), 0)::int AS releases,
-           COALESCE(SUM(m.quantity) FILTER (WHERE m.kind = 'COMMIT'), 0)::int AS commits
-      FROM products p LEFT JOIN stock_movements m ON m.sku = p.sku
-     GROUP BY p.sku
+           COALESCE(s.received, 0)::bigint AS received, COALESCE(s.reserves, 0)::bigint AS reserves,
+           COALESCE(s.releases, 0)::bigint AS releases, COALESCE(s.commits, 0)::bigint AS commits
+      FROM products p LEFT JOIN sums s ON s.sku = p.sku
      ORDER BY p.sku`;
 
   const violations: InventoryViolation[] = [];
@@ -57,14 +68,16 @@ export async function checkInventory(prisma: PrismaClient, reclaimBoundSeconds: 
     if (p.available < 0 || p.reserved < 0 || p.sold < 0) {
       violations.push({ kind: 'NEGATIVE_STOCK', sku: p.sku, available: p.available, reserved: p.reserved, sold: p.sold });
     }
+    // Sums over a long history may pass 2^31; the differences are stock counts again.
+    const [received, reserves, releases, commits] = [p.received, p.reserves, p.releases, p.commits].map(Number) as [number, number, number, number];
     const fromLedger = {
-      received: p.received,
-      available: p.received - p.reserves + p.releases,
-      reserved: p.reserves - p.releases - p.commits,
-      sold: p.commits,
+      received,
+      available: received - reserves + releases,
+      reserved: reserves - releases - commits,
+      sold: commits,
     };
     if (
-      p.available + p.reserved + p.sold !== p.received ||
+      p.available + p.reserved + p.sold !== received ||
       p.available !== fromLedger.available ||
       p.reserved !== fromLedger.reserved ||
       p.sold !== fromLedger.sold

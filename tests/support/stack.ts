@@ -12,7 +12,7 @@ import type { CheckoutService } from '../../src/api/checkout';
 import type { OperatorService } from '../../src/api/operator';
 import { createApiServices, type ApiServiceDependencies } from '../../src/api/services';
 import { checkInventory } from '../../src/db/inventory-check';
-import type { OrderEventsConfig, ReclaimConfig } from '../../src/config';
+import { loadConfig, type OrderEventsConfig, type ReclaimConfig } from '../../src/config';
 import type { WorkerMetrics } from '../../src/metrics';
 import { startEventDispatcher, type DispatcherTuning } from '../../src/order-events-dispatcher';
 import { createLogger } from '../../src/logger';
@@ -24,6 +24,7 @@ import { DEFAULTS } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from './database';
 import { sleep } from './wait';
 import { devServerArgs, freePort, ProcessGroup, waitForPort } from '../../scripts/processes';
+import { setNamespaceRetention } from '../../scripts/temporal-namespace';
 
 /** Standard Webhooks secret of the test API (`whsec_` + base64 of 32 bytes). */
 export const TEST_WEBHOOK_SECRET = `whsec_${Buffer.from('checkout-tests-webhook-secret-32b').toString('base64')}`;
@@ -86,6 +87,8 @@ export async function startDevServer(
     const deadline = Date.now() + DEV_SERVER_START_TIMEOUT_MS;
     await waitForPort(ip, port, DEV_SERVER_START_TIMEOUT_MS, () => exited);
     const env = await attachWhenHealthy(`${ip}:${port}`, deadline, () => exited);
+    // As `npm start` runs it: closed workflows kept as long as closed orders (RETENTION_DAYS).
+    await setNamespaceRetention(env.connection, 'default', loadConfig({}).retention.retentionSeconds);
     const closeConnections = env.teardown.bind(env);
     env.teardown = async () => {
       await closeConnections();

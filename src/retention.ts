@@ -1,0 +1,57 @@
+/**
+ * The retention loop each worker process runs beside the reclaim: every `intervalMs` (at once
+ * again when a batch was full) it prunes one batch of closed orders past RETENTION_DAYS and one of
+ * event deliveries finished past EVENT_RETENTION_DAYS (src/db/retention.ts). Workers share the
+ * work through SKIP LOCKED; a failed batch rolls back whole and is tried again on the next tick.
+ */
+import type { Logger } from 'pino';
+import { oldestRetainedAges, pruneClosedOrders, pruneFinishedDeliveries, type PrunedRows } from './db/retention';
+import type { PrismaClient } from '../prisma/generated/client';
+import type { RetentionConfig } from './config';
+import type { WorkerMetrics } from './metrics';
+import { startPeriodicLoop, type PeriodicLoop } from './periodic-loop';
+
+export type RetentionLoop = PeriodicLoop;
+
+export interface RetentionDependencies {
+  prisma: PrismaClient;
+  config: Omit<RetentionConfig, 'enabled'>;
+  metrics?: WorkerMetrics;
+  logger?: Pick<Logger, 'info' | 'warn'>;
+}
+
+/** The oldest-row gauge costs two index probes; once in this long is enough for alerting. */
+const GAUGE_INTERVAL_MS = 10_000;
+
+export function startRetentionLoop({ prisma, config, metrics, logger }: RetentionDependencies): RetentionLoop {
+  let failing = false;
+  let gaugeReadAt = 0;
+
+  const runOnce = async (): Promise<boolean> => {
+    try {
+      const pruned: PrunedRows = await pruneClosedOrders(prisma, config.retentionSeconds, config.batchSize);
+      const deliveries = await pruneFinishedDeliveries(prisma, config.eventRetentionSeconds, config.batchSize);
+      for (const [table, rows] of Object.entries(pruned)) if (rows > 0) metrics?.retentionPrunedRows.inc({ table }, rows);
+      if (deliveries > 0) metrics?.retentionPrunedRows.inc({ table: 'order_event_deliveries' }, deliveries);
+      const orders = pruned.orders ?? 0;
+      if (orders > 0 || deliveries > 0) logger?.info({ pruned, finishedDeliveries: deliveries }, 'retention: closed orders and finished deliveries pruned');
+      if (metrics && Date.now() - gaugeReadAt >= GAUGE_INTERVAL_MS) {
+        gaugeReadAt = Date.now();
+        const ages = await oldestRetainedAges(prisma);
+        metrics.retentionOldestRowAge.set({ table: 'orders' }, ages.orders);
+        metrics.retentionOldestRowAge.set({ table: 'order_event_deliveries' }, ages.orderEventDeliveries);
+      }
+      if (failing) logger?.info('retention: batches succeed again');
+      failing = false;
+      return orders >= config.batchSize || deliveries >= config.batchSize;
+    } catch (error) {
+      metrics?.retentionFailures.inc();
+      // One line per outage, not one per tick.
+      if (!failing) logger?.warn({ err: error }, 'retention: prune batch failed; retrying every tick');
+      failing = true;
+      return false;
+    }
+  };
+
+  return startPeriodicLoop(runOnce, config.intervalMs);
+}
