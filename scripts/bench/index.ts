@@ -13,6 +13,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { runApproaches, type ApproachesReport } from './approaches';
 import { flashScenario } from './flash';
 import { floorScenario } from './floor';
 import { latencyScenario } from './latency';
@@ -89,8 +90,8 @@ async function checkInvariants(stack: Stack, after: Scenario, results: Results):
   }
 }
 
-async function describeMachine(stack: Stack): Promise<string[]> {
-  const db = new Client({ connectionString: stack.databaseUrl });
+async function describeMachine(databaseUrl: string): Promise<string[]> {
+  const db = new Client({ connectionString: databaseUrl });
   await db.connect();
   const { rows } = await db.query<{ version: string }>('SELECT version()').finally(() => db.end());
   const cpu = os.cpus();
@@ -109,7 +110,7 @@ async function runScenarios(o: BenchOptions, engine: Engine, results: Results, h
       current = await openStack(o, engine);
       await addBenchProducts(current.databaseUrl, skus);
       await waitForFirstOrder(current, skus);
-      if (header.length === 0) header.push(...(await describeMachine(current)));
+      if (header.length === 0) header.push(...(await describeMachine(current.databaseUrl)));
     }
     last = current;
     const c: ScenarioContext = {
@@ -190,11 +191,21 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 
   const byEngine: { engine: Engine; stack: Stack | undefined; results: Results }[] = [];
+  // The approaches scenario brings its own stacks, brokers and databases: it runs apart, after the others.
+  const stackScenarios = { ...o, scenarios: o.scenarios.filter((s) => s !== 'approaches') };
+  let approaches: ApproachesReport | undefined;
   try {
-    for (const engine of o.engines) {
-      const results = new Results();
-      byEngine.push({ engine, results, stack: await runScenarios(o, engine, results, header, runTag, skus) });
-      await stopCurrent();
+    if (stackScenarios.scenarios.length > 0) {
+      for (const engine of o.engines) {
+        const results = new Results();
+        byEngine.push({ engine, results, stack: await runScenarios(stackScenarios, engine, results, header, runTag, skus) });
+        await stopCurrent();
+      }
+    }
+    if (o.scenarios.includes('approaches')) {
+      if (o.target) throw new Error('--scenario approaches starts its own stacks and consumers: it cannot target a running stack (--api-url)');
+      if (header.length === 0) header.push(...(await describeMachine(o.databaseAdminUrl)));
+      approaches = await runApproaches(o, skus, log);
     }
   } finally {
     await stopCurrent();
@@ -207,9 +218,11 @@ async function main(): Promise<void> {
     `load: ${o.connections} clients, ${o.skus} skus, orders of 1–3 items; ${o.repeat} run(s) per scenario (scale: 1)`,
     '',
     ...byEngine.flatMap(({ stack, results }) => report(o, stack, results)),
+    ...(approaches?.lines ?? []),
+    ...(approaches ? [approaches.problems.length ? `FAILED:\n${approaches.problems.map((p) => `- ${p}`).join('\n')}` : 'approaches: no release lost or doubled', ''] : []),
   ];
   process.stdout.write(out.join('\n'));
-  const problems = byEngine.flatMap(({ results }) => results.problems);
+  const problems = [...byEngine.flatMap(({ results }) => results.problems), ...(approaches?.problems ?? [])];
   if (o.json) {
     const [first] = byEngine;
     const figures = (r: Results) => ({ runs: r.runs, usage: r.usage, problems: r.problems });
@@ -222,6 +235,7 @@ async function main(): Promise<void> {
           // The first engine's figures at the top (one engine is the usual run), every engine's below.
           ...(first && figures(first.results)),
           engines: byEngine.map(({ engine, stack, results }) => ({ engine, describedAs: stack?.engine, ...figures(results) })),
+          ...(approaches && { approaches: { figures: approaches.figures, problems: approaches.problems } }),
         },
         null,
         2,
