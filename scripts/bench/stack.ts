@@ -30,8 +30,8 @@ export interface Stack {
   webhookSecret?: string;
   /** On a stack the bench started: SIGKILLs the (first) worker process, as a crash would. */
   killWorker?(): Promise<void>;
-  /** Starts that worker again, as before; its processes are found by `workerSelector`. */
-  restartWorker?(): void;
+  /** Starts that worker again, as before, and answers its pid; its processes are found by `workerSelector`. */
+  restartWorker?(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -159,6 +159,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       },
       restartWorker: () => {
         firstWorker = parts.start('worker', ...typescriptEntry('src/worker.ts'), env);
+        return firstWorker.pid;
       },
       stop,
     };

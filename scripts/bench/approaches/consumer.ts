@@ -7,7 +7,8 @@
  *
  *   node --import tsx scripts/bench/approaches/consumer.ts '<ConsumerConfig as JSON>'
  *
- * Prints `COUNTERS {...}` (this process's totals) whenever they change, at most every 200 ms.
+ * Prints `READY` once it is connected and consuming, then `COUNTERS {...}` (this process's
+ * totals) whenever they change, at most every 200 ms.
  */
 import { connect, type ConsumeMessage } from 'amqplib';
 import { Redis } from 'ioredis';
@@ -55,6 +56,7 @@ const reporter = setInterval(() => {
 }, 200);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ready = () => process.stdout.write('READY\n');
 
 async function main(): Promise<void> {
   const config = ConsumerConfig.parse(JSON.parse(process.argv[2] ?? '{}'));
@@ -105,10 +107,13 @@ async function main(): Promise<void> {
         { noAck: false },
       );
       counters.brokerCommands++;
+      ready();
       return new Promise(() => undefined);
     }
     case 'redis': {
       const redis = new Redis(config.redisUrl);
+      await redis.ping();
+      ready();
       for (;;) {
         counters.brokerCommands++;
         const due = await redis.zrangebyscore(config.key, '-inf', Date.now(), 'LIMIT', 0, config.batch);
@@ -140,6 +145,8 @@ async function main(): Promise<void> {
           if (batch.released < config.batch) return;
         }
       };
+      await prisma.$queryRaw`SELECT 1`;
+      ready();
       for (;;) {
         if (config.kind === 'cron') await sleep(config.periodMs - (Date.now() % config.periodMs));
         await sweep();

@@ -30,8 +30,10 @@ export interface ApproachFigures {
   shortWindowLagMs?: { p50: number; p99: number; max: number };
   longWindowLagMs?: { p50: number; p99: number; max: number };
   dueWhileDown?: { count: number; maxLagMs: number };
-  /** Seconds the consumer or worker was down. */
+  /** Seconds the consumer or worker was down (from the kill to its restart). */
   downSeconds?: number;
+  /** Seconds from the kill until the restarted consumer consumed again, or the restarted worker polled. */
+  backAfterSeconds?: number;
   stillHeld?: number;
   lost?: number;
   doubled?: number;
@@ -124,15 +126,19 @@ async function runOne(
   const spanMs = (plan.at(-1)?.placeAtMs ?? 0) + 1;
   const killAtMs = spanMs / 2 + durations.shortWindowSeconds * 1000;
   const outageMs = o.outage * 1000;
-  // Give a consumer its moment to connect before the clock starts.
-  await sleep(1000);
+  // The clock starts once the consumer consumes (a Node process with Prisma takes seconds to start here).
+  await system.ready();
   const before = await databaseCounters(system.databaseUrl);
   const monitor = new ProcessMonitor(system.parts);
   monitor.start();
   const started = Date.now();
   let downFrom = Number.POSITIVE_INFINITY;
   let downUntil = Number.POSITIVE_INFINITY;
+  /** When the restarted consumer consumed again (1–4); the restart itself for a worker. */
+  let backAt = Number.POSITIVE_INFINITY;
   let operatorView = '';
+  /** From the kill until the restarted consumer consumed again, or the restarted worker polled its task queue. */
+  let backAfterMs: number | undefined;
   const crash = (async () => {
     await sleep(killAtMs);
     operatorView = await system.operatorView().catch((error: unknown) => `(could not be read: ${String(error)})`);
@@ -142,6 +148,9 @@ async function runOne(
     await sleep(outageMs);
     system.restart();
     downUntil = Date.now();
+    await system.ready();
+    backAt = Date.now();
+    backAfterMs = backAt - downFrom;
   })();
 
   const limiter = new Limiter(64);
@@ -203,7 +212,7 @@ async function runOne(
     const consumer = system.counters();
     await system.quiesce();
     const after = await databaseCounters(system.databaseUrl);
-    const outcome: Outcome = await readOutcome(system.databaseUrl, downFrom, downUntil);
+    const outcome: Outcome = await readOutcome(system.databaseUrl, downFrom, backAt);
 
     const windowOf = new Map(placedOrders.map((p) => [p.orderId, p.window]));
     const lags = outcome.releases.map((r) => r.lagMs);
@@ -227,6 +236,7 @@ async function runOne(
       longWindowLagMs: lagsOf(outcome.releases.filter((r) => windowOf.get(r.orderId) === 'long').map((r) => r.lagMs)),
       dueWhileDown: { count: down.length, maxLagMs: down.length ? Math.max(...down) : Number.NaN },
       downSeconds: (downUntil - downFrom) / 1000,
+      ...(backAfterMs !== undefined && { backAfterSeconds: backAfterMs / 1000 }),
       stillHeld: outcome.stillHeld,
       lost: outcome.lost,
       doubled: outcome.doubled,
@@ -275,7 +285,7 @@ function reportLines(o: BenchOptions, d: ScaledDurations, figures: ApproachFigur
       `${fmtMs(f.lagMs?.p50)} / ${fmtMs(f.lagMs?.p99)} / ${fmtMs(f.lagMs?.max)}`,
       `${fmtReal(f.lagMs?.p50, f, o.timeScale)} / ${fmtReal(f.lagMs?.p99, f, o.timeScale)} / ${fmtReal(f.lagMs?.max, f, o.timeScale)}`,
       `${fmtMs(f.shortWindowLagMs?.p99)} / ${fmtMs(f.longWindowLagMs?.p99)}`,
-      `${f.dueWhileDown?.count ?? 0}: ${fmtMs(f.dueWhileDown?.maxLagMs)}`,
+      `${f.dueWhileDown?.count ?? 0}: ${fmtMs(f.dueWhileDown?.maxLagMs)}${f.backAfterSeconds === undefined ? '' : ` (back ${f.backAfterSeconds.toFixed(1)} s after the kill)`}`,
       `${f.stillHeld ?? 0} / ${f.doubled ?? 0}`,
       f.consumer ? String(f.consumer.redundant) : 'n/a',
       n(f.transactionsPerOrder),

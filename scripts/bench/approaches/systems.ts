@@ -22,7 +22,7 @@ import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { createActivities } from '../../../activities';
 import { createLocalPaymentProvider } from '../../../activities/payment-provider';
-import { DEFAULTS } from '../../../src/config';
+import { DEFAULTS, loadConfig } from '../../../src/config';
 import { createPrismaClient } from '../../../src/db/client';
 import { applyMigrations, ensureDatabase } from '../../../src/db/migrate';
 import { signedDelivery } from '../../pay';
@@ -54,6 +54,8 @@ export interface ApproachSystem {
   place(order: PlannedOrder, customerId: string): Promise<Placed | undefined>;
   /** Answers what became of the payment (APPLIED, or the refusal, or 202 when not decided in time). */
   pay(placed: Placed, paymentId: string): Promise<string>;
+  /** Resolves once the consumer (1–4) is connected and consuming; the stacks are ready when started. */
+  ready(): Promise<void>;
   /** SIGKILLs the consumer (1–4) or the worker (5–6). */
   kill(): Promise<void>;
   restart(): void;
@@ -119,6 +121,8 @@ class ConsumerProcess {
   private current: ConsumerCounters | undefined;
   private expectedExit = false;
   private lastLines: string[] = [];
+  private readyWaiters: (() => void)[] = [];
+  private isReady = false;
   failure: string | undefined;
 
   constructor(private readonly config: ConsumerConfig) {}
@@ -127,12 +131,18 @@ class ConsumerProcess {
     if (this.current) this.finished.push(this.current);
     this.current = undefined;
     this.expectedExit = false;
+    this.isReady = false;
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/approaches/consumer.ts', JSON.stringify(this.config)], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
     const onLine = (line: string) => {
+      if (line === 'READY' && this.child === child) {
+        this.isReady = true;
+        for (const resolve of this.readyWaiters.splice(0)) resolve();
+        return;
+      }
       if (line.startsWith('COUNTERS ')) {
         if (this.child === child) this.current = JSON.parse(line.slice('COUNTERS '.length)) as ConsumerCounters;
         return;
@@ -142,6 +152,18 @@ class ConsumerProcess {
     for (const stream of [child.stdout, child.stderr]) readline.createInterface({ input: stream }).on('line', onLine);
     child.on('exit', (code, signal) => {
       if (!this.expectedExit) this.failure = `the ${this.config.kind} consumer exited (${signal ?? code}):\n  ${this.lastLines.join('\n  ')}`;
+    });
+  }
+
+  /** Resolves once the running process said READY (rejects after a minute). */
+  ready(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${this.config.kind} consumer was not ready within 60 s:\n  ${this.lastLines.join('\n  ')}`)), 60_000);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -313,6 +335,7 @@ async function directSystem(o: SystemOptions): Promise<ApproachSystem> {
         if (answer.payment === 'APPLIED') await onPaid(placed.orderId);
         return answer.payment;
       },
+      ready: () => consumer.ready(),
       kill: () => consumer.kill(),
       restart: () => consumer.start(),
       operatorView,
@@ -395,6 +418,18 @@ async function stackSystem(o: SystemOptions): Promise<ApproachSystem> {
     const connection = await Connection.connect({ address: temporalAddress });
     const temporal = new TemporalClient({ connection });
     const partsOf = stack.parts;
+    let restartedPid: number | undefined;
+    // The stack's worker runs with the default task queue (the bench sets none).
+    const taskQueue = loadConfig({}).temporal.taskQueue;
+    /** The restarted worker is ready once it polls the task queue (the SDK's identity starts with its pid). */
+    const workerPolls = async (pid: number): Promise<boolean> => {
+      const { pollers } = await connection.workflowService.describeTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: taskQueue },
+        taskQueueType: 1, // temporal.api.enums.v1.TaskQueueType: workflow
+      });
+      return (pollers ?? []).some((p) => p.identity?.startsWith(`${pid}@`));
+    };
     return {
       description: reclaim
         ? 'the stack as it ships: API, one worker (a workflow with a timer per order, and the reclaim every 200 ms), Temporal dev server'
@@ -415,8 +450,18 @@ async function stackSystem(o: SystemOptions): Promise<ApproachSystem> {
         if (response.status === 200) return String((JSON.parse(text) as { outcome?: unknown }).outcome);
         return String(response.status);
       },
+      async ready() {
+        if (restartedPid === undefined) return;
+        const deadline = Date.now() + 180_000;
+        while (!(await workerPolls(restartedPid))) {
+          if (Date.now() > deadline) throw new Error('the restarted worker did not poll its task queue within 180 s');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      },
       kill: killWorker,
-      restart: restartWorker,
+      restart: () => {
+        restartedPid = restartWorker();
+      },
       async operatorView() {
         // Less the readiness probe's order, which stays open.
         const { count } = await temporal.workflow.count('ExecutionStatus = "Running" AND OrderStatus = "AWAITING_PAYMENT"');
