@@ -38,7 +38,7 @@ export interface ConsumerCounters {
   released: number;
   /** Deliveries for an order already EXPIRED: a redelivery after the crash, absorbed by the rule. */
   redundant: number;
-  /** Deliveries for an order paid (a delay message cannot be taken back when the order is paid). */
+  /** Deliveries for an order paid, or paid by the rule just now (a racing payment): a delay message cannot be taken back when the order is paid. */
   alreadyPaid: number;
   /** Deliveries the database found not yet due (its clock decides): scheduled again. */
   early: number;
@@ -68,9 +68,9 @@ async function main(): Promise<void> {
     counters.transactions++;
     const answer = await activities.releaseStock({ orderId, reason: 'EXPIRED' });
     if (answer.status === 'AWAITING_PAYMENT') counters.early++;
+    else if (answer.status !== 'EXPIRED') counters.alreadyPaid++;
     else if (answer.decidedNow) counters.released++;
-    else if (answer.status === 'EXPIRED') counters.redundant++;
-    else counters.alreadyPaid++;
+    else counters.redundant++;
     return answer;
   };
 
