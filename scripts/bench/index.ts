@@ -14,6 +14,7 @@ import { checkInventory } from '../../src/db/inventory-check';
 import { ensureTemporalCli, temporalCliVersion } from '../temporal-cli';
 import { parseOptions, type BenchOptions, type Engine, type Scenario } from './options';
 import { addBenchProducts, benchSkus, orderBody } from './orders';
+import { runApproaches, type ApproachesReport } from './approaches';
 import { flashScenario } from './flash';
 import { historyScenario } from './history';
 import { floorScenario } from './floor';
@@ -199,11 +200,21 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 
   const byEngine: { engine: Engine; stack: Stack | undefined; results: Results }[] = [];
+  // The approaches scenario brings its own stacks, brokers and databases: it runs apart, after the others.
+  const stackScenarios = { ...o, scenarios: o.scenarios.filter((s) => s !== 'approaches') };
+  let approaches: ApproachesReport | undefined;
   try {
-    for (const engine of o.engines) {
-      const results = new Results();
-      byEngine.push({ engine, results, stack: await runScenarios(o, engine, results, header, runTag, skus) });
-      await stopCurrent();
+    if (stackScenarios.scenarios.length > 0) {
+      for (const engine of o.engines) {
+        const results = new Results();
+        byEngine.push({ engine, results, stack: await runScenarios(stackScenarios, engine, results, header, runTag, skus) });
+        await stopCurrent();
+      }
+    }
+    if (o.scenarios.includes('approaches')) {
+      if (o.target) throw new Error('--scenario approaches starts its own stacks and consumers: it cannot target a running stack (--api-url)');
+      if (header.length === 0) header.push(...(await describeMachine(o.databaseAdminUrl)));
+      approaches = await runApproaches(o, skus, log);
     }
   } finally {
     await stopCurrent();
@@ -216,9 +227,11 @@ async function main(): Promise<void> {
     `load: ${o.connections} clients, ${o.skus} skus, orders of 1–3 items; ${o.repeat} run(s) per scenario (scale: 1)`,
     '',
     ...byEngine.flatMap(({ stack, results }) => report(o, stack, results)),
+    ...(approaches?.lines ?? []),
+    ...(approaches ? [approaches.problems.length ? `FAILED:\n${approaches.problems.map((p) => `- ${p}`).join('\n')}` : 'approaches: no release lost or doubled', ''] : []),
   ];
   process.stdout.write(out.join('\n'));
-  const problems = byEngine.flatMap(({ results }) => results.problems);
+  const problems = [...byEngine.flatMap(({ results }) => results.problems), ...(approaches?.problems ?? [])];
   if (o.json) {
     const [first] = byEngine;
     const figures = (r: Results) => ({ runs: r.runs, usage: r.usage, problems: r.problems });
@@ -231,6 +244,7 @@ async function main(): Promise<void> {
           // The first engine's figures at the top (one engine is the usual run), every engine's below.
           ...(first && figures(first.results)),
           engines: byEngine.map(({ engine, stack, results }) => ({ engine, describedAs: stack?.engine, ...figures(results) })),
+          ...(approaches && { approaches: { figures: approaches.figures, problems: approaches.problems } }),
         },
         null,
         2,

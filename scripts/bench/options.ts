@@ -1,9 +1,12 @@
 /** Command-line options of `npm run bench`; `--smoke` changes the defaults to a seconds-long run. */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { APPROACHES, type Approach } from './approaches/names';
 
-export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash', 'history'] as const;
+export const SCENARIOS = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash', 'history', 'approaches'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** What runs when no --scenario is given: approaches runs only when named (it brings stacks and brokers of its own). */
+const DEFAULT_SCENARIOS: Scenario[] = ['floor', 'throughput', 'latency', 'expiry', 'scale', 'flash', 'history'];
 
 export interface TargetStack {
   apiUrl: string;
@@ -69,11 +72,21 @@ export interface BenchOptions {
   target?: TargetStack;
   json?: string;
   progressSeconds: number;
+  /** The approaches scenario: which of the six, how many orders at what rate, how time is scaled. */
+  approaches: Approach[];
+  approachOrders: number;
+  approachRate: number;
+  timeScale: number;
+  /** Seconds the consumer or worker stays down after its SIGKILL (bench time). */
+  outage: number;
+  amqpUrl: string;
+  redisUrl: string;
 }
 
 const HELP = `npm run bench -- [options]
 
-  --scenario <list>        floor,throughput,latency,expiry,scale,flash,history (default: all); throughput
+  --scenario <list>        floor,throughput,latency,expiry,scale,flash,history,approaches (default:
+                           all but approaches, which runs only when named); throughput
                            is the closed loop (saturation) with the engine's floor beside every
                            run; latency is an open loop at half the closed-loop maximum;
                            history measures the hot path in PostgreSQL with a year of history
@@ -120,6 +133,16 @@ const HELP = `npm run bench -- [options]
   --webhook-secret <s>       its PAYMENT_WEBHOOK_SECRET, to pay orders ($BENCH_PAYMENT_WEBHOOK_SECRET)
   --json <file>            also write every run's raw figures as JSON
   --progress <s>           seconds between progress lines (default 10; smoke 2)
+
+  approaches (--scenario approaches, run only when named; docs/approaches.md):
+  --approaches <list>      rabbitmq,redis,cron,poll,timer,service (default: all six)
+  --approach-orders <n>    orders of the workload, the same for each approach (default 20000; smoke 40)
+  --approach-rate <n>      orders placed per second (default 20; smoke 20)
+  --time-scale <n>         real seconds per bench second: windows of 5 and 30 min, the 60 s cron and
+                           the 1 s polling period are divided by it (default 60; smoke 100)
+  --outage <s>             seconds the SIGKILLed consumer or worker stays down (default 5; smoke 1)
+  --amqp-url <url>         RabbitMQ ($BENCH_AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
+  --redis-url <url>        Redis ($BENCH_REDIS_URL or redis://127.0.0.1:6379)
 `;
 
 const count = z.coerce.number().int().min(1);
@@ -166,6 +189,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'webhook-secret': { type: 'string' },
       json: { type: 'string' },
       progress: { type: 'string' },
+      approaches: { type: 'string' },
+      'approach-orders': { type: 'string' },
+      'approach-rate': { type: 'string' },
+      'time-scale': { type: 'string' },
+      outage: { type: 'string' },
+      'amqp-url': { type: 'string' },
+      'redis-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -177,7 +207,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const pick = (value: string | undefined, full: number, smokeValue: number, schema = count) =>
     schema.parse(value ?? (smoke ? smokeValue : full));
 
-  const scenarios = (values.scenario ?? SCENARIOS.join(','))
+  const scenarios = (values.scenario ?? DEFAULT_SCENARIOS.join(','))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
@@ -246,6 +276,21 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...(target && { target }),
     ...(json && { json }),
     progressSeconds: pick(values.progress, 10, 2),
+    approaches: [
+      ...new Set(
+        (values.approaches ?? APPROACHES.join(','))
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map((s) => z.enum(APPROACHES).parse(s)),
+      ),
+    ],
+    approachOrders: pick(values['approach-orders'], 20_000, 40),
+    approachRate: pick(values['approach-rate'], 20, 20, z.coerce.number().positive()),
+    timeScale: pick(values['time-scale'], 60, 100, z.coerce.number().positive()),
+    outage: pick(values.outage, 5, 1, z.coerce.number().min(0)),
+    amqpUrl: values['amqp-url'] ?? env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    redisUrl: values['redis-url'] ?? env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
   };
 }
 

@@ -22,12 +22,12 @@ export async function addBenchProducts(databaseUrl: string, skus: string[]): Pro
   }
 }
 
-/** 1 to 3 distinct skus, 1 or 2 of each. */
-export function randomItems(skus: string[]): RequestedItem[] {
-  const wanted = 1 + Math.floor(Math.random() * 3);
+/** 1 to 3 distinct skus, 1 or 2 of each; `random` may be seeded, so a workload can be drawn again. */
+export function randomItems(skus: string[], random: () => number = Math.random): RequestedItem[] {
+  const wanted = 1 + Math.floor(random() * 3);
   const chosen = new Set<string>();
-  while (chosen.size < Math.min(wanted, skus.length)) chosen.add(skus[Math.floor(Math.random() * skus.length)] ?? '');
-  return [...chosen].map((sku) => ({ sku, quantity: 1 + Math.floor(Math.random() * 2) }));
+  while (chosen.size < Math.min(wanted, skus.length)) chosen.add(skus[Math.floor(random() * skus.length)] ?? '');
+  return [...chosen].map((sku) => ({ sku, quantity: 1 + Math.floor(random() * 2) }));
 }
 
 export function orderBody(customerId: string, skus: string[], paymentTimeoutSeconds: number): string {

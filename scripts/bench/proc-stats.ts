@@ -15,6 +15,8 @@ const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ: 100 on Linux x86_64 (getconf CLK
 export type ProcessSelector =
   | { kind: 'tree'; pid: number } // the process and its descendants
   | { kind: 'self' } // the bench process alone
+  | { kind: 'children'; of: number; command: string } // children of `of` whose command line has `command`, and their descendants (restarted ones too)
+  | { kind: 'comm'; comm: string } // every process of that name (a broker running as a service)
   | { kind: 'postgresBackends'; database: string }; // backends connected to that database
 
 /**
@@ -124,17 +126,27 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+function withDescendants(roots: number[], processes: Map<number, ProcEntry>): number[] {
+  const pids = [...roots];
+  for (let i = 0; i < pids.length; i++) {
+    for (const p of processes.values()) if (p.ppid === pids[i]) pids.push(p.pid);
+  }
+  return pids.filter((pid) => processes.has(pid));
+}
+
 function select(selector: ProcessSelector, processes: Map<number, ProcEntry>): number[] {
   switch (selector.kind) {
     case 'self':
       return [process.pid];
-    case 'tree': {
-      const pids = [selector.pid];
-      for (let i = 0; i < pids.length; i++) {
-        for (const p of processes.values()) if (p.ppid === pids[i]) pids.push(p.pid);
-      }
-      return pids.filter((pid) => processes.has(pid));
-    }
+    case 'tree':
+      return withDescendants([selector.pid], processes);
+    case 'children':
+      return withDescendants(
+        [...processes.values()].filter((p) => p.ppid === selector.of && readCmdline(p.pid).includes(selector.command)).map((p) => p.pid),
+        processes,
+      );
+    case 'comm':
+      return [...processes.values()].filter((p) => p.comm === selector.comm).map((p) => p.pid);
     case 'postgresBackends':
       return [...processes.values()]
         .filter((p) => p.comm === 'postgres' && readCmdline(p.pid).split(' ').includes(selector.database))

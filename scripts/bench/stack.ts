@@ -28,8 +28,15 @@ export interface Stack {
   settings: Record<string, string>;
   /** A PAYMENT_WEBHOOK_SECRET the API accepts, when the bench knows one: it pays orders with it. */
   webhookSecret?: string;
+  /** On a stack the bench started: SIGKILLs the (first) worker process, as a crash would. */
+  killWorker?(): Promise<void>;
+  /** Starts that worker again, as before, and answers its pid; its processes are found by `workerSelector`. */
+  restartWorker?(): number | undefined;
   stop(): Promise<void>;
 }
+
+/** The worker processes of a stack the bench started, whichever run now (one may have been killed and restarted). */
+export const workerSelector: ProcessSelector = { kind: 'children', of: process.pid, command: 'src/worker.ts' };
 
 export interface OwnStackOptions {
   engine: Engine;
@@ -47,6 +54,8 @@ const KEPT_LINES = 40;
 
 export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
   const lines = new Map<string, string[]>();
+  /** Parts the bench killed on purpose: their exit is no failure. */
+  const killed = new Set<string>();
   const parts = new ProcessGroup({
     onLine: (name, line) => {
       const kept = lines.get(name) ?? [];
@@ -54,7 +63,9 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       if (kept.length > KEPT_LINES) kept.shift();
       lines.set(name, kept);
     },
-    onUnexpectedExit: (name) => o.onPartDied(name, lines.get(name) ?? []),
+    onUnexpectedExit: (name) => {
+      if (!killed.delete(name)) o.onPartDied(name, lines.get(name) ?? []);
+    },
   });
 
   const databaseName = `checkout_bench_${randomBytes(5).toString('hex')}`;
@@ -114,6 +125,7 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       PAYMENT_WEBHOOK_SECRET: webhookSecret,
     };
     const workers = workerNames.map((name) => ({ name, child: parts.start(name, ...typescriptEntry('src/worker.ts'), env) }));
+    let firstWorker = workers[0]?.child;
     const api = parts.start('api', ...typescriptEntry('src/api/server.ts'), env);
     await waitForPort('127.0.0.1', apiPort, 120_000);
     o.log(`stack up: API :${apiPort}, ${workers.length} worker(s), ${engine} at ${temporalAddress}, database ${databaseName}`);
@@ -136,6 +148,19 @@ export async function startOwnStack(o: OwnStackOptions): Promise<Stack> {
       },
       settings,
       webhookSecret,
+      killWorker: async () => {
+        const child = firstWorker;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        killed.add('worker');
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        });
+      },
+      restartWorker: () => {
+        firstWorker = parts.start('worker', ...typescriptEntry('src/worker.ts'), env);
+        return firstWorker.pid;
+      },
       stop,
     };
   } catch (error) {
@@ -170,13 +195,13 @@ function pidOf(pid: number | undefined): number {
   return pid;
 }
 
-function withDatabase(adminUrl: string, name: string): string {
+export function withDatabase(adminUrl: string, name: string): string {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
 
-async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
   try {
