@@ -12,7 +12,7 @@ import { createPrismaClient } from '../src/db/client';
 import { checkInventory } from '../src/db/inventory-check';
 import { createWorkerMetrics, type WorkerMetrics } from '../src/metrics';
 import { startEventDispatcher, type DispatcherTuning, type EventDispatcher } from '../src/order-events-dispatcher';
-import { addProduct } from './support/database';
+import { addProduct, idleInTransaction } from './support/database';
 import { startEventReceiver, type EventReceiver, type ReceivedEvent } from './support/event-receiver';
 import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
 import { startStack, TEST_ADMIN_TOKEN, TEST_ORDER_EVENTS_SECRET, type TestStack } from './support/stack';
@@ -130,13 +130,6 @@ async function feed(): Promise<string[]> {
   }
 }
 
-/** Sessions of `name` inside a transaction but waiting on their client: what a POST held open would show. */
-async function idleInTransaction(name: string): Promise<number> {
-  const [row] = await stack.db.prisma.$queryRaw<{ count: number }[]>`
-    SELECT count(*)::int AS count FROM pg_stat_activity
-     WHERE datname = current_database() AND application_name = ${name} AND state LIKE 'idle in transaction%'`;
-  return row?.count ?? 0;
-}
 
 async function deliveriesTo(endpoint: string, orderIds: string[]) {
   return stack.db.prisma.orderEventDelivery.findMany({ where: { endpoint, orderId: { in: orderIds } }, orderBy: [{ orderId: 'asc' }, { seq: 'asc' }] });
@@ -174,7 +167,7 @@ test('an endpoint that hangs holds back neither another endpoint nor GET /admin/
   // All of that happened while the slow endpoint still held its POSTs open, unanswered.
   let idle = 0;
   for (let sample = 0; sample < 20; sample++) {
-    idle += await idleInTransaction('dispatcher-hang');
+    idle += await idleInTransaction(stack.db.prisma, 'dispatcher-hang');
     await sleep(50);
   }
   expect(idle).toBe(0);

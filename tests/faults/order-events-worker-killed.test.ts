@@ -6,7 +6,7 @@
  * its lease gone and changes nothing. Nothing is lost or sent out of order.
  */
 import { checkInventory } from '../../src/db/inventory-check';
-import { addProduct } from '../support/database';
+import { addProduct, idleInTransaction } from '../support/database';
 import { startEventReceiver, type EventReceiver } from '../support/event-receiver';
 import { useFaultStack } from '../support/fault-stack';
 import { TEST_ORDER_EVENTS_SECRET } from '../support/stack';
@@ -29,13 +29,6 @@ afterEach(async () => {
 
 const env = () => ({ ORDER_EVENTS_URL: receiver.url, ORDER_EVENTS_SECRET: TEST_ORDER_EVENTS_SECRET });
 
-/** Sessions of the worker named `name` inside a transaction but waiting on their client. */
-async function idleInTransaction(name: string): Promise<number> {
-  const [row] = await stack.db.prisma.$queryRaw<{ count: number }[]>`
-    SELECT count(*)::int AS count FROM pg_stat_activity
-     WHERE datname = current_database() AND application_name = ${name} AND state LIKE 'idle in transaction%'`;
-  return row?.count ?? 0;
-}
 
 async function deliveryStates(orderId: string) {
   const written = await stack.db.prisma.orderEvent.findMany({ where: { orderId }, orderBy: { seq: 'asc' }, include: { deliveries: true } });
@@ -55,7 +48,7 @@ test('an event whose delivery was cut off by SIGKILL is redelivered with the sam
   expect(cutOff?.event).toMatchObject({ type: 'order.placed', data: { order: { orderId: order.orderId, status: 'AWAITING_PAYMENT' } } });
   let idle = 0;
   for (let sample = 0; sample < 10; sample++) {
-    idle += await idleInTransaction('doomed-worker');
+    idle += await idleInTransaction(stack.db.prisma, 'doomed-worker');
     await sleep(100);
   }
   expect(idle).toBe(0);

@@ -51,3 +51,17 @@ export async function stockOf(prisma: PrismaClient, sku: string): Promise<{ avai
   const { available, reserved, sold } = await prisma.product.findUniqueOrThrow({ where: { sku } });
   return { available, reserved, sold };
 }
+
+/**
+ * Sessions of the process whose connections are named `applicationName` that sit inside a
+ * transaction, waiting on their client, for over a second: what a transaction held open across a
+ * network call looks like. (A worker's loops run short transactions of a few statements; under
+ * load one is often caught between two of them, which is not that.)
+ */
+export async function idleInTransaction(prisma: PrismaClient, applicationName: string): Promise<number> {
+  const [row] = await prisma.$queryRaw<{ count: number }[]>`
+    SELECT count(*)::int AS count FROM pg_stat_activity
+     WHERE datname = current_database() AND application_name = ${applicationName} AND state LIKE 'idle in transaction%'
+       AND state_change < now() - interval '1 second'`;
+  return row?.count ?? 0;
+}
