@@ -91,26 +91,38 @@ export async function checkInventory(prisma: PrismaClient, reclaimBoundSeconds: 
     }
   }
 
-  const heldByClosed = await prisma.$queryRaw<{ order_id: string; status: string; sku: string; held: number }[]>`
-    SELECT o.id::text AS order_id, o.status::text AS status, m.sku,
-           SUM(CASE m.kind WHEN 'RESERVE' THEN m.quantity ELSE -m.quantity END)::int AS held
-      FROM orders o JOIN stock_movements m ON m.order_id = o.id
-     WHERE o.status IN ('PAID', 'EXPIRED', 'CANCELLED', 'REJECTED')
-       AND m.kind IN ('RESERVE', 'RELEASE', 'COMMIT')
-     GROUP BY o.id, o.status, m.sku
-    HAVING SUM(CASE m.kind WHEN 'RESERVE' THEN m.quantity ELSE -m.quantity END) <> 0`;
-  for (const row of heldByClosed) {
-    violations.push({ kind: 'CLOSED_ORDER_HOLDS_STOCK', orderId: row.order_id, status: row.status, sku: row.sku, held: row.held });
+  // Both per-order checks in one pass over the ledger grouped by (order, sku): only the groups that
+  // still hold stock or moved twice (few) are joined with their order, never every ledger row. The
+  // unique (order_id, sku, kind) key bounds a group to one row per kind, so "moved twice" is a
+  // group with more than one RELEASE/COMMIT row; its kinds are read back through that key.
+  const perOrder = await prisma.$queryRaw<{ order_id: string; status: string; closed: boolean; sku: string; held: number; moves: number; movements: string[] | null }[]>`
+    WITH groups AS (
+      SELECT order_id, sku,
+             SUM(CASE kind WHEN 'RESERVE' THEN quantity ELSE -quantity END)::bigint AS held,
+             COUNT(*) FILTER (WHERE kind IN ('RELEASE', 'COMMIT'))::int AS moves
+        FROM stock_movements
+       WHERE order_id IS NOT NULL AND kind IN ('RESERVE', 'RELEASE', 'COMMIT')
+       GROUP BY order_id, sku
+      HAVING SUM(CASE kind WHEN 'RESERVE' THEN quantity ELSE -quantity END) <> 0
+          OR COUNT(*) FILTER (WHERE kind IN ('RELEASE', 'COMMIT')) > 1
+    )
+    SELECT g.order_id::text AS order_id, o.status::text AS status,
+           o.status IN ('PAID', 'EXPIRED', 'CANCELLED', 'REJECTED') AS closed, g.sku, g.held::int AS held, g.moves,
+           CASE WHEN g.moves > 1 THEN (
+             SELECT array_agg(m.kind::text ORDER BY m.kind) FROM stock_movements m
+              WHERE m.order_id = g.order_id AND m.sku = g.sku AND m.kind IN ('RELEASE', 'COMMIT')
+           ) END AS movements
+      FROM groups g JOIN orders o ON o.id = g.order_id
+     ORDER BY g.order_id, g.sku`;
+  for (const row of perOrder) {
+    if (row.closed && row.held !== 0) {
+      violations.push({ kind: 'CLOSED_ORDER_HOLDS_STOCK', orderId: row.order_id, status: row.status, sku: row.sku, held: row.held });
+    }
   }
-
-  const movedTwice = await prisma.$queryRaw<{ order_id: string; sku: string; movements: string[] }[]>`
-    SELECT order_id::text AS order_id, sku, array_agg(kind::text ORDER BY kind) AS movements
-      FROM stock_movements
-     WHERE kind IN ('RELEASE', 'COMMIT') AND order_id IS NOT NULL
-     GROUP BY order_id, sku
-    HAVING COUNT(*) > 1`;
-  for (const row of movedTwice) {
-    violations.push({ kind: 'ORDER_MOVED_TWICE', orderId: row.order_id, sku: row.sku, movements: row.movements });
+  for (const row of perOrder) {
+    if (row.moves > 1 && row.movements !== null) {
+      violations.push({ kind: 'ORDER_MOVED_TWICE', orderId: row.order_id, sku: row.sku, movements: row.movements });
+    }
   }
 
   const overdue = await prisma.$queryRaw<{ order_id: string; deadline: Date; overdue_seconds: number }[]>`
