@@ -264,3 +264,24 @@ test('GET /admin/inventory/check answers ok, and lists each broken invariant onc
   );
   expect(res.body.violations).toHaveLength(2);
 });
+
+test('GET /admin/inventory/check names an order whose stock was both released and committed, and what that leaves it holding', async () => {
+  await addProduct(stack.db.prisma, 'BROKEN-2', 5);
+  const placed = await request(stack.app).post('/orders').send({ customerId: 'tamper-2', items: [{ sku: 'BROKEN-2', quantity: 2 }] }).expect(201);
+  // A second way out of the hold, written behind the ledger's back: the reserve is now moved twice.
+  await stack.db.prisma.$executeRaw`
+    INSERT INTO stock_movements (sku, order_id, kind, quantity)
+    VALUES ('BROKEN-2', ${placed.body.orderId}::uuid, 'RELEASE', 2), ('BROKEN-2', ${placed.body.orderId}::uuid, 'COMMIT', 2)`;
+  await stack.db.prisma.$executeRaw`UPDATE orders SET status = 'CANCELLED' WHERE id = ${placed.body.orderId}::uuid`;
+
+  const res = await request(stack.app).get('/admin/inventory/check').set('Authorization', auth).expect(200);
+  const mine = (res.body.violations as { kind: string; orderId?: string; sku?: string }[]).filter((v) => v.sku === 'BROKEN-2');
+  expect(mine).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ kind: 'CONSERVATION', sku: 'BROKEN-2' }),
+      { kind: 'CLOSED_ORDER_HOLDS_STOCK', orderId: placed.body.orderId, status: 'CANCELLED', sku: 'BROKEN-2', held: -2 },
+      { kind: 'ORDER_MOVED_TWICE', orderId: placed.body.orderId, sku: 'BROKEN-2', movements: ['RELEASE', 'COMMIT'] },
+    ]),
+  );
+  expect(mine).toHaveLength(3);
+});
