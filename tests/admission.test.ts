@@ -11,10 +11,11 @@ import request from 'supertest';
 import { createActivities } from '../activities';
 import { putProduct } from '../activities/inventory';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
-import { DEFAULT_CHANNEL, FailureType } from '../activities/types';
+import { FailureType } from '../activities/types';
 import { admitOrder } from '../src/api/admission';
 import { DEFAULTS } from '../src/config';
 import { orderWorkflowId } from '../workflows/messages';
+import { admissionRequest } from './support/admission';
 import { addProduct, stockOf } from './support/database';
 import { cancelOverHttp } from './support/lifecycle';
 import { createTestApi, useStack } from './support/stack';
@@ -107,7 +108,7 @@ test('an admitted order whose hold finds the stock gone is rejected and gives it
   const orderId = randomUUID();
   const items = [{ sku: 'ADM-GONE', quantity: 2 }];
   // Admitted, and then (before any worker holds it) the operator takes the stock off sale.
-  const admitted = await admitOrder(stack.db.prisma, admission(orderId, 'gone', items));
+  const admitted = await admitOrder(stack.db.prisma, admissionRequest(orderId, 'gone', items));
   expect(admitted.outcome).toBe('ADMITTED');
   expect(await admittedOf('ADM-GONE')).toBe(2);
   await putProduct(stack.db.prisma, { sku: 'ADM-GONE', name: 'Product ADM-GONE', priceCents: 1000, available: 0 });
@@ -163,17 +164,3 @@ test('an order that no worker takes keeps its units from other buyers for ORDER_
   }
 });
 
-function admission(orderId: string, customerId: string, items: Items) {
-  return {
-    orderId,
-    channel: DEFAULT_CHANNEL,
-    body: { customerId, items },
-    paymentTimeoutSeconds: 60,
-    currency: 'eur',
-    idempotencyKey: null,
-    requestHash: null,
-    maxOpenOrders: 0,
-    admissionSeconds: DEFAULTS.orderAdmissionSeconds,
-    eventEndpoints: [],
-  };
-}

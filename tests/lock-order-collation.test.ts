@@ -9,9 +9,9 @@ import { Client } from 'pg';
 import { createActivities } from '../activities';
 import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { reclaimDueOrders } from '../src/reclaim';
-import { DEFAULT_CHANNEL } from '../activities/types';
 import { admitOrder } from '../src/api/admission';
 import { checkInventory } from '../src/db/inventory-check';
+import { admissionRequest } from './support/admission';
 import { addProduct, createTestDatabase, type TestDatabase } from './support/database';
 import { sleep } from './support/wait';
 
@@ -25,21 +25,6 @@ const isDeadlock = (e: unknown) => /40P01|deadlock detected/.test(`${String(e)} 
 
 function activitiesOf(db: TestDatabase) {
   return createActivities({ prisma: db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: 604_800 });
-}
-
-function admission(orderId: string, customerId: string, items: { sku: string; quantity: number }[]) {
-  return {
-    orderId,
-    channel: DEFAULT_CHANNEL,
-    body: { customerId, items },
-    paymentTimeoutSeconds: 60,
-    currency: 'eur',
-    idempotencyKey: null,
-    requestHash: null,
-    maxOpenOrders: 0,
-    admissionSeconds: 60,
-    eventEndpoints: [],
-  };
 }
 
 function hold(db: TestDatabase, items: { sku: string; quantity: number }[], windowMs: number) {
@@ -88,7 +73,7 @@ describe.each([
           // Admitted first, as the API places an order (its customer's and the products' locks too);
           // now and then not (a withdrawn row), so that the hold also meets a shortage itself.
           if (!greedy || Math.random() < 0.5) {
-            const admitted = await admitOrder(db.prisma, admission(orderId, customerId, items));
+            const admitted = await admitOrder(db.prisma, admissionRequest(orderId, customerId, items));
             if (admitted.outcome === 'REFUSED') {
               counts.rejections++;
               continue;

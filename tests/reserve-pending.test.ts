@@ -10,7 +10,9 @@ import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { FailureType } from '../activities/types';
 import { DEFAULTS } from '../src/config';
 import { checkInventory } from '../src/db/inventory-check';
+import { admitOrder } from '../src/api/admission';
 import { reclaimDueOrders } from '../src/reclaim';
+import { admissionRequest } from './support/admission';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
 
 let db: TestDatabase;
@@ -200,4 +202,28 @@ test('a PENDING order whose hold never ran is closed by the reclaim a minute pas
   expect(await stockOf(db.prisma, 'PEN-LOST')).toEqual({ available: 2, reserved: 2, sold: 0 });
   await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${recent}::uuid`;
   expect((await reclaimDueOrders(db.prisma, 100)).released).toBe(1);
+});
+
+test('an admitted PENDING order whose hold never ran gives its admission back when the reclaim closes it', async () => {
+  // As in an expiry burst: the API admitted the order, its workflow's first task queued behind
+  // thousands of timers, and the order fell a minute past its deadline while still PENDING.
+  await addProduct(db.prisma, 'PEN-ADMITTED', 5, 500);
+  const orderId = randomUUID();
+  const admitted = await admitOrder(db.prisma, admissionRequest(orderId, 'burst-buyer', [{ sku: 'PEN-ADMITTED', quantity: 5 }]));
+  expect(admitted.outcome).toBe('ADMITTED');
+  const admittedUnits = async () => (await db.prisma.product.findUniqueOrThrow({ where: { sku: 'PEN-ADMITTED' } })).admitted;
+  expect(await admittedUnits()).toBe(5);
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '61 seconds' WHERE id = ${orderId}::uuid`;
+
+  expect(await reclaimDueOrders(db.prisma, 100)).toMatchObject({ released: 1, paid: 0 });
+
+  expect(await db.prisma.order.findUniqueOrThrow({ where: { id: orderId }, select: { status: true } })).toEqual({ status: 'EXPIRED' });
+  expect(await admittedUnits()).toBe(0);
+  expect(await db.prisma.orderItem.findMany({ where: { orderId }, select: { admittedAt: true } })).toEqual([{ admittedAt: null }]);
+  expect(await stockOf(db.prisma, 'PEN-ADMITTED')).toEqual({ available: 5, reserved: 0, sold: 0 });
+  // The next buyer is admitted for all five at once, without waiting for the admission to lapse.
+  const next = await admitOrder(db.prisma, admissionRequest(randomUUID(), 'next-buyer', [{ sku: 'PEN-ADMITTED', quantity: 5 }]));
+  expect(next.outcome).toBe('ADMITTED');
+  await db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '61 seconds' WHERE customer_id = 'next-buyer'`;
+  await reclaimDueOrders(db.prisma, 100);
 });

@@ -220,6 +220,12 @@ export const FIGURES = {
     format: whole,
     meets: (v) => v === 1,
   },
+  expiryFreedHeldAfterMs: {
+    scenario: 'expiry',
+    label: () => "that buyer's order held, after (201, or a 202 then held behind the timers' backlog)",
+    goal: 'report',
+    format: ms,
+  },
   workflowCloseLagP50: {
     scenario: 'expiry',
     label: () => 'workflow close lag p50 (expiresAt → its workflow closed as EXPIRED)',

@@ -185,13 +185,16 @@ export async function expiry(c: ScenarioContext, run: number): Promise<void> {
   await sleepUntil(lastDeadline + FLASH_BUYER_DELAY_MS);
   const asked = Date.now();
   const bought = await buyAll(c.stack, `bench-${c.runTag}-flash-buyer-${run}`, flashSku, freed);
-  results.record('expiryFreedBought', bought.ok ? 1 : 0);
-  // The answer waits for the buyer's workflow task, queued behind the timers firing meanwhile.
+  results.record('expiryFreedBought', bought.held ? 1 : 0);
+  // The stock is on sale at once; the buyer's hold waits for its workflow's first task, queued
+  // behind the timers firing meanwhile, so the answer may be a 202 that is held later.
+  if (bought.held) results.record('expiryFreedHeldAfterMs', bought.heldAt - asked);
   c.log(
     `${label}: a buyer asked for all ${freed} units of ${flashSku} ${FLASH_BUYER_DELAY_MS} ms after the last deadline: ` +
-      `${bought.status} after ${((Date.now() - asked) / 1000).toFixed(1)} s`,
+      `${bought.status} after ${((bought.answeredAt - asked) / 1000).toFixed(1)} s, ` +
+      (bought.held ? `held after ${((bought.heldAt - asked) / 1000).toFixed(1)} s` : `not held (${bought.body})`),
   );
-  if (!bought.ok) results.fail(`${label}: the buyer of the whole freed quantity was refused (${bought.status} ${bought.body})`);
+  if (!bought.held) results.fail(`${label}: the buyer of the whole freed quantity was not held (${bought.status} ${bought.body})`);
 
   const deadline = windowStart + windowMs + Math.max(60_000, windowMs * 2);
   for (;;) {
@@ -259,14 +262,38 @@ async function flashHeld(databaseUrl: string, sku: string): Promise<number> {
   });
 }
 
-async function buyAll(stack: Stack, customerId: string, sku: string, quantity: number): Promise<{ ok: boolean; status: number; body: string }> {
+/** Longer than the engine's backlog after 10,000 timers (minutes here), so a 202 is followed to its hold. */
+const FLASH_BUYER_WINDOW_SECONDS = 1800;
+const FLASH_BUYER_FOLLOW_MS = 900_000;
+
+/**
+ * One order for the whole quantity, as a storefront places it: answered 201 (held), or 202 (not
+ * decided within the API's wait: then read until decided). Held: AWAITING_PAYMENT.
+ */
+async function buyAll(
+  stack: Stack,
+  customerId: string,
+  sku: string,
+  quantity: number,
+): Promise<{ held: boolean; status: number; body: string; answeredAt: number; heldAt: number }> {
+  const headers = { 'Content-Type': 'application/json', Authorization: `Bearer ${stack.apiKey}` };
   const res = await fetch(`${stack.apiUrl}/orders`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${stack.apiKey}` },
-    body: JSON.stringify({ customerId, items: [{ sku, quantity }], paymentTimeoutSeconds: 60 }),
+    headers,
+    body: JSON.stringify({ customerId, items: [{ sku, quantity }], paymentTimeoutSeconds: FLASH_BUYER_WINDOW_SECONDS }),
   });
-  const body = await res.text();
-  return { ok: res.status === 201, status: res.status, body };
+  const answeredAt = Date.now();
+  let body = await res.text();
+  let status = (JSON.parse(body) as { status?: string }).status;
+  const orderId = (JSON.parse(body) as { orderId?: string }).orderId;
+  const until = answeredAt + FLASH_BUYER_FOLLOW_MS;
+  while (res.status === 202 && status === 'PENDING' && orderId !== undefined && Date.now() < until) {
+    await sleep(500);
+    const read = await fetch(`${stack.apiUrl}/orders/${orderId}`, { headers });
+    body = await read.text();
+    status = read.ok ? (JSON.parse(body) as { status?: string }).status : status;
+  }
+  return { held: status === 'AWAITING_PAYMENT', status: res.status, body, answeredAt, heldAt: Date.now() };
 }
 
 interface CloseLag {
