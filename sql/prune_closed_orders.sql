@@ -4,6 +4,11 @@
 -- FOR UPDATE SKIP LOCKED; nothing else is locked but those orders' own rows (and, the first time a
 -- sku gets an opening balance, a key-share lock on its product, which no hold conflicts with).
 -- The ledger rows' sums move into stock_opening_balances in the same statement that deletes them.
+-- Only orders whose every ledger row the ledger checkpoint already counts (id <= through_id;
+-- sql/advance_ledger_checkpoint.sql) are pruned: moving such rows into the opening balances changes
+-- neither side of the checkpoint's invariant (checkpoint + rows above through_id = opening balances
+-- + all rows), where a row above through_id would leave the left side without being counted in the
+-- checkpoint. Until the checkpoint is first built only orders without ledger rows go.
 -- Answers the rows deleted per table (none when there was nothing to prune).
 
 CREATE OR REPLACE FUNCTION public.prune_closed_orders(p_retention_seconds integer, p_batch_size integer)
@@ -13,7 +18,9 @@ AS $function$
 DECLARE
   v_ids UUID[];
   v_count BIGINT;
+  v_through BIGINT;
 BEGIN
+  v_through := COALESCE((SELECT p.through_id FROM stock_ledger_checkpoint_position p), 0);
   SELECT array_agg(c.id) INTO v_ids FROM (
     SELECT o.id FROM orders o
      WHERE o.status IN ('PAID', 'EXPIRED', 'CANCELLED', 'REJECTED')
@@ -21,6 +28,8 @@ BEGIN
        -- Through its events (by order) to their deliveries (by event): two primary-key-like probes.
        AND NOT EXISTS (SELECT 1 FROM order_events e JOIN order_event_deliveries d ON d.event_id = e.id
                         WHERE e.order_id = o.id AND d.state = 'PENDING')
+       -- Through the ledger's (order_id, sku, kind) key: a few rows per order.
+       AND NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.order_id = o.id AND m.id > v_through)
      ORDER BY o.closed_at
      LIMIT p_batch_size
        FOR UPDATE SKIP LOCKED) c;
@@ -30,7 +39,9 @@ BEGIN
 
   -- Per sku and kind in a fixed order, so two pruners adding to one balance never deadlock.
   WITH gone AS (
-    DELETE FROM stock_movements m WHERE m.order_id = ANY(v_ids) RETURNING m.sku, m.kind, m.quantity
+    -- A closed order gets no ledger row after the one that closed it; the bound is kept anyway, so
+    -- that even then no row leaves unless the checkpoint counts it.
+    DELETE FROM stock_movements m WHERE m.order_id = ANY(v_ids) AND m.id <= v_through RETURNING m.sku, m.kind, m.quantity
   ), summed AS (
     SELECT g.sku, g.kind, SUM(g.quantity)::bigint AS quantity, count(*)::bigint AS movements FROM gone g GROUP BY g.sku, g.kind
   ), carried AS (

@@ -1,10 +1,13 @@
 /**
  * The retention loop each worker process runs beside the reclaim: every `intervalMs` (at once
- * again when a batch was full) it prunes one batch of closed orders past RETENTION_DAYS and one of
- * event deliveries finished past EVENT_RETENTION_DAYS (src/db/retention.ts). Workers share the
- * work through SKIP LOCKED; a failed batch rolls back whole and is tried again on the next tick.
+ * again when a batch was full) it moves the ledger checkpoint forward (src/db/ledger-checkpoint.ts),
+ * then prunes one batch of closed orders past RETENTION_DAYS (only those whose ledger rows the
+ * checkpoint counts) and one of event deliveries finished past EVENT_RETENTION_DAYS
+ * (src/db/retention.ts). Workers share the work through SKIP LOCKED (the checkpoint: one advancer
+ * at a time, the others skip); a failed batch rolls back whole and is tried again on the next tick.
  */
 import type { Logger } from 'pino';
+import { advanceLedgerCheckpoint, checkpointBehind } from './db/ledger-checkpoint';
 import { oldestRetainedAges, pruneClosedOrders, pruneFinishedDeliveries, type PrunedRows } from './db/retention';
 import type { PrismaClient } from '../prisma/generated/client';
 import type { RetentionConfig } from './config';
@@ -16,6 +19,8 @@ export type RetentionLoop = PeriodicLoop;
 export interface RetentionDependencies {
   prisma: PrismaClient;
   config: Omit<RetentionConfig, 'enabled'>;
+  /** False (RETENTION_PRUNE_ENABLED=false): nothing is pruned, the ledger checkpoint still advances. Default true. */
+  prune?: boolean;
   metrics?: WorkerMetrics;
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
@@ -23,14 +28,17 @@ export interface RetentionDependencies {
 /** The oldest-row gauge costs two index probes; once in this long is enough for alerting. */
 const GAUGE_INTERVAL_MS = 10_000;
 
-export function startRetentionLoop({ prisma, config, metrics, logger }: RetentionDependencies): RetentionLoop {
+export function startRetentionLoop({ prisma, config, prune = true, metrics, logger }: RetentionDependencies): RetentionLoop {
   let failing = false;
   let gaugeReadAt = 0;
 
   const runOnce = async (): Promise<boolean> => {
     try {
-      const pruned: PrunedRows = await pruneClosedOrders(prisma, config.retentionSeconds, config.batchSize);
-      const deliveries = await pruneFinishedDeliveries(prisma, config.eventRetentionSeconds, config.batchSize);
+      // Each tick, so the checkpoint trails the ledger by about one tick and the inventory check
+      // reads few rows past it; counting a long ledger the first time, at once again.
+      const checkpoint = await advanceLedgerCheckpoint(prisma);
+      const pruned: PrunedRows = prune ? await pruneClosedOrders(prisma, config.retentionSeconds, config.batchSize) : {};
+      const deliveries = prune ? await pruneFinishedDeliveries(prisma, config.eventRetentionSeconds, config.batchSize) : 0;
       for (const [table, rows] of Object.entries(pruned)) if (rows > 0) metrics?.retentionPrunedRows.inc({ table }, rows);
       if (deliveries > 0) metrics?.retentionPrunedRows.inc({ table: 'order_event_deliveries' }, deliveries);
       const orders = pruned.orders ?? 0;
@@ -43,7 +51,7 @@ export function startRetentionLoop({ prisma, config, metrics, logger }: Retentio
       }
       if (failing) logger?.info('retention: batches succeed again');
       failing = false;
-      return orders >= config.batchSize || deliveries >= config.batchSize;
+      return orders >= config.batchSize || deliveries >= config.batchSize || checkpointBehind(checkpoint);
     } catch (error) {
       metrics?.retentionFailures.inc();
       // One line per outage, not one per tick.

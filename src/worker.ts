@@ -144,9 +144,13 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
     const eventEndpoints = config.orderEvents.endpoints;
     const reclaim = config.reclaim.enabled ? startReclaimLoop({ prisma, config: config.reclaim, eventEndpoints, metrics, logger }) : undefined;
     logger.info({ reclaim: config.reclaim }, config.reclaim.enabled ? 'reclaim running' : 'reclaim off: expiry by workflow timers only');
-    // History is pruned past RETENTION_DAYS; conservation is carried in the opening balances.
-    const retention = config.retention.enabled ? startRetentionLoop({ prisma, config: config.retention, metrics, logger }) : undefined;
-    logger.info({ retention: config.retention }, config.retention.enabled ? 'retention running' : 'retention off: nothing is pruned');
+    // History is pruned past RETENTION_DAYS; conservation is carried in the opening balances. The
+    // loop runs with pruning off too: it moves the ledger checkpoint the inventory check reads.
+    const retention = startRetentionLoop({ prisma, config: config.retention, prune: config.retention.enabled, metrics, logger });
+    logger.info(
+      { retention: config.retention },
+      config.retention.enabled ? 'retention running' : 'retention off: nothing is pruned (the ledger checkpoint still advances)',
+    );
     // Events are written either way (GET /admin/events reads them); they are sent only where configured.
     const dispatcher = eventEndpoints.length > 0 ? startEventDispatcher({ prisma, config: config.orderEvents, metrics, logger }) : undefined;
     logger.info(
@@ -157,7 +161,7 @@ export async function runWorker(config: Config, options: RunWorkerOptions): Prom
     try {
       await running;
     } finally {
-      await Promise.all([heartbeat.stop(), reclaim?.stop(), retention?.stop(), dispatcher?.stop()]);
+      await Promise.all([heartbeat.stop(), reclaim?.stop(), retention.stop(), dispatcher?.stop()]);
     }
     logger.info('worker stopped');
   } finally {

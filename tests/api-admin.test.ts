@@ -263,6 +263,11 @@ test('GET /admin/inventory/check answers ok, and lists each broken invariant onc
     ]),
   );
   expect(res.body.violations).toHaveLength(2);
+  // The full check (the pass over the whole ledger, the checkpoint verified) finds the same.
+  const full = await request(stack.app).get('/admin/inventory/check?full=true').set('Authorization', auth).expect(200);
+  expect(full.body).toEqual(res.body);
+  const malformed = await request(stack.app).get('/admin/inventory/check?full=yes').set('Authorization', auth).expect(400);
+  expect(malformed.body.error.code).toBe('VALIDATION_FAILED');
 });
 
 test('GET /admin/inventory/check names an order whose stock was both released and committed, and what that leaves it holding', async () => {

@@ -23,6 +23,7 @@ import { OrderEventsReader } from '../../src/api/order-events';
 import { DEFAULTS, loadConfig } from '../../src/config';
 import { createPrismaClient } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
+import { catchUpLedgerCheckpoint } from '../../src/db/ledger-checkpoint';
 import { applyMigrations } from '../../src/db/migrate';
 import { createWorkerMetrics } from '../../src/metrics';
 import { startRetentionLoop } from '../../src/retention';
@@ -76,6 +77,9 @@ export async function historyScenario(c: HistoryContext): Promise<void> {
   try {
     await applyMigrations(databaseUrl);
     await addBenchProducts(databaseUrl, c.skus);
+    // As a worker's retention loop keeps it: the inventory check reads the ledger checkpoint plus
+    // the rows written since (here, the measured operations' own).
+    await catchUpLedgerCheckpoint(prisma);
     const bench = new HotPath(prisma, c.skus);
 
     // Connections, plans and caches warmed first, and statistics gathered (autovacuum may be off,
@@ -94,6 +98,12 @@ export async function historyScenario(c: HistoryContext): Promise<void> {
     results.record('historyEvents', loaded.order_events ?? 0);
     results.record('historyLoadSeconds', loadSeconds);
     log(`history: ${JSON.stringify(loaded)} rows in ${loadSeconds.toFixed(0)} s (with VACUUM ANALYZE)`);
+    // The history was written in SQL, past any worker: the checkpoint counts it now, in one pass
+    // (what a worker's first ticks do once after the migration), so the check measured next is
+    // the one a running system has, not the first, linear one.
+    const checkpointStarted = Date.now();
+    await catchUpLedgerCheckpoint(prisma, 3_600_000);
+    log(`history: the ledger checkpoint counts the history (${((Date.now() - checkpointStarted) / 1000).toFixed(1)} s, once)`);
 
     log('history: the same hot path with the history kept');
     const full = await bench.measureAll(o.historySamples);

@@ -26,6 +26,7 @@ import {
   CreateApiKeyBody,
   CreateOrderBody,
   EventsPageQuery,
+  InventoryCheckQuery,
   ExtendBody,
   IdempotencyKey,
   parseOrThrow,
@@ -242,8 +243,9 @@ export function createApp(deps: AppDependencies): express.Express {
 
   app
     .route('/admin/inventory/check')
-    .get(async (_req, res) => {
-      res.json(await operator.checkInventory());
+    .get(async (req, res) => {
+      const { full } = parseOrThrow(InventoryCheckQuery, req.query);
+      res.json(await operator.checkInventory(full === 'true'));
     })
     .all(methodNotAllowed(['GET']));
 

@@ -19,6 +19,7 @@ import {
   ErrorSchema,
   HealthSchema,
   IdempotencyKey,
+  InventoryCheckQuery,
   InventoryReportSchema,
   OrderEventListSchema,
   OrderEventsPageSchema,
@@ -355,7 +356,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     tags: ['operator'],
     summary: "Check the contract's stock invariants against the database",
     security: [{ [admin.name]: [] }],
-    responses: { 200: json(InventoryReportSchema, 'ok, or the violations found'), ...adminResponses },
+    request: { query: InventoryCheckQuery },
+    responses: { 200: json(InventoryReportSchema, 'ok, or the violations found'), 400: invalid, ...adminResponses },
   });
 
   registry.registerPath({

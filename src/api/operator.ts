@@ -61,7 +61,8 @@ export class OperatorService {
     }
   }
 
-  checkInventory(): Promise<InventoryReport> {
-    return checkInventory(this.deps.prisma, this.deps.reclaimBoundSeconds);
+  /** `full`: also the pass over the whole ledger and the checkpoint's own verification (inventory-check.ts). */
+  checkInventory(full: boolean): Promise<InventoryReport> {
+    return checkInventory(this.deps.prisma, this.deps.reclaimBoundSeconds, { full });
   }
 }

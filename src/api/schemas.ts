@@ -173,6 +173,13 @@ export const OutOfStockErrorSchema = ErrorSchema.extend({
   orderId: z.uuid().meta({ description: 'The order, recorded as REJECTED' }),
 }).meta({ id: 'OutOfStockError' });
 
+export const InventoryCheckQuery = z.object({
+  full: z
+    .enum(['true', 'false'])
+    .optional()
+    .meta({ description: 'true: also the pass over the whole ledger (names every order, verifies the ledger checkpoint); linear in the history kept' }),
+});
+
 export const InventoryReportSchema = z
   .object({
     ok: z.boolean(),
@@ -187,6 +194,7 @@ export const InventoryReportSchema = z
             'HOLD_PAST_DEADLINE',
             'RECEIPT_DISAGREES_WITH_ORDER',
             'ADMISSION_MISCOUNTED',
+            'LEDGER_CHECKPOINT_DRIFT',
           ]),
         })
         .loose()
