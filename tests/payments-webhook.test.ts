@@ -105,7 +105,7 @@ describe('one paymentId pays one order', () => {
 
     expect(reused).toMatchObject({ status: 200, body: { outcome: 'PAYMENT_ALREADY_USED', order: { orderId: second.orderId, status: 'AWAITING_PAYMENT' } } });
     expect(reused.body).not.toHaveProperty('refund');
-    expect(again).toEqual(reused);
+    expect(statusAndBody(again)).toEqual(statusAndBody(reused));
     expect(await tracesOf(stack.db.prisma, second.orderId)).toEqual({ status: 'AWAITING_PAYMENT', movements: ['RESERVE'], payments: [], refunds: [] });
     expect(await signalsTo(second.orderId)).toBe(0);
     expect(await stockOf(stack.db.prisma, second.sku)).toEqual({ available: 4, reserved: 1, sold: 0 });
@@ -146,7 +146,7 @@ test('ten concurrent redeliveries of one payment (each with its own webhook-id) 
   const { orderId, sku } = await newOrder(700, 2);
   const answers = await Promise.all(Array.from({ length: 10 }, () => payOrder(stack.app, orderId, { paymentId: 'pv-burst', amountCents: 1400 })));
 
-  for (const answer of answers) expect(answer).toEqual(answers[0]);
+  for (const answer of answers) expect(statusAndBody(answer)).toEqual(answers[0] && statusAndBody(answers[0]));
   expect(answers[0]).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { status: 'PAID', paymentId: 'pv-burst' } } });
   expect(await tracesOf(stack.db.prisma, orderId)).toEqual({
     status: 'PAID',
