@@ -9,7 +9,7 @@ import { createLocalPaymentProvider, type PaymentProvider, type RefundRequest } 
 import { DEFAULTS } from '../src/config';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct, createTestDatabase, stockOf, type TestDatabase } from './support/database';
-import { tracesOf } from './support/lifecycle';
+import { tracesOf } from './support/order-traces';
 
 let db: TestDatabase;
 let activities: ReturnType<typeof createActivities>;

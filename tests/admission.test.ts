@@ -17,18 +17,11 @@ import { DEFAULTS } from '../src/config';
 import { orderWorkflowId } from '../workflows/messages';
 import { admissionRequest } from './support/admission';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp } from './support/lifecycle';
+import { cancelOrder, getOrder, orderIdOf, placeOrder } from './support/api-calls';
 import { createTestApi, useStack } from './support/stack';
 import { eventually, sleep } from './support/wait';
 
 const stack = useStack();
-
-type Items = { sku: string; quantity: number }[];
-
-function postOrder(body: { customerId: string; items: Items; paymentTimeoutSeconds?: number }, key?: string, app = stack.app) {
-  const req = request(app).post('/orders');
-  return (key === undefined ? req : req.set('Idempotency-Key', key)).send(body);
-}
 
 async function hasWorkflow(orderId: string): Promise<boolean> {
   try {
@@ -48,24 +41,28 @@ async function admittedOf(sku: string): Promise<number> {
 
 test('a sold-out order is refused by the API without a workflow, recorded REJECTED with its event, and its replay answers the same 409', async () => {
   await addProduct(stack.db.prisma, 'ADM-1', 1);
-  const held = await postOrder({ customerId: 'first', items: [{ sku: 'ADM-1', quantity: 1 }] }).expect(201);
-  expect(await hasWorkflow((held.body as { orderId: string }).orderId)).toBe(true);
+  const held = await placeOrder(stack.app, { customerId: 'first', items: [{ sku: 'ADM-1', quantity: 1 }] });
+  expect(held.status).toBe(201);
+  expect(await hasWorkflow(orderIdOf(held))).toBe(true);
 
-  const refused = await postOrder({ customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, 'late-key').expect(409);
-  const replay = await postOrder({ customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, 'late-key').expect(409);
+  const refused = await placeOrder(stack.app, { customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, { idempotencyKey: 'late-key' });
+  expect(refused.status).toBe(409);
+  const replay = await placeOrder(stack.app, { customerId: 'late', items: [{ sku: 'ADM-1', quantity: 1 }] }, { idempotencyKey: 'late-key' });
+  expect(replay.status).toBe(409);
 
-  const orderId = (refused.body as { orderId: string }).orderId;
+  const orderId = orderIdOf(refused);
   expect(refused.body).toEqual({
     orderId,
     error: { code: 'OUT_OF_STOCK', message: expect.any(String), details: [{ sku: 'ADM-1', requested: 1, available: 0 }] },
   });
   expect(replay.body).toEqual(refused.body);
   expect(await hasWorkflow(orderId)).toBe(false);
-  const order = await request(stack.app).get(`/orders/${orderId}`).expect(200);
+  const order = await getOrder(stack.app, orderId);
+  expect(order.status).toBe(200);
   expect(order.body).toMatchObject({ orderId, status: 'REJECTED', items: [{ sku: 'ADM-1', quantity: 1, unitPriceCents: 1000 }], closedAt: expect.any(String) });
   expect(await stack.db.prisma.orderEvent.findMany({ where: { orderId }, select: { type: true } })).toEqual([{ type: 'order.rejected' }]);
   // A cancel of it needs no workflow either.
-  expect((await cancelOverHttp(stack.app, orderId)).body).toMatchObject({ error: { code: 'ORDER_REJECTED' } });
+  expect((await cancelOrder(stack.app, orderId)).body).toMatchObject({ error: { code: 'ORDER_REJECTED' } });
   const metrics = (await request(stack.app).get('/metrics').expect(200)).text;
   expect(metrics).toMatch(/^checkout_order_refusals_total\{reason="OUT_OF_STOCK",decided_by="api"\} 1$/m);
   expect(await stockOf(stack.db.prisma, 'ADM-1')).toEqual({ available: 0, reserved: 1, sold: 0 });
@@ -74,7 +71,7 @@ test('a sold-out order is refused by the API without a workflow, recorded REJECT
 test('a drop of 8 units to 80 concurrent buyers holds exactly 8, never more, and starts a workflow only for the buyers admitted', async () => {
   await addProduct(stack.db.prisma, 'ADM-DROP', 8);
   const answers = await Promise.all(
-    Array.from({ length: 80 }, (_, n) => postOrder({ customerId: `buyer-${n}`, items: [{ sku: 'ADM-DROP', quantity: 1 }] })),
+    Array.from({ length: 80 }, (_, n) => placeOrder(stack.app, { customerId: `buyer-${n}`, items: [{ sku: 'ADM-DROP', quantity: 1 }] })),
   );
 
   const statuses = answers.map((a) => a.status);
@@ -82,7 +79,7 @@ test('a drop of 8 units to 80 concurrent buyers holds exactly 8, never more, and
   expect(statuses.filter((s) => s === 409)).toHaveLength(72);
   expect(await stockOf(stack.db.prisma, 'ADM-DROP')).toEqual({ available: 0, reserved: 8, sold: 0 });
   expect(await admittedOf('ADM-DROP')).toBe(0);
-  const withWorkflow = await Promise.all(answers.map((a) => hasWorkflow((a.body as { orderId: string }).orderId)));
+  const withWorkflow = await Promise.all(answers.map((a) => hasWorkflow(orderIdOf(a))));
   // Every admitted buyer held a unit here (nothing else took stock), so no refused buyer has a workflow.
   expect(withWorkflow.filter(Boolean)).toHaveLength(8);
   for (const [n, answer] of answers.entries()) expect(withWorkflow[n]).toBe(answer.status === 201);
@@ -90,16 +87,18 @@ test('a drop of 8 units to 80 concurrent buyers holds exactly 8, never more, and
 
 test('a held order that is cancelled or expires puts its unit back on sale for the next buyer at once', async () => {
   await addProduct(stack.db.prisma, 'ADM-BACK', 1);
-  const cancelled = await postOrder({ customerId: 'canceller', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(201);
-  await postOrder({ customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(409);
-  expect((await cancelOverHttp(stack.app, (cancelled.body as { orderId: string }).orderId)).status).toBe(200);
+  const cancelled = await placeOrder(stack.app, { customerId: 'canceller', items: [{ sku: 'ADM-BACK', quantity: 1 }] });
+  expect(cancelled.status).toBe(201);
+  expect((await placeOrder(stack.app, { customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }] })).status).toBe(409);
+  expect((await cancelOrder(stack.app, orderIdOf(cancelled))).status).toBe(200);
 
-  const expiring = await postOrder({ customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }], paymentTimeoutSeconds: 1 }).expect(201);
+  const expiring = await placeOrder(stack.app, { customerId: 'waiting', items: [{ sku: 'ADM-BACK', quantity: 1 }], paymentTimeoutSeconds: 1 });
+  expect(expiring.status).toBe(201);
   await eventually(
-    async () => ((await request(stack.app).get(`/orders/${(expiring.body as { orderId: string }).orderId}`)).body as { status: string }).status,
+    async () => (await getOrder(stack.app, orderIdOf(expiring))).body.status,
     (status) => status === 'EXPIRED',
   );
-  await postOrder({ customerId: 'after-expiry', items: [{ sku: 'ADM-BACK', quantity: 1 }] }).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'after-expiry', items: [{ sku: 'ADM-BACK', quantity: 1 }] })).status).toBe(201);
   expect(await stockOf(stack.db.prisma, 'ADM-BACK')).toEqual({ available: 0, reserved: 1, sold: 0 });
 });
 
@@ -112,7 +111,7 @@ test('an admitted order whose hold finds the stock gone is rejected and gives it
   expect(admitted.outcome).toBe('ADMITTED');
   expect(await admittedOf('ADM-GONE')).toBe(2);
   await putProduct(stack.db.prisma, { sku: 'ADM-GONE', name: 'Product ADM-GONE', priceCents: 1000, available: 0 });
-  await postOrder({ customerId: 'meanwhile', items: [{ sku: 'ADM-GONE', quantity: 1 }] }).expect(409);
+  expect((await placeOrder(stack.app, { customerId: 'meanwhile', items: [{ sku: 'ADM-GONE', quantity: 1 }] })).status).toBe(409);
 
   const activities = createActivities({ prisma: stack.db.prisma, payments: createLocalPaymentProvider(), maxPaymentWindowSeconds: DEFAULTS.maxPaymentWindowSeconds });
   const now = new Date();
@@ -129,7 +128,7 @@ test('an admitted order whose hold finds the stock gone is rejected and gives it
 
   // Back on sale: the next buyer is admitted and held, with nothing kept for the rejected order.
   await putProduct(stack.db.prisma, { sku: 'ADM-GONE', name: 'Product ADM-GONE', priceCents: 1000, available: 2 });
-  await postOrder({ customerId: 'next', items: [{ sku: 'ADM-GONE', quantity: 2 }] }).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'next', items: [{ sku: 'ADM-GONE', quantity: 2 }] })).status).toBe(201);
   expect(await stockOf(stack.db.prisma, 'ADM-GONE')).toEqual({ available: 0, reserved: 2, sold: 0 });
 });
 
@@ -147,17 +146,19 @@ test('an order that no worker takes keeps its units from other buyers for ORDER_
   });
   const api = createTestApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue: stack.taskQueue, defaultPaymentTimeoutSeconds: 900, admissionSeconds });
   try {
-    const stuck = await postOrder({ customerId: 'stuck', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, unserved.app).expect(202);
-    const stuckId = (stuck.body as { orderId: string }).orderId;
-    const blocked = await postOrder({ customerId: 'blocked', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, api.app).expect(409);
+    const stuck = await placeOrder(unserved.app, { customerId: 'stuck', items: [{ sku: 'ADM-STUCK', quantity: 1 }] });
+    expect(stuck.status).toBe(202);
+    const stuckId = orderIdOf(stuck);
+    const blocked = await placeOrder(api.app, { customerId: 'blocked', items: [{ sku: 'ADM-STUCK', quantity: 1 }] });
+    expect(blocked.status).toBe(409);
     expect(blocked.body).toMatchObject({ error: { details: [{ sku: 'ADM-STUCK', requested: 1, available: 0 }] } });
 
     await sleep(admissionSeconds * 1000 + 200);
-    await postOrder({ customerId: 'served', items: [{ sku: 'ADM-STUCK', quantity: 1 }] }, undefined, api.app).expect(201);
+    expect((await placeOrder(api.app, { customerId: 'served', items: [{ sku: 'ADM-STUCK', quantity: 1 }] })).status).toBe(201);
     expect(await stockOf(stack.db.prisma, 'ADM-STUCK')).toEqual({ available: 0, reserved: 1, sold: 0 });
     expect(await admittedOf('ADM-STUCK')).toBe(0);
     // The stuck order is still PENDING, holding nothing and keeping nothing.
-    expect(((await request(stack.app).get(`/orders/${stuckId}`)).body as { status: string }).status).toBe('PENDING');
+    expect((await getOrder(stack.app, stuckId)).body.status).toBe('PENDING');
     await stack.client.workflow.getHandle(orderWorkflowId(stuckId)).terminate('test: no worker will ever take it');
   } finally {
     await Promise.all([unserved.services.readiness.close(), api.services.readiness.close()]);

@@ -2,6 +2,7 @@
 import request from 'supertest';
 import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inventory';
 import { checkInventory } from '../src/db/inventory-check';
+import { placeOrder } from './support/api-calls';
 import { addProduct, stockOf } from './support/database';
 import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 import { eventually } from './support/wait';
@@ -65,7 +66,7 @@ test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger ro
 
 test('setting `available` below what open orders hold leaves their reservation alone', async () => {
   await addProduct(stack.db.prisma, 'ADJ-1', 10);
-  await request(stack.app).post('/orders').send({ customerId: 'adj', items: [{ sku: 'ADJ-1', quantity: 6 }] }).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'adj', items: [{ sku: 'ADJ-1', quantity: 6 }] })).status).toBe(201);
   const res = await putOverHttp('ADJ-1', { name: 'A', priceCents: 1, available: 0 }).expect(200);
   expect(res.body).toMatchObject({ available: 0, reserved: 6, sold: 0 });
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
@@ -186,10 +187,10 @@ test('a put-product activity run again for the same operation reports the same o
   expect(again).toEqual(first);
 
   // An order takes 2 between the first attempt and its retry: the retry must not "set" 9 again.
-  await request(stack.app).post('/orders').send({ customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] }).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] })).status).toBe(201);
   const adjust = () => putProduct(stack.db.prisma, { sku: 'RETRY-2', name: 'R', priceCents: 10, available: 9, operationId: 'op-adjust' });
   expect((await adjust()).product).toMatchObject({ available: 9, reserved: 2 });
-  await request(stack.app).post('/orders').send({ customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] }).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'r2', items: [{ sku: 'RETRY-2', quantity: 2 }] })).status).toBe(201);
   expect(await adjust()).toEqual({ outcome: 'UPDATED', product: expect.objectContaining({ available: 7, reserved: 4 }) });
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
@@ -251,7 +252,8 @@ test('GET /admin/inventory/check answers ok, and lists each broken invariant onc
   // Tampering behind the ledger's back (this is what the check exists to catch).
   await addProduct(stack.db.prisma, 'BROKEN-1', 5);
   await stack.db.prisma.$executeRaw`UPDATE products SET available = available + 3 WHERE sku = 'BROKEN-1'`;
-  const placed = await request(stack.app).post('/orders').send({ customerId: 'tamper', items: [{ sku: 'BROKEN-1', quantity: 2 }] }).expect(201);
+  const placed = await placeOrder(stack.app, { customerId: 'tamper', items: [{ sku: 'BROKEN-1', quantity: 2 }] });
+  expect(placed.status).toBe(201);
   await stack.db.prisma.$executeRaw`UPDATE orders SET status = 'CANCELLED' WHERE id = ${placed.body.orderId}::uuid`;
 
   const res = await request(stack.app).get('/admin/inventory/check').set('Authorization', auth).expect(200);
@@ -272,7 +274,8 @@ test('GET /admin/inventory/check answers ok, and lists each broken invariant onc
 
 test('GET /admin/inventory/check names an order whose stock was both released and committed, and what that leaves it holding', async () => {
   await addProduct(stack.db.prisma, 'BROKEN-2', 5);
-  const placed = await request(stack.app).post('/orders').send({ customerId: 'tamper-2', items: [{ sku: 'BROKEN-2', quantity: 2 }] }).expect(201);
+  const placed = await placeOrder(stack.app, { customerId: 'tamper-2', items: [{ sku: 'BROKEN-2', quantity: 2 }] });
+  expect(placed.status).toBe(201);
   // A second way out of the hold, written behind the ledger's back: the reserve is now moved twice.
   await stack.db.prisma.$executeRaw`
     INSERT INTO stock_movements (sku, order_id, kind, quantity)

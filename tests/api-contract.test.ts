@@ -7,7 +7,7 @@ import type express from 'express';
 import request from 'supertest';
 import { createPrismaClient } from '../src/db/client';
 import { addProduct, stockOf } from './support/database';
-import { payOverHttp } from './support/lifecycle';
+import { cancelOrder, errorCode, getOrder, orderIdOf, payOrder, placeOrder, statusAndBody } from './support/api-calls';
 import { createTestApi, TEST_ADMIN_TOKEN, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
@@ -21,18 +21,15 @@ interface OrderBody {
   closedAt?: string;
 }
 
-function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
-  return payOverHttp(stack.app, orderId, payment);
-}
-
-async function placeOrder(sku: string, quantity: number, extra: object = {}): Promise<OrderBody> {
-  const res = await request(stack.app).post('/orders').send({ customerId: 'contract', items: [{ sku, quantity }], ...extra }).expect(201);
-  return res.body as OrderBody;
+async function placeHeld(sku: string, quantity: number, extra: { paymentTimeoutSeconds?: number } = {}): Promise<OrderBody> {
+  const placed = await placeOrder(stack.app, { customerId: 'contract', items: [{ sku, quantity }], ...extra });
+  expect(placed.status).toBe(201);
+  return placed.body as unknown as OrderBody;
 }
 
 async function expired(orderId: string): Promise<OrderBody> {
   return eventually(
-    async () => (await request(stack.app).get(`/orders/${orderId}`)).body as OrderBody,
+    async () => (await getOrder(stack.app, orderId)).body as unknown as OrderBody,
     (order) => order.status === 'EXPIRED',
   );
 }
@@ -40,41 +37,48 @@ async function expired(orderId: string): Promise<OrderBody> {
 describe('POST /orders/:orderId/cancel', () => {
   test('cancels an unpaid order once its stock is back, and answers the same when repeated', async () => {
     await addProduct(stack.db.prisma, 'CAN-1', 5);
-    const order = await placeOrder('CAN-1', 4);
-    const cancelled = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(200);
+    const order = await placeHeld('CAN-1', 4);
+    const cancelled = await cancelOrder(stack.app, order.orderId);
+    expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ orderId: order.orderId, status: 'CANCELLED', closedAt: expect.any(String) });
     expect(await stockOf(stack.db.prisma, 'CAN-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
-    const again = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(200);
+    const again = await cancelOrder(stack.app, order.orderId);
+    expect(again.status).toBe(200);
     expect(again.body).toEqual(cancelled.body);
     expect(await stack.db.prisma.stockMovement.count({ where: { orderId: order.orderId, kind: 'RELEASE' } })).toBe(1);
   });
 
   test('refuses a paid order (409 ORDER_ALREADY_PAID) and keeps it paid', async () => {
     await addProduct(stack.db.prisma, 'CAN-2', 5, 100);
-    const order = await placeOrder('CAN-2', 2);
-    expect((await pay(order.orderId, { paymentId: 'can-2-pay', amountCents: 200 })).body.outcome).toBe('APPLIED');
-    const res = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(409);
-    expect(res.body.error.code).toBe('ORDER_ALREADY_PAID');
+    const order = await placeHeld('CAN-2', 2);
+    expect((await payOrder(stack.app, order.orderId, { paymentId: 'can-2-pay', amountCents: 200 })).body.outcome).toBe('APPLIED');
+    const res = await cancelOrder(stack.app, order.orderId);
+    expect(res.status).toBe(409);
+    expect(errorCode(res)).toBe('ORDER_ALREADY_PAID');
     expect(await stockOf(stack.db.prisma, 'CAN-2')).toEqual({ available: 3, reserved: 0, sold: 2 });
   });
 
   test('refuses an expired order (409 ORDER_EXPIRED) and a rejected one (409 ORDER_REJECTED)', async () => {
     await addProduct(stack.db.prisma, 'CAN-3', 1);
-    const order = await placeOrder('CAN-3', 1, { paymentTimeoutSeconds: 1 });
+    const order = await placeHeld('CAN-3', 1, { paymentTimeoutSeconds: 1 });
     await expired(order.orderId);
-    const late = await request(stack.app).post(`/orders/${order.orderId}/cancel`).expect(409);
-    expect(late.body.error.code).toBe('ORDER_EXPIRED');
+    const late = await cancelOrder(stack.app, order.orderId);
+    expect(late.status).toBe(409);
+    expect(errorCode(late)).toBe('ORDER_EXPIRED');
 
-    const rejected = await request(stack.app).post('/orders').send({ customerId: 'c', items: [{ sku: 'CAN-3', quantity: 2 }] }).expect(409);
-    const res = await request(stack.app).post(`/orders/${rejected.body.orderId}/cancel`).expect(409);
-    expect(res.body.error.code).toBe('ORDER_REJECTED');
+    const rejected = await placeOrder(stack.app, { customerId: 'c', items: [{ sku: 'CAN-3', quantity: 2 }] });
+    expect(rejected.status).toBe(409);
+    const res = await cancelOrder(stack.app, orderIdOf(rejected));
+    expect(res.status).toBe(409);
+    expect(errorCode(res)).toBe('ORDER_REJECTED');
     expect(await stockOf(stack.db.prisma, 'CAN-3')).toEqual({ available: 1, reserved: 0, sold: 0 });
   });
 
   test('answers 404 ORDER_NOT_FOUND for ids that name no order', async () => {
     for (const id of ['00000000-0000-4000-8000-000000000001', 'nope', '1', '%E2%82%AC', 'x'.repeat(300)]) {
-      const res = await request(stack.app).post(`/orders/${id}/cancel`).expect(404);
-      expect(res.body.error.code).toBe('ORDER_NOT_FOUND');
+      const res = await cancelOrder(stack.app, id);
+      expect(res.status).toBe(404);
+      expect(errorCode(res)).toBe('ORDER_NOT_FOUND');
     }
   });
 });
@@ -82,32 +86,34 @@ describe('POST /orders/:orderId/cancel', () => {
 describe('POST /webhooks/payments', () => {
   test('a repeated delivery of the same paymentId answers the same 200 APPLIED and commits once', async () => {
     await addProduct(stack.db.prisma, 'PAY-1', 3, 700);
-    const order = await placeOrder('PAY-1', 3);
-    const first = await pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 });
+    const order = await placeHeld('PAY-1', 3);
+    const first = await payOrder(stack.app, order.orderId, { paymentId: 'p-1', amountCents: 2100 });
     expect(first).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId: order.orderId, status: 'PAID', paymentId: 'p-1' } } });
-    const again = await Promise.all([1, 2, 3].map(() => pay(order.orderId, { paymentId: 'p-1', amountCents: 2100 })));
-    for (const res of again) expect(res).toEqual(first);
+    const again = await Promise.all([1, 2, 3].map(() => payOrder(stack.app, order.orderId, { paymentId: 'p-1', amountCents: 2100 })));
+    for (const res of again) expect(statusAndBody(res)).toEqual(statusAndBody(first));
     expect(await stack.db.prisma.stockMovement.count({ where: { orderId: order.orderId, kind: 'COMMIT' } })).toBe(1);
     expect(await stockOf(stack.db.prisma, 'PAY-1')).toEqual({ available: 0, reserved: 0, sold: 3 });
   });
 
   test('a wrong amount answers 200 AMOUNT_MISMATCH, is refunded, and the order still awaits payment', async () => {
     await addProduct(stack.db.prisma, 'PAY-2', 3, 700);
-    const order = await placeOrder('PAY-2', 1);
-    const res = await pay(order.orderId, { paymentId: 'p-2', amountCents: 1 });
+    const order = await placeHeld('PAY-2', 1);
+    const res = await payOrder(stack.app, order.orderId, { paymentId: 'p-2', amountCents: 1 });
     expect(res).toMatchObject({
       status: 200,
       body: { outcome: 'AMOUNT_MISMATCH', refund: { paymentId: 'p-2', status: 'REFUNDED' }, order: { status: 'AWAITING_PAYMENT' } },
     });
-    await request(stack.app).get(`/orders/${order.orderId}`).expect(200).expect((r) => expect(r.body.status).toBe('AWAITING_PAYMENT'));
-    expect((await pay(order.orderId, { paymentId: 'p-2b', amountCents: 700 })).body.outcome).toBe('APPLIED');
+    const read = await getOrder(stack.app, order.orderId);
+    expect(read.status).toBe(200);
+    expect(read.body.status).toBe('AWAITING_PAYMENT');
+    expect((await payOrder(stack.app, order.orderId, { paymentId: 'p-2b', amountCents: 700 })).body.outcome).toBe('APPLIED');
   });
 
   test('a second payment of a paid order answers 200 ORDER_ALREADY_PAID and is refunded exactly once', async () => {
     await addProduct(stack.db.prisma, 'PAY-3', 3, 500);
-    const order = await placeOrder('PAY-3', 1);
-    expect((await pay(order.orderId, { paymentId: 'p-3a', amountCents: 500 })).body.outcome).toBe('APPLIED');
-    const responses = await Promise.all([1, 2].map(() => pay(order.orderId, { paymentId: 'p-3b', amountCents: 500 })));
+    const order = await placeHeld('PAY-3', 1);
+    expect((await payOrder(stack.app, order.orderId, { paymentId: 'p-3a', amountCents: 500 })).body.outcome).toBe('APPLIED');
+    const responses = await Promise.all([1, 2].map(() => payOrder(stack.app, order.orderId, { paymentId: 'p-3b', amountCents: 500 })));
     for (const res of responses) {
       expect(res).toMatchObject({ status: 200, body: { outcome: 'ORDER_ALREADY_PAID', refund: { paymentId: 'p-3b', status: 'REFUNDED' } } });
     }
@@ -116,19 +122,20 @@ describe('POST /webhooks/payments', () => {
 
   test('payments for expired, cancelled and rejected orders answer 200 with their outcome and are refunded', async () => {
     await addProduct(stack.db.prisma, 'PAY-4', 2, 100);
-    const toExpire = await placeOrder('PAY-4', 1, { paymentTimeoutSeconds: 1 });
-    const toCancel = await placeOrder('PAY-4', 1);
-    await request(stack.app).post(`/orders/${toCancel.orderId}/cancel`).expect(200);
-    const rejected = await request(stack.app).post('/orders').send({ customerId: 'c', items: [{ sku: 'PAY-4', quantity: 3 }] }).expect(409);
+    const toExpire = await placeHeld('PAY-4', 1, { paymentTimeoutSeconds: 1 });
+    const toCancel = await placeHeld('PAY-4', 1);
+    expect((await cancelOrder(stack.app, toCancel.orderId)).status).toBe(200);
+    const rejected = await placeOrder(stack.app, { customerId: 'c', items: [{ sku: 'PAY-4', quantity: 3 }] });
+    expect(rejected.status).toBe(409);
     await expired(toExpire.orderId);
 
     const cases: [string, string][] = [
       [toExpire.orderId, 'ORDER_EXPIRED'],
       [toCancel.orderId, 'ORDER_CANCELLED'],
-      [rejected.body.orderId as string, 'ORDER_REJECTED'],
+      [orderIdOf(rejected), 'ORDER_REJECTED'],
     ];
     for (const [orderId, outcome] of cases) {
-      const res = await pay(orderId, { paymentId: `late-${outcome}`, amountCents: 100 });
+      const res = await payOrder(stack.app, orderId, { paymentId: `late-${outcome}`, amountCents: 100 });
       expect(res).toMatchObject({ status: 200, body: { outcome, refund: { paymentId: `late-${outcome}`, status: 'REFUNDED' }, order: { orderId } } });
     }
     expect(await stockOf(stack.db.prisma, 'PAY-4')).toEqual({ available: 2, reserved: 0, sold: 0 });
@@ -136,7 +143,7 @@ describe('POST /webhooks/payments', () => {
 
   test('an unknown order, or an orderId that is no UUID, answers 404 ORDER_NOT_FOUND and records nothing', async () => {
     for (const orderId of ['00000000-0000-4000-8000-000000000002', 'not-a-uuid', "1' OR '1'='1"]) {
-      const res = await pay(orderId, { paymentId: `p-${orderId}`, amountCents: 1 });
+      const res = await payOrder(stack.app, orderId, { paymentId: `p-${orderId}`, amountCents: 1 });
       expect({ orderId, status: res.status, code: (res.body.error as { code: string }).code }).toEqual({ orderId, status: 404, code: 'ORDER_NOT_FOUND' });
     }
     expect(await stack.db.prisma.paymentReceipt.count({ where: { paymentId: { startsWith: 'p-0000' } } })).toBe(0);
@@ -146,10 +153,8 @@ describe('POST /webhooks/payments', () => {
 describe('POST /orders', () => {
   test('an unknown sku answers 422 UNKNOWN_SKU listing the unknown skus, and holds nothing', async () => {
     await addProduct(stack.db.prisma, 'UNK-1', 5);
-    const res = await request(stack.app)
-      .post('/orders')
-      .send({ customerId: 'u', items: [{ sku: 'UNK-1', quantity: 1 }, { sku: 'NOPE-A', quantity: 1 }, { sku: 'NOPE-B', quantity: 1 }] })
-      .expect(422);
+    const res = await placeOrder(stack.app, { customerId: 'u', items: [{ sku: 'UNK-1', quantity: 1 }, { sku: 'NOPE-A', quantity: 1 }, { sku: 'NOPE-B', quantity: 1 }] });
+    expect(res.status).toBe(422);
     expect(res.body).toEqual({ error: { code: 'UNKNOWN_SKU', message: expect.any(String), details: ['NOPE-A', 'NOPE-B'] } });
     expect(await stockOf(stack.db.prisma, 'UNK-1')).toEqual({ available: 5, reserved: 0, sold: 0 });
   });
@@ -163,7 +168,7 @@ describe('health, metrics, OpenAPI, routing', () => {
 
   test('GET /metrics answers Prometheus text with the HTTP latency by route pattern', async () => {
     await request(stack.app).get('/products').expect(200);
-    await request(stack.app).get('/orders/00000000-0000-4000-8000-000000000003').expect(404);
+    expect((await getOrder(stack.app, '00000000-0000-4000-8000-000000000003')).status).toBe(404);
     const res = await request(stack.app).get('/metrics').expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/checkout_http_request_duration_seconds_count\{method="GET",route="\/products",status_code="200"\} \d+/);
@@ -267,7 +272,8 @@ describe('when PostgreSQL or Temporal is down', () => {
     expect(res.headers['retry-after']).toMatch(/^\d+$/);
     expect(res.body).toEqual({ error: { code: 'SERVICE_UNAVAILABLE', message: expect.any(String), details: { unavailable: 'postgres' } } });
     expect(res.text).not.toMatch(/at |prisma|ECONNREFUSED|127\.0\.0\.1/i);
-    const order = await request(app).post('/orders').send({ customerId: 'c', items: [{ sku: 'X', quantity: 1 }] }).expect(503);
+    const order = await placeOrder(app, { customerId: 'c', items: [{ sku: 'X', quantity: 1 }] });
+    expect(order.status).toBe(503);
     expect(order.headers['retry-after']).toMatch(/^\d+$/);
   });
 });

@@ -6,11 +6,10 @@
  */
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type express from 'express';
-import request from 'supertest';
 import type { ApiServices } from '../src/api/services';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { payOverHttp } from './support/lifecycle';
+import { cancelOrder, errorCode, getOrder, orderIdOf, type OrderRequest, payOrder, placeOrder } from './support/api-calls';
 import { createTestApi, TEST_CURRENCY, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
@@ -32,17 +31,17 @@ beforeAll(() => {
 });
 
 
-function place(key: string, body: object, app: express.Express = stack.app) {
-  return request(app).post('/orders').set('Idempotency-Key', key).send(body);
+function place(key: string, body: OrderRequest, app: express.Express = stack.app) {
+  return placeOrder(app, body, { idempotencyKey: key });
 }
 
 /** Request i goes to instance i mod 4. */
-function placeAcrossInstances(key: string, body: object, i: number) {
+function placeAcrossInstances(key: string, body: OrderRequest, i: number) {
   return place(key, body, instances[i % instances.length]?.app);
 }
 
 async function pay(orderId: string, payment: { paymentId: string; amountCents: number }) {
-  const answer = await payOverHttp(stack.app, orderId, payment);
+  const answer = await payOrder(stack.app, orderId, payment);
   expect(answer).toMatchObject({ status: 200, body: { outcome: 'APPLIED' } });
   return answer;
 }
@@ -60,8 +59,10 @@ async function orderWorkflowRuns(orderId: string): Promise<number> {
 test('the same key and body, sent again, answers the same 201 order and holds nothing more', async () => {
   await addProduct(stack.db.prisma, 'IDEM-1', 10);
   const body = { customerId: 'idem-1', items: [{ sku: 'IDEM-1', quantity: 3 }] };
-  const first = await place('key-1', body).expect(201);
-  const second = await place('key-1', body).expect(201);
+  const first = await place('key-1', body);
+  expect(first.status).toBe(201);
+  const second = await place('key-1', body);
+  expect(second.status).toBe(201);
   expect(second.body).toEqual(first.body);
   expect(await stockOf(stack.db.prisma, 'IDEM-1')).toEqual({ available: 7, reserved: 3, sold: 0 });
   expect(await reserveMovements('IDEM-1')).toBe(1);
@@ -89,7 +90,7 @@ test('racing requests with one key and two bodies: one body wins, its requests g
     { customerId: 'racer-2', items: [{ sku: 'RACE-2', quantity: 2 }] },
   ];
   const sent = Array.from({ length: 16 }, (_, i) => Math.floor(i / 4) % 2);
-  const responses = await Promise.all(sent.map((b, i) => placeAcrossInstances('race-key-2', bodies[b] as object, i)));
+  const responses = await Promise.all(sent.map((b, i) => placeAcrossInstances('race-key-2', bodies[b] as OrderRequest, i)));
   const winners = responses.filter((r) => r.status === 201);
   expect(winners.length).toBeGreaterThan(0);
   const winningQuantity = (winners[0]?.body as { items: { quantity: number }[] }).items[0]?.quantity;
@@ -100,7 +101,7 @@ test('racing requests with one key and two bodies: one body wins, its requests g
       expect(res.body.orderId).toBe(winners[0]?.body.orderId);
     } else {
       expect(res.status).toBe(422);
-      expect(res.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+      expect(errorCode(res)).toBe('IDEMPOTENCY_KEY_REUSED');
     }
   });
   expect(await stockOf(stack.db.prisma, 'RACE-2')).toEqual({ available: 100 - (winningQuantity ?? 0), reserved: winningQuantity, sold: 0 });
@@ -111,16 +112,19 @@ test('the same key with a different body answers 422 IDEMPOTENCY_KEY_REUSED and 
   await addProduct(stack.db.prisma, 'IDEM-2', 10);
   await addProduct(stack.db.prisma, 'IDEM-3', 10);
   const body = { customerId: 'idem-2', items: [{ sku: 'IDEM-2', quantity: 1 }, { sku: 'IDEM-3', quantity: 1 }] };
-  const first = await place('key-2', body).expect(201);
+  const first = await place('key-2', body);
+  expect(first.status).toBe(201);
   for (const different of [
     { ...body, items: [{ sku: 'IDEM-2', quantity: 2 }, { sku: 'IDEM-3', quantity: 1 }] },
     { ...body, items: [{ sku: 'IDEM-2', quantity: 1 }] },
     { ...body, paymentTimeoutSeconds: 30 },
   ]) {
-    const res = await place('key-2', different).expect(422);
+    const res = await place('key-2', different);
+    expect(res.status).toBe(422);
     expect(res.body).toEqual({ error: { code: 'IDEMPOTENCY_KEY_REUSED', message: expect.any(String) } });
   }
-  const reordered = await place('key-2', { ...body, items: [...body.items].reverse() }).expect(201);
+  const reordered = await place('key-2', { ...body, items: [...body.items].reverse() });
+  expect(reordered.status).toBe(201);
   expect(reordered.body.orderId).toBe(first.body.orderId);
   expect(await stockOf(stack.db.prisma, 'IDEM-2')).toEqual({ available: 9, reserved: 1, sold: 0 });
 });
@@ -128,8 +132,10 @@ test('the same key with a different body answers 422 IDEMPOTENCY_KEY_REUSED and 
 test('the same key from another customer is another order', async () => {
   await addProduct(stack.db.prisma, 'IDEM-4', 10);
   const items = [{ sku: 'IDEM-4', quantity: 1 }];
-  const a = await place('shared-key', { customerId: 'alice-4', items }).expect(201);
-  const b = await place('shared-key', { customerId: 'bob-4', items }).expect(201);
+  const a = await place('shared-key', { customerId: 'alice-4', items });
+  expect(a.status).toBe(201);
+  const b = await place('shared-key', { customerId: 'bob-4', items });
+  expect(b.status).toBe(201);
   expect(a.body.orderId).not.toBe(b.body.orderId);
   expect(await stockOf(stack.db.prisma, 'IDEM-4')).toEqual({ available: 8, reserved: 2, sold: 0 });
 });
@@ -142,7 +148,8 @@ test('racing requests for an order that cannot be filled all answer the same 409
   const first = responses[0]?.body;
   for (const res of responses) expect(res.body).toEqual(first);
   expect(first).toMatchObject({ orderId: expect.any(String), error: { code: 'OUT_OF_STOCK', details: [{ sku: 'SHORT-1', requested: 5, available: 2 }] } });
-  const replay = await place('short-key', body).expect(409);
+  const replay = await place('short-key', body);
+  expect(replay.status).toBe(409);
   expect(replay.body).toEqual(first);
   expect(await stockOf(stack.db.prisma, 'SHORT-1')).toEqual({ available: 2, reserved: 0, sold: 0 });
 });
@@ -152,13 +159,16 @@ describe('replays after the order closed', () => {
     await addProduct(stack.db.prisma, 'DONE-1', 10, 100);
     const bodyOf = (customerId: string) => ({ customerId, items: [{ sku: 'DONE-1', quantity: 1 }], paymentTimeoutSeconds: 1 });
 
-    const paid = await place('done-paid', bodyOf('done-a')).expect(201);
-    await pay(paid.body.orderId, { paymentId: 'done-pay', amountCents: 100 });
-    const cancelled = await place('done-cancel', bodyOf('done-b')).expect(201);
-    await request(stack.app).post(`/orders/${cancelled.body.orderId}/cancel`).expect(200);
-    const expired = await place('done-expire', bodyOf('done-c')).expect(201);
+    const paid = await place('done-paid', bodyOf('done-a'));
+    expect(paid.status).toBe(201);
+    await pay(orderIdOf(paid), { paymentId: 'done-pay', amountCents: 100 });
+    const cancelled = await place('done-cancel', bodyOf('done-b'));
+    expect(cancelled.status).toBe(201);
+    expect((await cancelOrder(stack.app, orderIdOf(cancelled))).status).toBe(200);
+    const expired = await place('done-expire', bodyOf('done-c'));
+    expect(expired.status).toBe(201);
     await eventually(
-      async () => (await request(stack.app).get(`/orders/${expired.body.orderId}`)).body.status as string,
+      async () => (await getOrder(stack.app, orderIdOf(expired))).body.status,
       (status) => status === 'EXPIRED',
     );
     const stockBefore = await stockOf(stack.db.prisma, 'DONE-1');
@@ -173,9 +183,10 @@ describe('replays after the order closed', () => {
         expect(res.status).toBe(201);
         expect(res.body).toMatchObject({ orderId: original.body.orderId, status, closedAt: expect.any(String) });
       }
-      const reused = await place(key, { ...bodyOf(customer), items: [{ sku: 'DONE-1', quantity: 2 }] }).expect(422);
-      expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
-      expect(await orderWorkflowRuns(original.body.orderId)).toBe(1);
+      const reused = await place(key, { ...bodyOf(customer), items: [{ sku: 'DONE-1', quantity: 2 }] });
+      expect(reused.status).toBe(422);
+      expect(errorCode(reused)).toBe('IDEMPOTENCY_KEY_REUSED');
+      expect(await orderWorkflowRuns(orderIdOf(original))).toBe(1);
     }
     expect(await stockOf(stack.db.prisma, 'DONE-1')).toEqual(stockBefore);
     expect(stockBefore).toEqual({ available: 9, reserved: 0, sold: 1 });
@@ -184,9 +195,10 @@ describe('replays after the order closed', () => {
   test('once the workflow history is deleted (retention), a replay answers from the record and starts nothing', async () => {
     await addProduct(stack.db.prisma, 'GONE-1', 5, 100);
     const body = { customerId: 'gone', items: [{ sku: 'GONE-1', quantity: 2 }] };
-    const placed = await place('gone-key', body).expect(201);
-    await pay(placed.body.orderId, { paymentId: 'gone-pay', amountCents: 200 });
-    const workflowId = orderWorkflowId(placed.body.orderId);
+    const placed = await place('gone-key', body);
+    expect(placed.status).toBe(201);
+    await pay(orderIdOf(placed), { paymentId: 'gone-pay', amountCents: 200 });
+    const workflowId = orderWorkflowId(orderIdOf(placed));
     await eventually(
       async () => (await stack.client.workflow.getHandle(workflowId).describe()).status.name,
       (status) => status === 'COMPLETED',
@@ -202,9 +214,10 @@ describe('replays after the order closed', () => {
       90_000,
     );
 
-    const replay = await place('gone-key', body).expect(201);
+    const replay = await place('gone-key', body);
+    expect(replay.status).toBe(201);
     expect(replay.body).toMatchObject({ orderId: placed.body.orderId, status: 'PAID', paymentId: 'gone-pay' });
-    await place('gone-key', { ...body, items: [{ sku: 'GONE-1', quantity: 1 }] }).expect(422);
+    expect((await place('gone-key', { ...body, items: [{ sku: 'GONE-1', quantity: 1 }] })).status).toBe(422);
     await expect(stack.client.workflow.getHandle(workflowId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(await stockOf(stack.db.prisma, 'GONE-1')).toEqual({ available: 3, reserved: 0, sold: 2 });
   }, 120_000);

@@ -9,6 +9,7 @@ import request from 'supertest';
 import { checkInventory } from '../src/db/inventory-check';
 import { addProduct } from './support/database';
 import { useStack } from './support/stack';
+import { getOrder, orderIdOf, placeOrder } from './support/api-calls';
 import { signedHeaders } from './support/webhooks';
 
 const stack = useStack();
@@ -232,8 +233,9 @@ test('a missing body and an empty body answer 400', async () => {
 });
 
 test('80 generated malformed payment deliveries, correctly signed, answer 400 and apply or record nothing', async () => {
-  const placed = await request(stack.app).post('/orders').send({ customerId: 'payer', items: [{ sku: 'VAL-C', quantity: 1 }] }).expect(201);
-  const { orderId } = placed.body as { orderId: string };
+  const placed = await placeOrder(stack.app, { customerId: 'payer', items: [{ sku: 'VAL-C', quantity: 1 }] });
+  expect(placed.status).toBe(201);
+  const orderId = orderIdOf(placed);
   const before = await snapshot();
   const data = (change: Record<string, Json | undefined>) =>
     Object.fromEntries(Object.entries({ orderId, paymentId: 'p', amountCents: 300, ...change }).filter(([, v]) => v !== undefined));
@@ -268,7 +270,8 @@ test('80 generated malformed payment deliveries, correctly signed, answer 400 an
     { numRuns: 80 },
   );
   expect(await snapshot()).toEqual(before);
-  const order = await request(stack.app).get(`/orders/${orderId}`).expect(200);
+  const order = await getOrder(stack.app, orderId);
+  expect(order.status).toBe(200);
   expect(order.body.status).toBe('AWAITING_PAYMENT');
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });

@@ -12,6 +12,7 @@ import { Webhook } from 'standardwebhooks';
 import { orderWorkflowId } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
 import { createTestApi, TEST_STRIPE_SECRET, TEST_WEBHOOK_SECRET, useStack } from './support/stack';
+import { getOrder, orderIdOf, placeOrder } from './support/api-calls';
 import { paymentIntentEvent, signedHeaders, stripeSignature } from './support/webhooks';
 
 const stack = useStack();
@@ -28,10 +29,8 @@ beforeAll(async () => {
   await addProduct(stack.db.prisma, 'SIG-1', 10, PRICE);
   // Orders that are meant to be paid take their stock from SIG-2, so SIG-1 shows only the two above.
   await addProduct(stack.db.prisma, 'SIG-2', 10, PRICE);
-  const place = async (customerId: string) =>
-    (await request(stack.app).post('/orders').send({ customerId, items: [{ sku: 'SIG-1', quantity: 1 }] }).expect(201)).body.orderId as string;
-  target = await place('sig-target');
-  captured = await place('sig-captured');
+  target = await placeOn('SIG-1', 'sig-target');
+  captured = await placeOn('SIG-1', 'sig-captured');
 });
 
 const bodyFor = (orderId: string, paymentId = 'sig-pay', amountCents = PRICE, type = 'payment.succeeded') =>
@@ -44,7 +43,8 @@ function deliver(raw: string | Buffer, headers: Record<string, string>, app = st
 }
 
 async function expectUntouched(orderId: string): Promise<void> {
-  const order = await request(stack.app).get(`/orders/${orderId}`).expect(200);
+  const order = await getOrder(stack.app, orderId);
+  expect(order.status).toBe(200);
   expect(order.body.status).toBe('AWAITING_PAYMENT');
   const { prisma } = stack.db;
   expect(await prisma.paymentReceipt.count({ where: { orderId } })).toBe(0);
@@ -67,7 +67,9 @@ function changeAt(text: string, index: number, by: number): string {
 }
 
 async function placeOn(sku: string, customerId: string, app = stack.app): Promise<string> {
-  return (await request(app).post('/orders').send({ customerId, items: [{ sku, quantity: 1 }] }).expect(201)).body.orderId as string;
+  const placed = await placeOrder(app, { customerId, items: [{ sku, quantity: 1 }] });
+  expect(placed.status).toBe(201);
+  return orderIdOf(placed);
 }
 
 describe('POST /webhooks/payments (Standard Webhooks)', () => {

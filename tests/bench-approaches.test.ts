@@ -4,25 +4,11 @@
  * order's stock exactly once. An approach whose broker cannot be reached is skipped by the bench
  * with a message, and so here. No speed is asserted: figures belong to the bench.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ApproachFigures } from '../scripts/bench/approaches';
-
-const ROOT = path.resolve(__dirname, '..');
-
-function runBench(args: string[]): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/index.ts', ...args], { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (exitCode) => resolve({ exitCode, stdout, stderr }));
-  });
-}
+import { runBench } from './support/bench-run';
 
 test('each approach returns every expired order\'s stock exactly once, through a SIGKILL of its consumer or worker', async () => {
   const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-approaches-')), 'figures.json');

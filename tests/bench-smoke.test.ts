@@ -3,35 +3,11 @@
  * seconds (throughput with most held orders then paid; history on a small history, then pruned), checks the stock invariants and prints the table. No figure is asserted here:
  * speed belongs to the bench, not to tests.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-
-const ROOT = path.resolve(__dirname, '..');
-
-interface BenchRun {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runBench(args: string[]): Promise<BenchRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/index.ts', ...args], {
-      cwd: ROOT,
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (exitCode) => resolve({ exitCode, stdout, stderr }));
-  });
-}
+import { runBench } from './support/bench-run';
 
 /** Every database the bench said it created (the stacks' and the history scenario's). */
 function benchDatabaseNames(log: string): string[] {

@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { orderWorkflowId, type OrderView } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, errorCode, outcomeOf, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
+import { cancelOrder, errorCode, orderIdOf, outcomeOf, payOrder, placeOrder, statusAndBody } from './support/api-calls';
+import { releasedRefunding, tracesOf } from './support/order-traces';
 import { useStack } from './support/stack';
 import { eventually } from './support/wait';
 
@@ -23,9 +24,9 @@ beforeAll(async () => {
 });
 
 async function place(paymentTimeoutSeconds: number, quantity = 1): Promise<{ orderId: string; expiresAt: string }> {
-  const placed = await placeOverHttp(stack.app, { customerId: 'expiry', items: [{ sku: SKU, quantity }], paymentTimeoutSeconds });
+  const placed = await placeOrder(stack.app, { customerId: 'expiry', items: [{ sku: SKU, quantity }], paymentTimeoutSeconds });
   if (placed.status !== 201) throw new Error(`placing failed: ${placed.status} ${JSON.stringify(placed.body)}`);
-  return { orderId: placed.orderId, expiresAt: placed.body.expiresAt as string };
+  return { orderId: orderIdOf(placed), expiresAt: placed.body.expiresAt as string };
 }
 
 /** Moves the order's deadline in the database only: the reclaim sees it due, the workflow's timer is still far off. */
@@ -63,12 +64,12 @@ test('a payment whose commit finds the order reclaimed is refunded once and answ
   const reclaimed = await untilReclaimed(orderId);
   expect((await workflowView(orderId)).status).toBe('AWAITING_PAYMENT');
 
-  const answer = await payOverHttp(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
+  const answer = await payOrder(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
 
   expect({ status: answer.status, outcome: outcomeOf(answer) }).toEqual({ status: 200, outcome: 'ORDER_EXPIRED' });
   expect(answer.body).toMatchObject({ refund: { paymentId: 'pay-lost-to-reclaim', status: 'REFUNDED' } });
-  const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
-  expect(again).toEqual(answer);
+  const again = await payOrder(stack.app, orderId, { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS });
+  expect(statusAndBody(again)).toEqual(statusAndBody(answer));
   expect(await tracesOf(stack.db.prisma, orderId)).toEqual(
     releasedRefunding('EXPIRED', { paymentId: 'pay-lost-to-reclaim', amountCents: PRICE_CENTS, outcome: 'ORDER_EXPIRED' }),
   );
@@ -79,7 +80,7 @@ test('a cancel that comes after the deadline is answered ORDER_EXPIRED: the dead
   const { orderId } = await place(900);
   await dueNowInDatabase(orderId);
 
-  const answer = await cancelOverHttp(stack.app, orderId);
+  const answer = await cancelOrder(stack.app, orderId);
 
   expect({ status: answer.status, code: errorCode(answer) }).toEqual({ status: 409, code: 'ORDER_EXPIRED' });
   expect((await workflowResult(orderId)).status).toBe('EXPIRED');
@@ -88,7 +89,7 @@ test('a cancel that comes after the deadline is answered ORDER_EXPIRED: the dead
 
 test('a cancel before the deadline still wins', async () => {
   const { orderId } = await place(900);
-  const answer = await cancelOverHttp(stack.app, orderId);
+  const answer = await cancelOrder(stack.app, orderId);
   expect(answer.status).toBe(200);
   expect(answer.body).toMatchObject({ status: 'CANCELLED' });
   expect((await tracesOf(stack.db.prisma, orderId)).movements).toEqual(['RESERVE', 'RELEASE']);
@@ -104,7 +105,7 @@ test('an order whose payment succeeded before its deadline is settled PAID after
   // The reclaim, not waiting for the workflow (which never heard of the payment), settles it as paid.
   expect((await eventually(() => orderRow(orderId), (o) => o.status !== 'AWAITING_PAYMENT')).status).toBe('PAID');
 
-  const answer = await payOverHttp(stack.app, orderId, { paymentId, amountCents: PRICE_CENTS });
+  const answer = await payOrder(stack.app, orderId, { paymentId, amountCents: PRICE_CENTS });
 
   expect(answer.status).toBe(200);
   expect(answer.body).toMatchObject({ outcome: 'APPLIED', order: { status: 'PAID', paymentId } });

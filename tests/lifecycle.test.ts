@@ -22,7 +22,8 @@ import {
   type PaymentReceived,
 } from '../workflows/messages';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, errorCode, type HttpAnswer, orderOf, outcomeOf, paidRefundingOne, payOverHttp, placeOverHttp, releasedRefunding, tracesOf } from './support/lifecycle';
+import { cancelOrder, errorCode, type HttpAnswer, orderIdOf, orderOf, outcomeOf, payOrder, placeOrder, statusAndBody } from './support/api-calls';
+import { paidRefundingOne, releasedRefunding, tracesOf } from './support/order-traces';
 import { createTestApi, workflowBundle, useStack } from './support/stack';
 import { eventually } from './support/wait';
 import { EVERY_CHANNEL } from '../src/api/order-records';
@@ -66,14 +67,14 @@ function refundOf(answer: HttpAnswer): unknown {
 describe('paid', () => {
   test('the webhook answers 200 APPLIED with the PAID order, the stock moves reserved → sold, and the query and search attributes follow', async () => {
     const sku = await newProduct(5, 1250);
-    const placed = await placeOverHttp(stack.app, { customerId: 'paid-1', items: [{ sku, quantity: 2 }] });
+    const placed = await placeOrder(stack.app, { customerId: 'paid-1', items: [{ sku, quantity: 2 }] });
     expect(placed.status).toBe(201);
-    const { orderId } = placed;
+    const orderId = orderIdOf(placed);
     const expiresAt = placed.body.expiresAt as string;
     expect(await searchAttributesOf(orderId)).toEqual({ status: 'AWAITING_PAYMENT', customerId: 'paid-1', deadline: expiresAt });
     expect(await orderHandle(orderId).query(getOrderQuery)).toMatchObject({ status: 'AWAITING_PAYMENT', totalCents: 2500, expiresAt });
 
-    const paid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-paid-1', amountCents: 2500 });
+    const paid = await payOrder(stack.app, orderId, { paymentId: 'pay-paid-1', amountCents: 2500 });
 
     expect(paid.status).toBe(200);
     expect(paid.body).toMatchObject({ outcome: 'APPLIED', order: { orderId, status: 'PAID', paymentId: 'pay-paid-1', totalCents: 2500 } });
@@ -92,12 +93,12 @@ describe('paid', () => {
 
   test('the same paymentId delivered again, at once or after the order closed, answers the same 200 and changes nothing', async () => {
     const sku = await newProduct(5);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'paid-2', items: [{ sku, quantity: 1 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'paid-2', items: [{ sku, quantity: 1 }] }));
     const payment = { paymentId: 'pay-paid-2', amountCents: 1000 };
 
-    const together = await Promise.all(Array.from({ length: 6 }, () => payOverHttp(stack.app, orderId, payment)));
+    const together = await Promise.all(Array.from({ length: 6 }, () => payOrder(stack.app, orderId, payment)));
     await orderHandle(orderId).result();
-    const afterClose = await payOverHttp(stack.app, orderId, payment);
+    const afterClose = await payOrder(stack.app, orderId, payment);
 
     for (const answer of [...together, afterClose]) {
       expect(answer.status).toBe(200);
@@ -128,26 +129,27 @@ describe('paid', () => {
 
   test('payment ids that are also names of object properties (constructor, __proto__, toString) are decided like any other', async () => {
     const sku = await newProduct(5);
-    const first = await placeOverHttp(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
-    const second = await placeOverHttp(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
+    const first = await placeOrder(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
+    const second = await placeOrder(stack.app, { customerId: 'odd-ids', items: [{ sku, quantity: 1 }] });
+    const secondId = orderIdOf(second);
 
-    const paidByConstructor = await payOverHttp(stack.app, first.orderId, { paymentId: 'constructor', amountCents: 1000 });
-    const wrongByProto = await payOverHttp(stack.app, second.orderId, { paymentId: '__proto__', amountCents: 1 });
-    const paidByToString = await payOverHttp(stack.app, second.orderId, { paymentId: 'toString', amountCents: 1000 });
+    const paidByConstructor = await payOrder(stack.app, orderIdOf(first), { paymentId: 'constructor', amountCents: 1000 });
+    const wrongByProto = await payOrder(stack.app, secondId, { paymentId: '__proto__', amountCents: 1 });
+    const paidByToString = await payOrder(stack.app, secondId, { paymentId: 'toString', amountCents: 1000 });
 
     expect(orderOf(paidByConstructor)).toMatchObject({ status: 'PAID', paymentId: 'constructor' });
     expect(outcomeOf(wrongByProto)).toBe('AMOUNT_MISMATCH');
     expect(orderOf(paidByToString)).toMatchObject({ status: 'PAID', paymentId: 'toString' });
-    expect((await tracesOf(stack.db.prisma, second.orderId)).refunds).toEqual([{ paymentId: '__proto__', amountCents: 1, status: 'REFUNDED' }]);
+    expect((await tracesOf(stack.db.prisma, secondId)).refunds).toEqual([{ paymentId: '__proto__', amountCents: 1, status: 'REFUNDED' }]);
   });
 
   test('a malformed paymentReceived signal is ignored and the order still takes a valid payment', async () => {
     const sku = await newProduct(2);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'malformed', items: [{ sku, quantity: 1 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'malformed', items: [{ sku, quantity: 1 }] }));
 
     // Sent straight to the workflow, past the API's validation, as another client could.
     await orderHandle(orderId).signal(paymentReceivedSignal, { paymentId: 42, amountCents: 'lots' } as unknown as { paymentId: string; amountCents: number });
-    const paid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-valid', amountCents: 1000 });
+    const paid = await payOrder(stack.app, orderId, { paymentId: 'pay-valid', amountCents: 1000 });
 
     expect(orderOf(paid)).toMatchObject({ status: 'PAID', paymentId: 'pay-valid' });
     expect((await tracesOf(stack.db.prisma, orderId)).payments).toEqual([{ paymentId: 'pay-valid', amountCents: 1000, outcome: 'APPLIED' }]);
@@ -157,9 +159,9 @@ describe('paid', () => {
 describe('refused payments', () => {
   test('a wrong amount is refused with 200 AMOUNT_MISMATCH and refunded; the order still awaits payment and the right amount then pays it', async () => {
     const sku = await newProduct(4, 900);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'wrong-amount', items: [{ sku, quantity: 2 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'wrong-amount', items: [{ sku, quantity: 2 }] }));
 
-    const wrong = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
+    const wrong = await payOrder(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
 
     expect(wrong.status).toBe(200);
     expect(wrong.body).toEqual({
@@ -171,9 +173,9 @@ describe('refused payments', () => {
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 2, sold: 0 });
     expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT' });
 
-    const redelivered = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1800 });
-    const right = await payOverHttp(stack.app, orderId, { paymentId: 'pay-right', amountCents: 1800 });
-    const redeliveredAfterPaid = await payOverHttp(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
+    const redelivered = await payOrder(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1800 });
+    const right = await payOrder(stack.app, orderId, { paymentId: 'pay-right', amountCents: 1800 });
+    const redeliveredAfterPaid = await payOrder(stack.app, orderId, { paymentId: 'pay-short', amountCents: 1700 });
 
     // The first decision on a paymentId stands, whatever a redelivery carries (the order it
     // shows is the order as it is now).
@@ -189,14 +191,14 @@ describe('refused payments', () => {
 
   test('a second paymentId for a paid order answers 200 ORDER_ALREADY_PAID and, redelivered at once and after the order closed, is refunded exactly once', async () => {
     const sku = await newProduct(3);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'double-payer', items: [{ sku, quantity: 1 }] });
-    await payOverHttp(stack.app, orderId, { paymentId: 'pay-first', amountCents: 1000 });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'double-payer', items: [{ sku, quantity: 1 }] }));
+    await payOrder(stack.app, orderId, { paymentId: 'pay-first', amountCents: 1000 });
 
     const together = await Promise.all(
-      Array.from({ length: 8 }, () => payOverHttp(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 })),
+      Array.from({ length: 8 }, () => payOrder(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 })),
     );
     await orderHandle(orderId).result();
-    const afterClose = await payOverHttp(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 });
+    const afterClose = await payOrder(stack.app, orderId, { paymentId: 'pay-second', amountCents: 1000 });
 
     for (const answer of [...together, afterClose]) {
       expect(answer.status).toBe(200);
@@ -212,10 +214,10 @@ describe('refused payments', () => {
 
   test('two different payments racing for one order: exactly one is applied, the other refunded', async () => {
     const sku = await newProduct(3);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'racing-payers', items: [{ sku, quantity: 1 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'racing-payers', items: [{ sku, quantity: 1 }] }));
 
     const answers = await Promise.all(
-      ['pay-a', 'pay-b', 'pay-c'].map((paymentId) => payOverHttp(stack.app, orderId, { paymentId, amountCents: 1000 })),
+      ['pay-a', 'pay-b', 'pay-c'].map((paymentId) => payOrder(stack.app, orderId, { paymentId, amountCents: 1000 })),
     );
 
     const applied = answers.filter((a) => outcomeOf(a) === 'APPLIED');
@@ -230,16 +232,16 @@ describe('refused payments', () => {
 
   test('a payment after expiry answers 200 ORDER_EXPIRED and, redelivered ten times at once and again later, is refunded exactly once', async () => {
     const sku = await newProduct(2);
-    const placed = await placeOverHttp(stack.app, { customerId: 'too-late', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 1 });
-    const { orderId } = placed;
+    const placed = await placeOrder(stack.app, { customerId: 'too-late', items: [{ sku, quantity: 2 }], paymentTimeoutSeconds: 1 });
+    const orderId = orderIdOf(placed);
     const view = (await orderHandle(orderId).result()) as OrderView;
     expect(view.status).toBe('EXPIRED');
     expect(await searchAttributesOf(orderId)).toEqual({ status: 'EXPIRED', customerId: 'too-late', deadline: placed.body.expiresAt });
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });
 
     const payment = { paymentId: 'pay-late', amountCents: 2000 };
-    const together = await Promise.all(Array.from({ length: 10 }, () => payOverHttp(stack.app, orderId, payment)));
-    const later = await payOverHttp(stack.app, orderId, payment);
+    const together = await Promise.all(Array.from({ length: 10 }, () => payOrder(stack.app, orderId, payment)));
+    const later = await payOrder(stack.app, orderId, payment);
 
     for (const answer of [...together, later]) {
       expect(answer.status).toBe(200);
@@ -262,9 +264,9 @@ describe('refused payments', () => {
 describe('cancelled', () => {
   test('cancelling returns the stock at once; cancelling again, even concurrently, answers the same 200 and moves nothing', async () => {
     const sku = await newProduct(4);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'canceller', items: [{ sku, quantity: 3 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'canceller', items: [{ sku, quantity: 3 }] }));
 
-    const cancelled = await cancelOverHttp(stack.app, orderId);
+    const cancelled = await cancelOrder(stack.app, orderId);
 
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ orderId, status: 'CANCELLED', closedAt: expect.any(String) });
@@ -272,23 +274,23 @@ describe('cancelled', () => {
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 0 });
     expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'CANCELLED' });
 
-    const again = await Promise.all(Array.from({ length: 4 }, () => cancelOverHttp(stack.app, orderId)));
-    for (const answer of again) expect(answer).toEqual(cancelled);
+    const again = await Promise.all(Array.from({ length: 4 }, () => cancelOrder(stack.app, orderId)));
+    for (const answer of again) expect(statusAndBody(answer)).toEqual(statusAndBody(cancelled));
     expect(await tracesOf(stack.db.prisma, orderId)).toEqual({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'], payments: [], refunds: [] });
   });
 
   test('a payment after cancellation answers 200 ORDER_CANCELLED and is refunded once', async () => {
     const sku = await newProduct(1);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'changed-mind', items: [{ sku, quantity: 1 }] });
-    await cancelOverHttp(stack.app, orderId);
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'changed-mind', items: [{ sku, quantity: 1 }] }));
+    await cancelOrder(stack.app, orderId);
 
-    const first = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
-    const again = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
+    const first = await payOrder(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
+    const again = await payOrder(stack.app, orderId, { paymentId: 'pay-after-cancel', amountCents: 1000 });
 
     expect(first.status).toBe(200);
     expect(outcomeOf(first)).toBe('ORDER_CANCELLED');
     expect(refundOf(first)).toEqual({ paymentId: 'pay-after-cancel', status: 'REFUNDED' });
-    expect(again).toEqual(first);
+    expect(statusAndBody(again)).toEqual(statusAndBody(first));
     expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({
       status: 'CANCELLED',
       movements: ['RESERVE', 'RELEASE'],
@@ -309,7 +311,7 @@ describe('cancelled', () => {
 
   test('a Temporal cancellation request (Web UI, CLI) cancels an unpaid order like cancelOrder, and its stock comes back', async () => {
     const sku = await newProduct(3);
-    const { orderId } = await placeOverHttp(stack.app, { customerId: 'ui-cancel', items: [{ sku, quantity: 2 }] });
+    const orderId = orderIdOf(await placeOrder(stack.app, { customerId: 'ui-cancel', items: [{ sku, quantity: 2 }] }));
 
     await orderHandle(orderId).cancel();
 
@@ -317,23 +319,25 @@ describe('cancelled', () => {
     expect(view.status).toBe('CANCELLED');
     expect(await tracesOf(stack.db.prisma, orderId)).toMatchObject({ status: 'CANCELLED', movements: ['RESERVE', 'RELEASE'] });
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 0 });
-    const late = await payOverHttp(stack.app, orderId, { paymentId: 'pay-after-ui-cancel', amountCents: 2000 });
+    const late = await payOrder(stack.app, orderId, { paymentId: 'pay-after-ui-cancel', amountCents: 2000 });
     expect(outcomeOf(late)).toBe('ORDER_CANCELLED');
   });
 
   test('cancelling a paid, an expired or a rejected order answers 409 with its state and changes nothing', async () => {
     const sku = await newProduct(3);
-    const paid = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }] });
-    await payOverHttp(stack.app, paid.orderId, { paymentId: 'pay-no-cancel', amountCents: 1000 });
-    const expired = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }], paymentTimeoutSeconds: 1 });
-    await orderHandle(expired.orderId).result();
-    const rejected = await placeOverHttp(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 5 }] });
+    const paid = await placeOrder(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }] });
+    const paidId = orderIdOf(paid);
+    await payOrder(stack.app, paidId, { paymentId: 'pay-no-cancel', amountCents: 1000 });
+    const expired = await placeOrder(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 1 }], paymentTimeoutSeconds: 1 });
+    const expiredId = orderIdOf(expired);
+    await orderHandle(expiredId).result();
+    const rejected = await placeOrder(stack.app, { customerId: 'no-cancel', items: [{ sku, quantity: 5 }] });
 
-    expect(errorCode(await cancelOverHttp(stack.app, paid.orderId))).toBe('ORDER_ALREADY_PAID');
-    expect(errorCode(await cancelOverHttp(stack.app, expired.orderId))).toBe('ORDER_EXPIRED');
-    expect(errorCode(await cancelOverHttp(stack.app, rejected.orderId))).toBe('ORDER_REJECTED');
-    expect((await tracesOf(stack.db.prisma, paid.orderId)).status).toBe('PAID');
-    expect((await tracesOf(stack.db.prisma, expired.orderId)).status).toBe('EXPIRED');
+    expect(errorCode(await cancelOrder(stack.app, paidId))).toBe('ORDER_ALREADY_PAID');
+    expect(errorCode(await cancelOrder(stack.app, expiredId))).toBe('ORDER_EXPIRED');
+    expect(errorCode(await cancelOrder(stack.app, orderIdOf(rejected)))).toBe('ORDER_REJECTED');
+    expect((await tracesOf(stack.db.prisma, paidId)).status).toBe('PAID');
+    expect((await tracesOf(stack.db.prisma, expiredId)).status).toBe('EXPIRED');
     expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 1 });
   });
 });
@@ -342,26 +346,27 @@ describe('rejected', () => {
   test('an order short of one item holds none of them, shows REJECTED without a workflow, and a payment for it is refused ORDER_REJECTED and refunded', async () => {
     const plenty = await newProduct(10);
     const scarce = await newProduct(1);
-    const rejected = await placeOverHttp(stack.app, {
+    const rejected = await placeOrder(stack.app, {
       customerId: 'greedy',
       items: [
         { sku: plenty, quantity: 2 },
         { sku: scarce, quantity: 2 },
       ],
     });
+    const rejectedId = orderIdOf(rejected);
 
     expect(rejected.status).toBe(409);
     expect((rejected.body.error as { details: unknown }).details).toEqual([{ sku: scarce, requested: 2, available: 1 }]);
     expect(await stockOf(stack.db.prisma, plenty)).toEqual({ available: 10, reserved: 0, sold: 0 });
     expect(await stockOf(stack.db.prisma, scarce)).toEqual({ available: 1, reserved: 0, sold: 0 });
     // The database showed the shortage: the API refused it at HTTP speed and started nothing.
-    await expect(orderHandle(rejected.orderId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(orderHandle(rejectedId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
-    const payment = await payOverHttp(stack.app, rejected.orderId, { paymentId: 'pay-rejected', amountCents: 4000 });
+    const payment = await payOrder(stack.app, rejectedId, { paymentId: 'pay-rejected', amountCents: 4000 });
 
     expect(payment.status).toBe(200);
     expect(outcomeOf(payment)).toBe('ORDER_REJECTED');
-    expect(await tracesOf(stack.db.prisma, rejected.orderId)).toEqual({
+    expect(await tracesOf(stack.db.prisma, rejectedId)).toEqual({
       status: 'REJECTED',
       movements: [],
       payments: [{ paymentId: 'pay-rejected', amountCents: 4000, outcome: 'ORDER_REJECTED' }],
@@ -386,7 +391,7 @@ describe('rejected by the hold', () => {
 
     expect(view).toMatchObject({ status: 'REJECTED', shortages: [{ sku: scarce, requested: 2, available: 1 }] });
     expect(await searchAttributesOf(orderId)).toMatchObject({ status: 'REJECTED', customerId: 'hold-refused' });
-    const placed = await placeOverHttp(stack.app, { customerId: 'hold-refused', items: [{ sku: scarce, quantity: 1 }] });
+    const placed = await placeOrder(stack.app, { customerId: 'hold-refused', items: [{ sku: scarce, quantity: 1 }] });
     expect(placed.status).toBe(201);
     expect(await stockOf(stack.db.prisma, scarce)).toEqual({ available: 0, reserved: 1, sold: 0 });
   });
@@ -423,12 +428,12 @@ describe('closing', () => {
     try {
       const { app } = createTestApi({ prisma: stack.db.prisma, temporal: stack.client, taskQueue, defaultPaymentTimeoutSeconds: 900 });
       const sku = await newProduct(2);
-      const { orderId } = await placeOverHttp(app, { customerId: 'slow-refund', items: [{ sku, quantity: 1 }] });
+      const orderId = orderIdOf(await placeOrder(app, { customerId: 'slow-refund', items: [{ sku, quantity: 1 }] }));
 
-      const answer = payOverHttp(app, orderId, { paymentId: 'pay-wrong', amountCents: 1 });
+      const answer = payOrder(app, orderId, { paymentId: 'pay-wrong', amountCents: 1 });
       // The refund has recorded the payment and now waits at the gate; meanwhile the order is cancelled.
       await eventually(() => tracesOf(stack.db.prisma, orderId), (t) => t.payments.length === 1);
-      const cancelled = await cancelOverHttp(app, orderId);
+      const cancelled = await cancelOrder(app, orderId);
 
       expect(cancelled.body).toMatchObject({ status: 'CANCELLED' });
       expect(await stockOf(stack.db.prisma, sku)).toEqual({ available: 2, reserved: 0, sold: 0 });

@@ -14,7 +14,7 @@ import { createWorkerMetrics, type WorkerMetrics } from '../src/metrics';
 import { startEventDispatcher, type DispatcherTuning, type EventDispatcher } from '../src/order-events-dispatcher';
 import { addProduct, idleInTransaction } from './support/database';
 import { startEventReceiver, type EventReceiver, type ReceivedEvent } from './support/event-receiver';
-import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
+import { cancelOrder, extendOrder, orderIdOf, payOrder, placeOrder } from './support/api-calls';
 import { startStack, TEST_ADMIN_TOKEN, TEST_ORDER_EVENTS_SECRET, type TestStack } from './support/stack';
 import { eventually, sleep } from './support/wait';
 
@@ -97,13 +97,13 @@ function startDispatcher(name: string, tuning: Partial<DispatcherTuning> = TUNIN
 }
 
 async function place(): Promise<string> {
-  const placed = await placeOverHttp(stack.app, { customerId: 'lease', items: [{ sku: SKU, quantity: 1 }] });
+  const placed = await placeOrder(stack.app, { customerId: 'lease', items: [{ sku: SKU, quantity: 1 }] });
   if (placed.status !== 201) throw new Error(`not held: ${placed.status} ${JSON.stringify(placed.body)}`);
-  return placed.orderId;
+  return orderIdOf(placed);
 }
 
 async function extend(orderId: string): Promise<void> {
-  const res = await request(stack.app).post(`/admin/orders/${orderId}/extend`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send({ seconds: 60 });
+  const res = await extendOrder(stack.app, orderId, { seconds: 60 });
   expect(res.status).toBe(200);
 }
 
@@ -150,8 +150,8 @@ test('an endpoint that hangs holds back neither another endpoint nor GET /admin/
   // Written while the slow endpoint holds a POST open.
   const later = await Promise.all([place(), place(), place()]);
   const [toPay, toCancel, onlyPlaced] = later as [string, string, string];
-  await payOverHttp(stack.app, toPay, { paymentId: `pay-${toPay}`, amountCents: PRICE });
-  await cancelOverHttp(stack.app, toCancel);
+  await payOrder(stack.app, toPay, { paymentId: `pay-${toPay}`, amountCents: PRICE });
+  await cancelOrder(stack.app, toCancel);
   const orders = [first, ...later];
   await Promise.all([
     fast.waitForTypes(first, ['order.placed']),
@@ -219,7 +219,7 @@ test('a lease that runs out (its dispatcher gone quiet) lets another dispatcher 
     const mine = leased.find((d) => d.eventId === eventId);
     expect(mine).toMatchObject({ endpoint: slow.url, attempts: 1, type: 'order.placed' });
     // Leased: no other claim gets it (nor the order's later events) while the lease lasts.
-    await payOverHttp(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
+    await payOrder(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
     expect((await claimDueDeliveries(stack.db.prisma, [{ endpoint: slow.url, limit: 100 }], 60)).filter((d) => d.orderId === orderId)).toEqual([]);
 
     slow.answer(() => 204);
@@ -245,7 +245,7 @@ const LEASE_SECONDS = 10;
 
 test('concurrent claims never lease one delivery twice, respect each endpoint\'s limit, and leave an order\'s later events until its earlier ones are done', async () => {
   const orders = await Promise.all([place(), place(), place(), place(), place(), place()]);
-  await Promise.all(orders.map((id) => payOverHttp(stack.app, id, { paymentId: `pay-${id}`, amountCents: PRICE })));
+  await Promise.all(orders.map((id) => payOrder(stack.app, id, { paymentId: `pay-${id}`, amountCents: PRICE })));
   const [a, b] = [clientNamed('claim-a', 1), clientNamed('claim-b', 1)];
   try {
     const mineOnly = (claimed: ClaimedDelivery[]) => claimed.filter((d) => orders.includes(d.orderId));
@@ -284,8 +284,8 @@ test('two dispatchers racing, with failures and slow answers, deliver every even
     orders.map(async (orderId, index) => {
       await extend(orderId);
       await extend(orderId);
-      if (index % 2 === 0) await payOverHttp(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
-      else await cancelOverHttp(stack.app, orderId);
+      if (index % 2 === 0) await payOrder(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
+      else await cancelOrder(stack.app, orderId);
     }),
   );
   const expected = (index: number) => ['order.placed', 'order.extended', 'order.extended', index % 2 === 0 ? 'order.paid' : 'order.cancelled'];

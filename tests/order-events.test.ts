@@ -13,7 +13,7 @@ import { checkInventory } from '../src/db/inventory-check';
 import { createWorkerMetrics } from '../src/metrics';
 import { addProduct, stockOf } from './support/database';
 import { startEventReceiver, type EventReceiver, type ReceivedEvent } from './support/event-receiver';
-import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
+import { cancelOrder, extendOrder, getOrder, orderIdOf, payOrder, placeOrder } from './support/api-calls';
 import { startStack, TEST_ADMIN_TOKEN, type TestStack } from './support/stack';
 import { eventually, sleep } from './support/wait';
 
@@ -44,9 +44,9 @@ afterEach(async () => {
 });
 
 async function place(paymentTimeoutSeconds = 900): Promise<string> {
-  const placed = await placeOverHttp(stack.app, { customerId: 'storefront', items: [{ sku: SKU, quantity: 1 }], paymentTimeoutSeconds });
+  const placed = await placeOrder(stack.app, { customerId: 'storefront', items: [{ sku: SKU, quantity: 1 }], paymentTimeoutSeconds });
   if (placed.status !== 201) throw new Error(`not held: ${placed.status} ${JSON.stringify(placed.body)}`);
-  return placed.orderId;
+  return orderIdOf(placed);
 }
 
 async function eventsOf(orderId: string): Promise<(ReceivedEvent & { deliveries: Record<string, unknown>[] })[]> {
@@ -56,7 +56,7 @@ async function eventsOf(orderId: string): Promise<(ReceivedEvent & { deliveries:
 }
 
 async function orderDocument(orderId: string): Promise<Record<string, unknown>> {
-  return (await request(stack.app).get(`/orders/${orderId}`)).body as Record<string, unknown>;
+  return (await getOrder(stack.app, orderId)).body;
 }
 
 /** Waits until the receiver accepted `types` for the order, then checks nothing more was written or sent. */
@@ -78,28 +78,26 @@ test('every lifecycle path produces exactly its events, signed, in order, each d
   const expired = await place(1);
   const extendedThenPaid = await place();
   const paidTwice = await place();
-  const rejected = await placeOverHttp(stack.app, { customerId: 'storefront', items: [{ sku: SCARCE, quantity: 2 }] });
+  const rejected = await placeOrder(stack.app, { customerId: 'storefront', items: [{ sku: SCARCE, quantity: 2 }] });
+  const rejectedId = orderIdOf(rejected);
   expect(rejected.status).toBe(409);
 
   await Promise.all([
-    payOverHttp(stack.app, paid, { paymentId: `pay-${paid}`, amountCents: PRICE }),
-    cancelOverHttp(stack.app, cancelled),
+    payOrder(stack.app, paid, { paymentId: `pay-${paid}`, amountCents: PRICE }),
+    cancelOrder(stack.app, cancelled),
     (async () => {
-      const res = await request(stack.app)
-        .post(`/admin/orders/${extendedThenPaid}/extend`)
-        .set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`)
-        .send({ seconds: 600 });
+      const res = await extendOrder(stack.app, extendedThenPaid, { seconds: 600 });
       expect(res.status).toBe(200);
-      await payOverHttp(stack.app, extendedThenPaid, { paymentId: `pay-${extendedThenPaid}`, amountCents: PRICE });
+      await payOrder(stack.app, extendedThenPaid, { paymentId: `pay-${extendedThenPaid}`, amountCents: PRICE });
     })(),
     (async () => {
-      await payOverHttp(stack.app, paidTwice, { paymentId: `pay-a-${paidTwice}`, amountCents: PRICE });
-      const second = await payOverHttp(stack.app, paidTwice, { paymentId: `pay-b-${paidTwice}`, amountCents: PRICE });
+      await payOrder(stack.app, paidTwice, { paymentId: `pay-a-${paidTwice}`, amountCents: PRICE });
+      const second = await payOrder(stack.app, paidTwice, { paymentId: `pay-b-${paidTwice}`, amountCents: PRICE });
       expect(second.body.outcome).toBe('ORDER_ALREADY_PAID');
     })(),
   ]);
   await eventually(() => orderDocument(expired), (o) => o.status === 'EXPIRED');
-  const latePayment = await payOverHttp(stack.app, expired, { paymentId: `pay-late-${expired}`, amountCents: PRICE });
+  const latePayment = await payOrder(stack.app, expired, { paymentId: `pay-late-${expired}`, amountCents: PRICE });
   expect(latePayment.body.outcome).toBe('ORDER_EXPIRED');
 
   const paidEvents = await expectExactly(paid, ['order.placed', 'order.paid']);
@@ -113,8 +111,8 @@ test('every lifecycle path produces exactly its events, signed, in order, each d
   expect(Date.parse(String(extendedEvents[1]?.data.order.expiresAt)) - Date.parse(String(extendedEvents[0]?.data.order.expiresAt))).toBe(600_000);
   const twiceEvents = await expectExactly(paidTwice, ['order.placed', 'order.paid', 'payment.refunded']);
   expect(twiceEvents[2]?.data.refund).toMatchObject({ paymentId: `pay-b-${paidTwice}`, reason: 'ORDER_ALREADY_PAID' });
-  const rejectedEvents = await expectExactly(rejected.orderId, ['order.rejected']);
-  expect(rejectedEvents[0]?.data.order).toEqual(await orderDocument(rejected.orderId));
+  const rejectedEvents = await expectExactly(rejectedId, ['order.rejected']);
+  expect(rejectedEvents[0]?.data.order).toEqual(await orderDocument(rejectedId));
 
   // Every delivery carried its event id as webhook-id; the envelope is the contract's.
   for (const d of receiver.deliveries) expect(d.webhookId).toBe(d.event.id);
@@ -127,8 +125,8 @@ test('a receiver that is down for a while gets everything once it is back, in or
   try {
     orders = await Promise.all([place(), place(), place(), place()]);
     const [toPay, toCancel] = orders as [string, string];
-    await payOverHttp(stack.app, toPay, { paymentId: `pay-${toPay}`, amountCents: PRICE });
-    await cancelOverHttp(stack.app, toCancel);
+    await payOrder(stack.app, toPay, { paymentId: `pay-${toPay}`, amountCents: PRICE });
+    await cancelOrder(stack.app, toCancel);
     await sleep(2_000);
     // Nothing got through, and the attempts are recorded.
     for (const orderId of orders) expect(receiver.acceptedFor(orderId)).toEqual([]);
@@ -155,7 +153,7 @@ test('a receiver answering 500 gets the same event again, with the same webhook-
   });
   try {
     const orderId = await place();
-    await payOverHttp(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
+    await payOrder(stack.app, orderId, { paymentId: `pay-${orderId}`, amountCents: PRICE });
     const [placed, paid] = await expectExactly(orderId, ['order.placed', 'order.paid']);
     for (const event of [placed, paid]) {
       const attempts = receiver.deliveries.filter((d) => d.event.id === event?.id);
@@ -230,7 +228,7 @@ test('a change that rolls back writes no event, and an event that cannot be writ
 
 test('GET /admin/events pages through every event once, in an order that keeps each order\'s sequence', async () => {
   const orderIds = await Promise.all([place(), place(), place()]);
-  await Promise.all(orderIds.map((id) => payOverHttp(stack.app, id, { paymentId: `pay-${id}`, amountCents: PRICE })));
+  await Promise.all(orderIds.map((id) => payOrder(stack.app, id, { paymentId: `pay-${id}`, amountCents: PRICE })));
   const total = await prisma().orderEvent.count();
   // Events just written become readable once no older transaction is open.
   const seen: { id: string; type: string; orderId: string; cursor: string }[] = [];
@@ -297,12 +295,12 @@ describe('an endpoint that never answers 2xx', () => {
   });
 
   test('gets each event retried until ORDER_EVENTS_MAX_AGE, then marked failed; the metrics count it', async () => {
-    const placed = await placeOverHttp(failing.app, { customerId: 'storefront', items: [{ sku: SKU, quantity: 1 }] });
+    const placed = await placeOrder(failing.app, { customerId: 'storefront', items: [{ sku: SKU, quantity: 1 }] });
     expect(placed.status).toBe(201);
     const oldest = await eventually(() => metrics.orderEventOldestPendingAge.get(), (g) => (g.values[0]?.value ?? 0) > 0.5);
     expect(oldest.values[0]?.value).toBeGreaterThan(0.5);
     const [event] = await eventually(
-      async () => (await request(failing.app).get(`/orders/${placed.orderId}/events`)).body.events as { id: string; deliveries: Record<string, unknown>[] }[],
+      async () => (await request(failing.app).get(`/orders/${orderIdOf(placed)}/events`)).body.events as { id: string; deliveries: Record<string, unknown>[] }[],
       (events) => events[0]?.deliveries[0]?.state === 'FAILED',
     );
     expect(event?.deliveries[0]).toMatchObject({ state: 'FAILED', lastError: 'HTTP 503' });

@@ -10,8 +10,9 @@ import { workflowMetadataQuery } from '@temporalio/workflow';
 import { orderWorkflowId, paymentDeadlineKey, type OrderView } from '../workflows/messages';
 import { formatTime } from '../workflows/summaries';
 import { addProduct } from './support/database';
-import { deliverOverHttp, errorCode, type HttpAnswer, outcomeOf, orderOf, payOverHttp, placeOverHttp, tracesOf } from './support/lifecycle';
-import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
+import { deliverPayment, errorCode, extendOrder, getOrder, orderIdOf, orderOf, outcomeOf, payOrder, placeOrder } from './support/api-calls';
+import { tracesOf } from './support/order-traces';
+import { useStack } from './support/stack';
 import { eventually, sleep } from './support/wait';
 
 const HOLD_SECONDS = 4;
@@ -31,25 +32,15 @@ interface Placed {
 }
 
 async function place(paymentTimeoutSeconds: number): Promise<Placed> {
-  const placed = await placeOverHttp(stack.app, { customerId: 'holder', items: [{ sku: SKU, quantity: 1 }], paymentTimeoutSeconds });
+  const placed = await placeOrder(stack.app, { customerId: 'holder', items: [{ sku: SKU, quantity: 1 }], paymentTimeoutSeconds });
   if (placed.status !== 201) throw new Error(`placing failed: ${placed.status} ${JSON.stringify(placed.body)}`);
-  return { orderId: placed.orderId, expiresAt: Date.parse(placed.body.expiresAt as string) };
+  return { orderId: orderIdOf(placed), expiresAt: Date.parse(placed.body.expiresAt as string) };
 }
 
 const payment = (paymentId: string) => ({ paymentId, amountCents: PRICE_CENTS });
 
-async function extend(orderId: string, body: unknown, key?: string): Promise<HttpAnswer> {
-  const req = request(stack.app).post(`/admin/orders/${orderId}/extend`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
-  const res = await (key === undefined ? req : req.set('Idempotency-Key', key)).send(body as object);
-  return { status: res.status, body: res.body as Record<string, unknown> };
-}
-
 async function orderRow(orderId: string) {
   return stack.db.prisma.order.findUniqueOrThrow({ where: { id: orderId } });
-}
-
-async function getOrder(orderId: string): Promise<Record<string, unknown>> {
-  return (await request(stack.app).get(`/orders/${orderId}`)).body as Record<string, unknown>;
 }
 
 async function workflowResult(orderId: string): Promise<OrderView> {
@@ -67,17 +58,17 @@ const expiredTraces = { status: 'EXPIRED', movements: ['RESERVE', 'RELEASE'], pa
 describe('payment.processing holds the stock past the deadline', () => {
   test('a processing payment that succeeds after expiresAt pays the order: nothing expires, nothing is refunded', async () => {
     const { orderId, expiresAt } = await place(2);
-    const processing = await deliverOverHttp(stack.app, 'payment.processing', orderId, payment('pay-slow-bank'));
+    const processing = await deliverPayment(stack.app, 'payment.processing', orderId, payment('pay-slow-bank'));
     expect(processing.status).toBe(200);
     expect(outcomeOf(processing)).toBe('PROCESSING');
     expect(orderOf(processing)).toMatchObject({ status: 'AWAITING_PAYMENT', paymentPending: true });
 
     // Well past expiresAt and several reclaim ticks: still held.
     await sleep(expiresAt + 1500 - Date.now());
-    expect(await getOrder(orderId)).toMatchObject({ status: 'AWAITING_PAYMENT', paymentPending: true });
+    expect((await getOrder(stack.app, orderId)).body).toMatchObject({ status: 'AWAITING_PAYMENT', paymentPending: true });
     expect((await orderRow(orderId)).status).toBe('AWAITING_PAYMENT');
 
-    const paid = await payOverHttp(stack.app, orderId, payment('pay-slow-bank'));
+    const paid = await payOrder(stack.app, orderId, payment('pay-slow-bank'));
     expect(paid.status).toBe(200);
     expect(outcomeOf(paid)).toBe('APPLIED');
     expect(orderOf(paid)).toMatchObject({ status: 'PAID', paymentId: 'pay-slow-bank' });
@@ -94,12 +85,12 @@ describe('payment.processing holds the stock past the deadline', () => {
   test('payment.failed after expiresAt ends the hold: the order expires at once', async () => {
     const { orderId, expiresAt } = await place(1);
     const holdStarted = Date.now();
-    expect(outcomeOf(await deliverOverHttp(stack.app, 'payment.processing', orderId, payment('pay-declined')))).toBe('PROCESSING');
+    expect(outcomeOf(await deliverPayment(stack.app, 'payment.processing', orderId, payment('pay-declined')))).toBe('PROCESSING');
     await sleep(expiresAt + 800 - Date.now());
     expect((await orderRow(orderId)).status).toBe('AWAITING_PAYMENT');
 
     const failedAt = Date.now();
-    const failed = await deliverOverHttp(stack.app, 'payment.failed', orderId, payment('pay-declined'));
+    const failed = await deliverPayment(stack.app, 'payment.failed', orderId, payment('pay-declined'));
     expect(failed.status).toBe(200);
     expect(outcomeOf(failed)).toBe('FAILED');
     const expired = await eventually(() => orderRow(orderId), (row) => row.status === 'EXPIRED');
@@ -117,22 +108,22 @@ describe('payment.processing holds the stock past the deadline', () => {
 
   test('a hold runs out after PAYMENT_PROCESSING_HOLD_SECONDS; a success after that is refunded once', async () => {
     const { orderId } = await place(1);
-    expect(outcomeOf(await deliverOverHttp(stack.app, 'payment.processing', orderId, payment('pay-stuck')))).toBe('PROCESSING');
+    expect(outcomeOf(await deliverPayment(stack.app, 'payment.processing', orderId, payment('pay-stuck')))).toBe('PROCESSING');
     const { paymentPendingUntil } = await orderRow(orderId);
     expect(paymentPendingUntil).not.toBeNull();
     const holdEnds = paymentPendingUntil!.getTime();
 
     // A redelivery of the same processing event does not lengthen the hold.
     await sleep(500);
-    expect(outcomeOf(await deliverOverHttp(stack.app, 'payment.processing', orderId, payment('pay-stuck')))).toBe('PROCESSING');
+    expect(outcomeOf(await deliverPayment(stack.app, 'payment.processing', orderId, payment('pay-stuck')))).toBe('PROCESSING');
     expect((await orderRow(orderId)).paymentPendingUntil!.getTime()).toBe(holdEnds);
 
     const expired = await eventually(() => orderRow(orderId), (row) => row.status === 'EXPIRED', (HOLD_SECONDS + 5) * 1000);
     expect(expired.closedAt!.getTime()).toBeGreaterThanOrEqual(holdEnds);
     expect(expired.closedAt!.getTime() - holdEnds).toBeLessThan(1000);
-    expect((await getOrder(orderId)).paymentPending).toBeUndefined();
+    expect((await getOrder(stack.app, orderId)).body.paymentPending).toBeUndefined();
 
-    const late = await Promise.all([1, 2].map(() => payOverHttp(stack.app, orderId, payment('pay-stuck'))));
+    const late = await Promise.all([1, 2].map(() => payOrder(stack.app, orderId, payment('pay-stuck'))));
     for (const answer of late) {
       expect(answer.status).toBe(200);
       expect(outcomeOf(answer)).toBe('ORDER_EXPIRED');
@@ -152,7 +143,7 @@ describe('payment.processing holds the stock past the deadline', () => {
       offsets.map(async (offset, i) => {
         const { orderId, expiresAt } = await place(2);
         await sleep(expiresAt + offset - Date.now());
-        const answer = await deliverOverHttp(stack.app, 'payment.processing', orderId, payment(`pay-edge-${i}`));
+        const answer = await deliverPayment(stack.app, 'payment.processing', orderId, payment(`pay-edge-${i}`));
         return { orderId, expiresAt, answer };
       }),
     );
@@ -180,7 +171,7 @@ describe('payment.processing holds the stock past the deadline', () => {
 describe('POST /admin/orders/:orderId/extend', () => {
   test('moves expiresAt, the search attribute and the timer: the order outlives its first deadline and can be paid', async () => {
     const { orderId, expiresAt } = await place(2);
-    const extended = await extend(orderId, { seconds: 3 });
+    const extended = await extendOrder(stack.app, orderId, { seconds: 3 });
     expect(extended.status).toBe(200);
     expect(Date.parse(extended.body.expiresAt as string)).toBe(expiresAt + 3000);
     expect(extended.body.status).toBe('AWAITING_PAYMENT');
@@ -191,14 +182,14 @@ describe('POST /admin/orders/:orderId/extend', () => {
 
     await sleep(expiresAt + 1200 - Date.now());
     expect((await orderRow(orderId)).status).toBe('AWAITING_PAYMENT');
-    const paid = await payOverHttp(stack.app, orderId, payment('pay-extended'));
+    const paid = await payOrder(stack.app, orderId, payment('pay-extended'));
     expect(outcomeOf(paid)).toBe('APPLIED');
     expect((await workflowResult(orderId)).status).toBe('PAID');
   });
 
   test('an extended order that is not paid expires at its new deadline', async () => {
     const { orderId, expiresAt } = await place(1);
-    expect((await extend(orderId, { seconds: 2 })).status).toBe(200);
+    expect((await extendOrder(stack.app, orderId, { seconds: 2 })).status).toBe(200);
     const view = await workflowResult(orderId);
     expect(view.status).toBe('EXPIRED');
     expect(Date.parse(view.expiresAt)).toBe(expiresAt + 2000);
@@ -214,7 +205,7 @@ describe('POST /admin/orders/:orderId/extend', () => {
       offsets.map(async (offset) => {
         const { orderId, expiresAt } = await place(2);
         await sleep(expiresAt + offset - Date.now());
-        return { orderId, expiresAt, offset, answer: await extend(orderId, { seconds: 1 }) };
+        return { orderId, expiresAt, offset, answer: await extendOrder(stack.app, orderId, { seconds: 1 }) };
       }),
     );
     const outcomes = new Set<string>();
@@ -246,52 +237,52 @@ describe('POST /admin/orders/:orderId/extend', () => {
 
   test('past MAX_PAYMENT_WINDOW_SECONDS from createdAt: 422 EXTENSION_TOO_LONG, nothing moves', async () => {
     const { orderId, expiresAt } = await place(10);
-    const tooLong = await extend(orderId, { seconds: MAX_WINDOW_SECONDS - 10 + 1 });
+    const tooLong = await extendOrder(stack.app, orderId, { seconds: MAX_WINDOW_SECONDS - 10 + 1 });
     expect(tooLong.status).toBe(422);
     expect(errorCode(tooLong)).toBe('EXTENSION_TOO_LONG');
     expect((await orderRow(orderId)).expiresAt.getTime()).toBe(expiresAt);
     // Exactly up to the limit is allowed.
-    const upToLimit = await extend(orderId, { seconds: MAX_WINDOW_SECONDS - 10 });
+    const upToLimit = await extendOrder(stack.app, orderId, { seconds: MAX_WINDOW_SECONDS - 10 });
     expect(upToLimit.status).toBe(200);
     expect(Date.parse(upToLimit.body.expiresAt as string)).toBe(expiresAt + (MAX_WINDOW_SECONDS - 10) * 1000);
-    expect(outcomeOf(await payOverHttp(stack.app, orderId, payment('pay-limit')))).toBe('APPLIED');
+    expect(outcomeOf(await payOrder(stack.app, orderId, payment('pay-limit')))).toBe('APPLIED');
   });
 
   test('the same Idempotency-Key extends once; with other seconds it is refused', async () => {
     const { orderId, expiresAt } = await place(10);
-    const answers = await Promise.all([1, 2, 3].map(() => extend(orderId, { seconds: 5 }, 'bank-transfer-42')));
+    const answers = await Promise.all([1, 2, 3].map(() => extendOrder(stack.app, orderId, { seconds: 5 }, { idempotencyKey: 'bank-transfer-42' })));
     for (const answer of answers) expect(answer.status).toBe(200);
     expect((await orderRow(orderId)).expiresAt.getTime()).toBe(expiresAt + 5000);
-    const again = await extend(orderId, { seconds: 5 }, 'bank-transfer-42');
+    const again = await extendOrder(stack.app, orderId, { seconds: 5 }, { idempotencyKey: 'bank-transfer-42' });
     expect(again.status).toBe(200);
     expect(Date.parse(again.body.expiresAt as string)).toBe(expiresAt + 5000);
-    const reused = await extend(orderId, { seconds: 6 }, 'bank-transfer-42');
+    const reused = await extendOrder(stack.app, orderId, { seconds: 6 }, { idempotencyKey: 'bank-transfer-42' });
     expect(reused.status).toBe(422);
     expect(errorCode(reused)).toBe('IDEMPOTENCY_KEY_REUSED');
     // Without a key, each request extends.
-    expect((await extend(orderId, { seconds: 1 })).status).toBe(200);
+    expect((await extendOrder(stack.app, orderId, { seconds: 1 })).status).toBe(200);
     expect((await orderRow(orderId)).expiresAt.getTime()).toBe(expiresAt + 6000);
-    expect(outcomeOf(await payOverHttp(stack.app, orderId, payment('pay-keyed')))).toBe('APPLIED');
+    expect(outcomeOf(await payOrder(stack.app, orderId, payment('pay-keyed')))).toBe('APPLIED');
   });
 
   test('refusals change nothing: bad bodies, no token, unknown orders, decided orders', async () => {
     const { orderId, expiresAt } = await place(10);
     for (const body of [{}, { seconds: 0 }, { seconds: 604_801 }, { seconds: 1.5 }, { seconds: '10' }, { seconds: 10, extra: 1 }]) {
-      const answer = await extend(orderId, body);
+      const answer = await extendOrder(stack.app, orderId, body);
       expect(answer.status).toBe(400);
       expect(errorCode(answer)).toBe('VALIDATION_FAILED');
     }
     const anonymous = await request(stack.bareApp).post(`/admin/orders/${orderId}/extend`).send({ seconds: 10 });
     expect(anonymous.status).toBe(401);
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid', "1' OR '1'='1"]) {
-      const answer = await extend(encodeURIComponent(id), { seconds: 10 });
+      const answer = await extendOrder(stack.app, encodeURIComponent(id), { seconds: 10 });
       expect(answer.status).toBe(404);
       expect(errorCode(answer)).toBe('ORDER_NOT_FOUND');
     }
     expect((await orderRow(orderId)).expiresAt.getTime()).toBe(expiresAt);
 
-    expect(outcomeOf(await payOverHttp(stack.app, orderId, payment('pay-first')))).toBe('APPLIED');
-    const paid = await extend(orderId, { seconds: 10 });
+    expect(outcomeOf(await payOrder(stack.app, orderId, payment('pay-first')))).toBe('APPLIED');
+    const paid = await extendOrder(stack.app, orderId, { seconds: 10 });
     expect(paid.status).toBe(409);
     expect(errorCode(paid)).toBe('ORDER_ALREADY_PAID');
     expect((await orderRow(orderId)).expiresAt.getTime()).toBe(expiresAt);

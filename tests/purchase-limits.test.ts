@@ -12,18 +12,11 @@ import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { FailureType } from '../activities/types';
 import { DEFAULTS } from '../src/config';
 import { addProduct, stockOf } from './support/database';
-import { cancelOverHttp, payOverHttp } from './support/lifecycle';
+import { cancelOrder, orderIdOf, type OrderLines, payOrder, placeOrder } from './support/api-calls';
 import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 
 const MAX_OPEN_ORDERS = 5;
 const stack = useStack({ maxOpenOrdersPerCustomer: MAX_OPEN_ORDERS });
-
-type Items = { sku: string; quantity: number }[];
-
-function postOrder(customerId: string, items: Items, key?: string) {
-  const req = request(stack.app).post('/orders');
-  return (key === undefined ? req : req.set('Idempotency-Key', key)).send({ customerId, items });
-}
 
 function putProduct(sku: string, body: Record<string, unknown>) {
   return request(stack.app).put(`/admin/products/${sku}`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send(body);
@@ -43,7 +36,7 @@ test('PUT /admin/products sets and removes maxPerCustomer, and the product shows
 
 test('30 concurrent one-unit orders of one customer under maxPerCustomer 3: exactly 3 held, the rest refused PURCHASE_LIMIT_EXCEEDED', async () => {
   await putProduct('LIM-3', { name: 'Three each', priceCents: 1000, available: 100, maxPerCustomer: 3 }).expect(201);
-  const answers = await Promise.all(Array.from({ length: 30 }, () => postOrder('hoarder', [{ sku: 'LIM-3', quantity: 1 }])));
+  const answers = await Promise.all(Array.from({ length: 30 }, () => placeOrder(stack.app, { customerId: 'hoarder', items: [{ sku: 'LIM-3', quantity: 1 }] })));
 
   expect(answers.filter((a) => a.status === 201)).toHaveLength(3);
   const refused = answers.filter((a) => a.status === 409);
@@ -61,44 +54,48 @@ test('30 concurrent one-unit orders of one customer under maxPerCustomer 3: exac
   ]);
   expect(await stockOf(stack.db.prisma, 'LIM-3')).toEqual({ available: 97, reserved: 3, sold: 0 });
   // Another customer is not limited by this one.
-  await postOrder('someone-else', [{ sku: 'LIM-3', quantity: 3 }]).expect(201);
+  expect((await placeOrder(stack.app, { customerId: 'someone-else', items: [{ sku: 'LIM-3', quantity: 3 }] })).status).toBe(201);
 });
 
 test('paid units count against the limit, a replayed refusal answers the same 409, and a cancel frees room', async () => {
   await putProduct('LIM-PAID', { name: 'Two each', priceCents: 500, available: 10, maxPerCustomer: 3 }).expect(201);
-  const first = await postOrder('collector', [{ sku: 'LIM-PAID', quantity: 2 }]).expect(201);
-  const firstId = (first.body as { orderId: string }).orderId;
-  expect((await payOverHttp(stack.app, firstId, { paymentId: `pay-${firstId}`, amountCents: 1000 })).body).toMatchObject({ outcome: 'APPLIED' });
-  const second = await postOrder('collector', [{ sku: 'LIM-PAID', quantity: 1 }]).expect(201);
+  const first = await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 2 }] });
+  expect(first.status).toBe(201);
+  const firstId = orderIdOf(first);
+  expect((await payOrder(stack.app, firstId, { paymentId: `pay-${firstId}`, amountCents: 1000 })).body).toMatchObject({ outcome: 'APPLIED' });
+  const second = await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 1 }] });
+  expect(second.status).toBe(201);
 
-  const refused = await postOrder('collector', [{ sku: 'LIM-PAID', quantity: 1 }], 'one-more').expect(409);
-  const replay = await postOrder('collector', [{ sku: 'LIM-PAID', quantity: 1 }], 'one-more').expect(409);
+  const refused = await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 1 }] }, { idempotencyKey: 'one-more' });
+  expect(refused.status).toBe(409);
+  const replay = await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 1 }] }, { idempotencyKey: 'one-more' });
+  expect(replay.status).toBe(409);
   expect(refused.body).toMatchObject({ error: { code: 'PURCHASE_LIMIT_EXCEEDED', details: [{ sku: 'LIM-PAID', limit: 3, alreadyHeld: 3, requested: 1 }] } });
   expect(replay.body).toEqual(refused.body);
 
-  expect((await cancelOverHttp(stack.app, (second.body as { orderId: string }).orderId)).status).toBe(200);
-  await postOrder('collector', [{ sku: 'LIM-PAID', quantity: 1 }]).expect(201);
+  expect((await cancelOrder(stack.app, orderIdOf(second))).status).toBe(200);
+  expect((await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 1 }] })).status).toBe(201);
   expect(await stockOf(stack.db.prisma, 'LIM-PAID')).toEqual({ available: 7, reserved: 1, sold: 2 });
 });
 
 test('30 concurrent orders of one customer under MAX_OPEN_ORDERS_PER_CUSTOMER 5: exactly 5 held, the rest refused TOO_MANY_OPEN_ORDERS; a paid or cancelled one frees a place', async () => {
   await addProduct(stack.db.prisma, 'LIM-OPEN', 1000);
-  const answers = await Promise.all(Array.from({ length: 30 }, () => postOrder('bot', [{ sku: 'LIM-OPEN', quantity: 1 }])));
+  const answers = await Promise.all(Array.from({ length: 30 }, () => placeOrder(stack.app, { customerId: 'bot', items: [{ sku: 'LIM-OPEN', quantity: 1 }] })));
 
-  const held = answers.filter((a) => a.status === 201).map((a) => (a.body as { orderId: string }).orderId);
+  const held = answers.filter((a) => a.status === 201).map((a) => orderIdOf(a));
   expect(held).toHaveLength(MAX_OPEN_ORDERS);
   const refused = answers.filter((a) => a.status === 409);
   expect(refused).toHaveLength(30 - MAX_OPEN_ORDERS);
   for (const answer of refused) {
     expect(answer.body).toMatchObject({ error: { code: 'TOO_MANY_OPEN_ORDERS', details: { limit: MAX_OPEN_ORDERS, openOrders: MAX_OPEN_ORDERS } } });
   }
-  await postOrder('bot', [{ sku: 'LIM-OPEN', quantity: 1 }]).expect(409);
+  expect((await placeOrder(stack.app, { customerId: 'bot', items: [{ sku: 'LIM-OPEN', quantity: 1 }] })).status).toBe(409);
   const [paid, cancelled] = held;
-  expect((await payOverHttp(stack.app, paid ?? '', { paymentId: `pay-${paid}`, amountCents: 1000 })).body).toMatchObject({ outcome: 'APPLIED' });
-  expect((await cancelOverHttp(stack.app, cancelled ?? '')).status).toBe(200);
-  await postOrder('bot', [{ sku: 'LIM-OPEN', quantity: 1 }]).expect(201);
-  await postOrder('bot', [{ sku: 'LIM-OPEN', quantity: 1 }]).expect(201);
-  await postOrder('bot', [{ sku: 'LIM-OPEN', quantity: 1 }]).expect(409);
+  expect((await payOrder(stack.app, paid ?? '', { paymentId: `pay-${paid}`, amountCents: 1000 })).body).toMatchObject({ outcome: 'APPLIED' });
+  expect((await cancelOrder(stack.app, cancelled ?? '')).status).toBe(200);
+  expect((await placeOrder(stack.app, { customerId: 'bot', items: [{ sku: 'LIM-OPEN', quantity: 1 }] })).status).toBe(201);
+  expect((await placeOrder(stack.app, { customerId: 'bot', items: [{ sku: 'LIM-OPEN', quantity: 1 }] })).status).toBe(201);
+  expect((await placeOrder(stack.app, { customerId: 'bot', items: [{ sku: 'LIM-OPEN', quantity: 1 }] })).status).toBe(409);
   expect(await stockOf(stack.db.prisma, 'LIM-OPEN')).toEqual({ available: 994, reserved: 5, sold: 1 });
 });
 
@@ -148,16 +145,19 @@ test('the limits count per channel and customer: the same customer id in another
     .send({ name: 'app storefront', scope: 'orders', channel: 'app' })
     .expect(201);
   const appKey = (created.body as { key: string }).key;
-  const postInApp = (items: Items) => request(stack.bareApp).post('/orders').set('Authorization', `Bearer ${appKey}`).send({ customerId: 'twin', items });
+  const postInApp = (items: OrderLines) => placeOrder(stack.bareApp, { customerId: 'twin', items }, { headers: { Authorization: `Bearer ${appKey}` } });
 
   // The default channel's twin reaches the limit...
-  await postOrder('twin', [{ sku: 'LIM-CHAN', quantity: 2 }]).expect(201);
-  const over = await postOrder('twin', [{ sku: 'LIM-CHAN', quantity: 1 }]).expect(409);
+  expect((await placeOrder(stack.app, { customerId: 'twin', items: [{ sku: 'LIM-CHAN', quantity: 2 }] })).status).toBe(201);
+  const over = await placeOrder(stack.app, { customerId: 'twin', items: [{ sku: 'LIM-CHAN', quantity: 1 }] });
+  expect(over.status).toBe(409);
   expect(over.body).toMatchObject({ error: { code: 'PURCHASE_LIMIT_EXCEEDED', details: [{ sku: 'LIM-CHAN', limit: 2, alreadyHeld: 2, requested: 1 }] } });
   // ...and the app's twin, another customer, still has the whole limit.
-  const inApp = await postInApp([{ sku: 'LIM-CHAN', quantity: 2 }]).expect(201);
+  const inApp = await postInApp([{ sku: 'LIM-CHAN', quantity: 2 }]);
+  expect(inApp.status).toBe(201);
   expect(inApp.body).toMatchObject({ channel: 'app', status: 'AWAITING_PAYMENT' });
-  const overInApp = await postInApp([{ sku: 'LIM-CHAN', quantity: 1 }]).expect(409);
+  const overInApp = await postInApp([{ sku: 'LIM-CHAN', quantity: 1 }]);
+  expect(overInApp.status).toBe(409);
   expect(overInApp.body).toMatchObject({ error: { code: 'PURCHASE_LIMIT_EXCEEDED', details: [{ sku: 'LIM-CHAN', limit: 2, alreadyHeld: 2, requested: 1 }] } });
 
   // The hold counts per channel too (an order the API never admitted, in a third channel).

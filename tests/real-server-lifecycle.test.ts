@@ -10,7 +10,7 @@ import { ProcessGroup } from '../scripts/processes';
 import { startRealTemporalServer, type RealTemporalServer } from '../scripts/temporal-server';
 import { checkInventory } from '../src/db/inventory-check';
 import { createTestDatabase, addProduct, stockOf, type TestDatabase } from './support/database';
-import { cancelOverHttp, payOverHttp, placeOverHttp } from './support/lifecycle';
+import { cancelOrder, orderIdOf, payOrder, placeOrder } from './support/api-calls';
 import { createTestApi, startWorker, type RunningWorker } from './support/stack';
 import { eventually } from './support/wait';
 import { orderStatusKey, orderWorkflowId } from '../workflows/messages';
@@ -72,37 +72,39 @@ async function orderStatusAttribute(orderId: string): Promise<unknown> {
 describe('on the real temporal-server with PostgreSQL', () => {
   test('an order is held, then paid: reserved → sold, and the workflow closes PAID', async () => {
     const sku = await newProduct(5, 1250);
-    const placed = await placeOverHttp(api.app, { customerId: 'real-paid', items: [{ sku, quantity: 2 }] });
+    const placed = await placeOrder(api.app, { customerId: 'real-paid', items: [{ sku, quantity: 2 }] });
     expect(placed.status).toBe(201);
     expect(await stockOf(db.prisma, sku)).toEqual({ available: 3, reserved: 2, sold: 0 });
-    expect(await orderStatusAttribute(placed.orderId)).toBe('AWAITING_PAYMENT');
+    const orderId = orderIdOf(placed);
+    expect(await orderStatusAttribute(orderId)).toBe('AWAITING_PAYMENT');
 
-    const paid = await payOverHttp(api.app, placed.orderId, { paymentId: `pay-${randomUUID()}`, amountCents: 2500 });
+    const paid = await payOrder(api.app, orderId, { paymentId: `pay-${randomUUID()}`, amountCents: 2500 });
 
     expect(paid.status).toBe(200);
     expect(await stockOf(db.prisma, sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
-    await env.client.workflow.getHandle(orderWorkflowId(placed.orderId)).result();
-    expect(await orderStatusAttribute(placed.orderId)).toBe('PAID');
+    await env.client.workflow.getHandle(orderWorkflowId(orderId)).result();
+    expect(await orderStatusAttribute(orderId)).toBe('PAID');
   });
 
   test('an unpaid order expires when its window ends and its stock is back on sale', async () => {
     const sku = await newProduct(4);
-    const placed = await placeOverHttp(api.app, { customerId: 'real-expired', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 2 });
+    const placed = await placeOrder(api.app, { customerId: 'real-expired', items: [{ sku, quantity: 3 }], paymentTimeoutSeconds: 2 });
     expect(placed.status).toBe(201);
+    const orderId = orderIdOf(placed);
 
-    const order = await eventually(() => api.services.checkout.getOrder(placed.orderId, EVERY_CHANNEL), (o) => o.status === 'EXPIRED', 60_000);
+    const order = await eventually(() => api.services.checkout.getOrder(orderId, EVERY_CHANNEL), (o) => o.status === 'EXPIRED', 60_000);
 
     expect(order.closedAt).toBeDefined();
     expect(await stockOf(db.prisma, sku)).toEqual({ available: 4, reserved: 0, sold: 0 });
-    await env.client.workflow.getHandle(orderWorkflowId(placed.orderId)).result();
-    expect(await orderStatusAttribute(placed.orderId)).toBe('EXPIRED');
+    await env.client.workflow.getHandle(orderWorkflowId(orderId)).result();
+    expect(await orderStatusAttribute(orderId)).toBe('EXPIRED');
   });
 
   test('a cancelled order gives its stock back at once', async () => {
     const sku = await newProduct(2);
-    const placed = await placeOverHttp(api.app, { customerId: 'real-cancelled', items: [{ sku, quantity: 2 }] });
+    const placed = await placeOrder(api.app, { customerId: 'real-cancelled', items: [{ sku, quantity: 2 }] });
 
-    const cancelled = await cancelOverHttp(api.app, placed.orderId);
+    const cancelled = await cancelOrder(api.app, orderIdOf(placed));
 
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ status: 'CANCELLED' });
@@ -111,7 +113,7 @@ describe('on the real temporal-server with PostgreSQL', () => {
 
   test('an order for more than is on sale is rejected and holds nothing', async () => {
     const sku = await newProduct(1);
-    const placed = await placeOverHttp(api.app, { customerId: 'real-rejected', items: [{ sku, quantity: 2 }] });
+    const placed = await placeOrder(api.app, { customerId: 'real-rejected', items: [{ sku, quantity: 2 }] });
     expect(placed.status).toBe(409);
     expect(await stockOf(db.prisma, sku)).toEqual({ available: 1, reserved: 0, sold: 0 });
   });

@@ -4,14 +4,13 @@
  * a workflow of its own, while the pruned order's closed workflow is still in Temporal. The dev
  * server keeps closed workflows as long as the database keeps closed orders.
  */
-import request from 'supertest';
 import { catchUpLedgerCheckpoint } from '../src/db/ledger-checkpoint';
 import { pruneClosedOrders } from '../src/db/retention';
 import { DEFAULTS } from '../src/config';
 import { orderWorkflowId } from '../workflows/messages';
 import { namespaceRetentionSeconds } from '../scripts/temporal-namespace';
 import { addProduct, stockOf } from './support/database';
-import { payOverHttp } from './support/lifecycle';
+import { cancelOrder, getOrder, orderIdOf, payOrder, placeOrder } from './support/api-calls';
 import { useStack } from './support/stack';
 import { eventually } from './support/wait';
 
@@ -23,7 +22,7 @@ beforeAll(async () => {
 });
 
 function place(key: string, quantity: number) {
-  return request(stack.app).post('/orders').set('Idempotency-Key', key).send({ customerId: 'returning-buyer', items: [{ sku: SKU, quantity }] });
+  return placeOrder(stack.app, { customerId: 'returning-buyer', items: [{ sku: SKU, quantity }] }, { idempotencyKey: key });
 }
 
 /** Every closed order goes: as if RETENTION_DAYS had passed since each closed. */
@@ -50,14 +49,14 @@ test('the dev server keeps closed workflows RETENTION_DAYS, as long as closed or
 
 test('a pruned order reads 404 ORDER_NOT_FOUND, and a payment naming it is answered 404 too', async () => {
   const placed = await place('retention-gone', 1);
-  const { orderId } = placed.body as { orderId: string };
-  await request(stack.app).post(`/orders/${orderId}/cancel`).expect(200);
+  const orderId = orderIdOf(placed);
+  expect((await cancelOrder(stack.app, orderId)).status).toBe(200);
 
   expect(await pruneEveryClosedOrder()).toBeGreaterThanOrEqual(1);
 
-  const read = await request(stack.app).get(`/orders/${orderId}`);
+  const read = await getOrder(stack.app, orderId);
   expect({ status: read.status, code: (read.body as { error: { code: string } }).error.code }).toEqual({ status: 404, code: 'ORDER_NOT_FOUND' });
-  const late = await payOverHttp(stack.app, orderId, { paymentId: 'pay-for-a-pruned-order', amountCents: 1000 });
+  const late = await payOrder(stack.app, orderId, { paymentId: 'pay-for-a-pruned-order', amountCents: 1000 });
   expect(late.status).toBe(404);
 });
 
@@ -65,7 +64,7 @@ test('the Idempotency-Key of a pruned order places a new order, with any body, b
   const first = await place('cart-of-last-season', 2);
   expect(first.status).toBe(201);
   const { orderId, createdAt } = first.body as { orderId: string; createdAt: string };
-  await request(stack.app).post(`/orders/${orderId}/cancel`).expect(200);
+  expect((await cancelOrder(stack.app, orderId)).status).toBe(200);
   await eventually(() => workflowRuns(orderId), (runs) => runs.length === 1 && runs[0] === 'COMPLETED');
   await pruneEveryClosedOrder();
 
@@ -81,5 +80,5 @@ test('the Idempotency-Key of a pruned order places a new order, with any body, b
   const repeated = await place('cart-of-last-season', 3);
   expect({ status: repeated.status, orderId: (repeated.body as { orderId: string }).orderId }).toEqual({ status: 201, orderId: (again.body as { orderId: string }).orderId });
   expect((await place('cart-of-last-season', 1)).status).toBe(422);
-  await request(stack.app).post(`/orders/${(again.body as { orderId: string }).orderId}/cancel`).expect(200);
+  expect((await cancelOrder(stack.app, orderIdOf(again))).status).toBe(200);
 });

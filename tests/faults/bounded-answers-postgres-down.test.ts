@@ -8,7 +8,8 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/placement';
 import { API_DATABASE_TIMEOUTS } from '../../src/db/client';
 import { checkInventory } from '../../src/db/inventory-check';
-import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { cancelOrder, getOrder, payOrder, placeOrder, placeToPayAndToCancel } from '../support/api-calls';
+import { boundedApi, expectUnavailable, movementsOf, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useOwnPostgresStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -35,12 +36,12 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
 
   await postgres.crash();
 
-  const newLines = [{ sku: 'PD-NEW', quantity: 5 }];
+  const newOrder = { customerId: CUSTOMER, items: [{ sku: 'PD-NEW', quantity: 5 }] };
   const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, 'pd-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'pd-new'), 'postgres');
+  expectUnavailable(await placeOrder(app, newOrder, { idempotencyKey: 'pd-new' }), 'postgres');
+  expectUnavailable(await placeOrder(app, newOrder, { idempotencyKey: 'pd-new' }), 'postgres');
   expectUnavailable(await getOrder(app, newId), 'postgres');
-  expectUnavailable(await payOrder(app, payId, 'pd-payment', 600), 'postgres');
+  expectUnavailable(await payOrder(app, payId, { paymentId: 'pd-payment', amountCents: 600 }), 'postgres');
   expectUnavailable(await cancelOrder(app, cancelId), 'postgres');
   const notReady = await request(app).get('/readyz').expect(503);
   expect(notReady.body.error.details).toMatchObject({ postgres: expect.stringMatching(/^unavailable: /), temporal: 'ok' });
@@ -51,9 +52,9 @@ test('PostgreSQL stopped: placement, payment, cancel and reads answer 503 with R
   await eventually(() => getOrder(app, newId), (a) => a.status !== 503, 60_000);
   expect((await getOrder(app, newId)).status).toBe(404);
   expect(await stockOf(prisma, 'PD-NEW')).toEqual({ available: 10, reserved: 0, sold: 0 });
-  const placed = await eventually(() => placeOrder(app, CUSTOMER, newLines, 'pd-new'), (a) => a.status !== 202 && a.status !== 503, 60_000);
+  const placed = await eventually(() => placeOrder(app, newOrder, { idempotencyKey: 'pd-new' }), (a) => a.status !== 202 && a.status !== 503, 60_000);
   expect(placed).toMatchObject({ status: 201, body: { orderId: newId, status: 'AWAITING_PAYMENT', totalCents: 2500 } });
-  const paid = await eventually(() => payOrder(app, payId, 'pd-payment', 600), (a) => a.status !== 202 && a.status !== 503, 60_000);
+  const paid = await eventually(() => payOrder(app, payId, { paymentId: 'pd-payment', amountCents: 600 }), (a) => a.status !== 202 && a.status !== 503, 60_000);
   expect(paid).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId: payId, status: 'PAID' } } });
   const cancelled = await eventually(() => cancelOrder(app, cancelId), (a) => a.status !== 202 && a.status !== 503, 60_000);
   expect(cancelled).toMatchObject({ status: 200, body: { orderId: cancelId, status: 'CANCELLED' } });

@@ -9,7 +9,8 @@ import request from 'supertest';
 import { orderIdFor } from '../../src/api/placement';
 import { checkInventory } from '../../src/db/inventory-check';
 import { connectTemporalClient } from '../../src/temporal';
-import { boundedApi, expectUnavailable, placeToPayAndToCancel, cancelOrder, getOrder, movementsOf, payOrder, placeOrder, type BoundedApi } from '../support/bounded-api';
+import { cancelOrder, getOrder, payOrder, placeOrder, placeToPayAndToCancel } from '../support/api-calls';
+import { boundedApi, expectUnavailable, movementsOf, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useRestartableTemporalStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -39,15 +40,15 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
 
   await stopTemporal();
 
-  const newLines = [{ sku: 'TD-NEW', quantity: 4 }];
+  const newOrder = { customerId: CUSTOMER, items: [{ sku: 'TD-NEW', quantity: 4 }] };
   const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, 'td-new');
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
+  expectUnavailable(await placeOrder(app, newOrder, { idempotencyKey: 'td-new' }), 'temporal');
   // Nothing left behind: the PENDING row was withdrawn, no stock held.
   expect((await getOrder(app, newId)).status).toBe(404);
-  expectUnavailable(await placeOrder(app, CUSTOMER, newLines, 'td-new'), 'temporal');
+  expectUnavailable(await placeOrder(app, newOrder, { idempotencyKey: 'td-new' }), 'temporal');
   expect(await stockOf(db.prisma, 'TD-NEW')).toEqual({ available: 10, reserved: 0, sold: 0 });
   expect(await db.prisma.order.count({ where: { status: 'PENDING' } })).toBe(0);
-  expectUnavailable(await payOrder(app, payId, 'td-payment', 400), 'temporal');
+  expectUnavailable(await payOrder(app, payId, { paymentId: 'td-payment', amountCents: 400 }), 'temporal');
   expectUnavailable(await cancelOrder(app, cancelId), 'temporal');
   // Reads come from PostgreSQL, which is up.
   expect((await getOrder(app, payId)).body).toMatchObject({ status: 'AWAITING_PAYMENT' });
@@ -57,9 +58,9 @@ test('Temporal stopped: placement, payment and cancel answer 503 with Retry-Afte
   await startTemporal();
 
   // The client and the worker reconnect on their own; the same requests now go through.
-  const placed = await eventually(() => placeOrder(app, CUSTOMER, newLines, 'td-new'), (a) => a.status === 201, 90_000);
+  const placed = await eventually(() => placeOrder(app, newOrder, { idempotencyKey: 'td-new' }), (a) => a.status === 201, 90_000);
   expect(placed.body).toMatchObject({ orderId: newId, status: 'AWAITING_PAYMENT', totalCents: 2400 });
-  const paid = await eventually(() => payOrder(app, payId, 'td-payment', 400), (a) => a.status === 200, 60_000);
+  const paid = await eventually(() => payOrder(app, payId, { paymentId: 'td-payment', amountCents: 400 }), (a) => a.status === 200, 60_000);
   expect(paid.body).toMatchObject({ outcome: 'APPLIED', order: { orderId: payId, status: 'PAID' } });
   const cancelled = await eventually(() => cancelOrder(app, cancelId), (a) => a.status === 200, 60_000);
   expect(cancelled.body).toMatchObject({ orderId: cancelId, status: 'CANCELLED' });

@@ -8,17 +8,8 @@
 import request from 'supertest';
 import { orderIdFor } from '../../src/api/placement';
 import { checkInventory } from '../../src/db/inventory-check';
-import {
-  ANSWER_BOUND_MS,
-  boundedApi,
-  cancelOrder,
-  getOrder,
-  movementsOf,
-  payOrder,
-  placeOrder,
-  type BoundedApi,
-  type Timed,
-} from '../support/bounded-api';
+import { cancelOrder, getOrder, type HttpAnswer, payOrder, placeOrder, placeToPayAndToCancel } from '../support/api-calls';
+import { ANSWER_BOUND_MS, boundedApi, movementsOf, type BoundedApi } from '../support/bounded-api';
 import { addProduct, stockOf } from '../support/database';
 import { useFaultStack } from '../support/fault-stack';
 import { eventually } from '../support/wait';
@@ -37,7 +28,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-function expectPending(answer: Timed, orderId: string): void {
+function expectPending(answer: HttpAnswer, orderId: string): void {
   expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
   expect(answer.status).toBe(202);
   expect(answer.headers.location).toBe(`/orders/${orderId}`);
@@ -52,40 +43,34 @@ async function runWithWorkerDown(fault: 'paused' | 'killed'): Promise<void> {
   await addProduct(db.prisma, sku('NEW'), 10, 700);
   await addProduct(db.prisma, sku('CANCEL'), 10, 900);
   const worker = await scenario.startWorker(`${fault}-worker`);
-  // A fresh worker may take longer than the short wait: the same key again until held.
-  const held = (lines: { sku: string; quantity: number }[], key: string) =>
-    eventually(() => placeOrder(app, CUSTOMER, lines, key), (a) => a.status !== 202, 60_000);
-  const toPay = await held([{ sku: sku('PAY'), quantity: 2 }], `${fault}-pay`);
-  const toCancel = await held([{ sku: sku('CANCEL'), quantity: 1 }], `${fault}-cancel`);
-  expect([toPay.status, toCancel.status]).toEqual([201, 201]);
-  const payId = String(toPay.body.orderId);
-  const cancelId = String(toCancel.body.orderId);
+  const { payId, cancelId } = await placeToPayAndToCancel(app, CUSTOMER, { toPay: [{ sku: sku('PAY'), quantity: 2 }], toCancel: [{ sku: sku('CANCEL'), quantity: 1 }] }, fault);
 
   if (fault === 'paused') worker.pause();
   else await worker.kill();
 
   // Placement: the order exists at once, PENDING, holding nothing.
-  const newLines = [{ sku: sku('NEW'), quantity: 3 }];
+  const newOrder = { customerId: CUSTOMER, items: [{ sku: sku('NEW'), quantity: 3 }] };
   const newKey = `${fault}-new`;
   const newId = orderIdFor(TEST_ORDER_ID_SECRET, DEFAULT_CHANNEL, CUSTOMER, newKey);
-  const placed = await placeOrder(app, CUSTOMER, newLines, newKey);
+  const placed = await placeOrder(app, newOrder, { idempotencyKey: newKey });
   expectPending(placed, newId);
   expect(placed.body).toMatchObject({ orderId: newId, status: 'PENDING', items: [{ sku: sku('NEW'), quantity: 3, unitPriceCents: 700 }], totalCents: 2100 });
   expect((await getOrder(app, newId)).body).toMatchObject({ orderId: newId, status: 'PENDING' });
   // A storefront polling with the same request, more often than Temporal's cap on updates in
   // flight per workflow (10): each is the same order, still 202.
   for (let retry = 0; retry < 12; retry++) {
-    const placedAgain = await placeOrder(app, CUSTOMER, newLines, newKey);
+    const placedAgain = await placeOrder(app, newOrder, { idempotencyKey: newKey });
     expectPending(placedAgain, newId);
     expect(placedAgain.body).toMatchObject({ orderId: newId, status: 'PENDING' });
   }
   expect(await stockOf(db.prisma, sku('NEW'))).toEqual({ available: 10, reserved: 0, sold: 0 });
 
   // Payment: received, not decided in time.
-  const paid = await payOrder(app, payId, `${fault}-payment`, 1000);
+  const payment = { paymentId: `${fault}-payment`, amountCents: 1000 };
+  const paid = await payOrder(app, payId, payment);
   expectPending(paid, payId);
   expect(paid.body).toMatchObject({ outcome: 'PENDING', order: { orderId: payId, status: 'AWAITING_PAYMENT' } });
-  expectPending(await payOrder(app, payId, `${fault}-payment`, 1000), payId);
+  expectPending(await payOrder(app, payId, payment), payId);
 
   // Cancel: asked for, the stock not back yet.
   const cancelled = await cancelOrder(app, cancelId);
@@ -104,9 +89,9 @@ async function runWithWorkerDown(fault: 'paused' | 'killed'): Promise<void> {
 
   // Each decision made once; the same requests now get it.
   await eventually(() => getOrder(app, newId), (o) => o.body.status === 'AWAITING_PAYMENT', 90_000);
-  const decided = await placeOrder(app, CUSTOMER, newLines, newKey);
+  const decided = await placeOrder(app, newOrder, { idempotencyKey: newKey });
   expect(decided).toMatchObject({ status: 201, body: { orderId: newId, status: 'AWAITING_PAYMENT', totalCents: 2100 } });
-  const applied = await eventually(() => payOrder(app, payId, `${fault}-payment`, 1000), (a) => a.status !== 202, 90_000);
+  const applied = await eventually(() => payOrder(app, payId, payment), (a) => a.status !== 202, 90_000);
   expect(applied).toMatchObject({ status: 200, body: { outcome: 'APPLIED', order: { orderId: payId, status: 'PAID', paymentId: `${fault}-payment` } } });
   const closed = await eventually(() => cancelOrder(app, cancelId), (a) => a.status !== 202, 90_000);
   expect(closed).toMatchObject({ status: 200, body: { orderId: cancelId, status: 'CANCELLED' } });

@@ -16,12 +16,11 @@ import { parseArgs } from 'node:util';
 import { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import request from 'supertest';
 import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
 import { addProduct, createTestDatabase, type TestDatabase } from '../support/database';
-import { cancelOverHttp, deliverOverHttp, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
-import { createTestApi, startDevServer, startWorker, TEST_ADMIN_TOKEN } from '../support/stack';
+import { cancelOrder, deliverPayment, extendOrder, getOrder, type HttpAnswer, orderIdOf, payOrder, placeOrder } from '../support/api-calls';
+import { createTestApi, startDevServer, startWorker } from '../support/stack';
 import { sleep } from '../support/wait';
 import { latePaymentWorkflowId, orderWorkflowId } from '../../workflows/messages';
 import {
@@ -63,7 +62,7 @@ export const PATHS: OrderPath[] = [
     description: 'placed, read once (GET), paid by one webhook delivery',
     async drive(d) {
       const orderId = await place(d);
-      await request(d.app).get(`/orders/${orderId}`).expect(200);
+      expectStatus(await getOrder(d.app, orderId), 200);
       expectOutcome(await pay(d, orderId, 'pay-1'), 'APPLIED');
       return closed(d, orderId);
     },
@@ -94,10 +93,10 @@ export const PATHS: OrderPath[] = [
     async drive(d) {
       const body = { customerId: 'costs', items: [{ sku: SKU, quantity: 1 }] };
       const key = `key-${randomUUID()}`;
-      const first = await request(d.app).post('/orders').set('Idempotency-Key', key).send(body);
-      const again = await request(d.app).post('/orders').set('Idempotency-Key', key).send(body);
-      const orderId = String((first.body as { orderId?: unknown }).orderId);
-      if (first.status !== 201 || again.status !== 201 || (again.body as { orderId?: unknown }).orderId !== orderId) {
+      const first = await placeOrder(d.app, body, { idempotencyKey: key });
+      const again = await placeOrder(d.app, body, { idempotencyKey: key });
+      const orderId = String(first.body.orderId);
+      if (first.status !== 201 || again.status !== 201 || again.body.orderId !== orderId) {
         throw new Error(`expected the same order twice, got ${first.status} ${JSON.stringify(first.body)} and ${again.status} ${JSON.stringify(again.body)}`);
       }
       expectOutcome(await pay(d, orderId, 'pay-1'), 'APPLIED');
@@ -116,7 +115,7 @@ export const PATHS: OrderPath[] = [
     description: 'placed, then cancelled by the customer',
     async drive(d) {
       const orderId = await place(d);
-      expectStatus(await cancelOverHttp(d.app, orderId), 200);
+      expectStatus(await cancelOrder(d.app, orderId), 200);
       return closed(d, orderId);
     },
   },
@@ -125,9 +124,9 @@ export const PATHS: OrderPath[] = [
     description: 'cancelled, then cancelled again after the workflow closed',
     async drive(d) {
       const orderId = await place(d);
-      expectStatus(await cancelOverHttp(d.app, orderId), 200);
+      expectStatus(await cancelOrder(d.app, orderId), 200);
       await closed(d, orderId);
-      expectStatus(await cancelOverHttp(d.app, orderId), 200);
+      expectStatus(await cancelOrder(d.app, orderId), 200);
       return closed(d, orderId);
     },
   },
@@ -135,9 +134,9 @@ export const PATHS: OrderPath[] = [
     path: 'rejected (out of stock)',
     description: 'asks for more than is in stock',
     async drive(d) {
-      const placed = await placeOverHttp(d.app, { customerId: 'costs', items: [{ sku: SCARCE_SKU, quantity: 2 }] });
+      const placed = await placeOrder(d.app, { customerId: 'costs', items: [{ sku: SCARCE_SKU, quantity: 2 }] });
       expectStatus(placed, 409);
-      return closed(d, placed.orderId);
+      return closed(d, orderIdOf(placed));
     },
   },
   {
@@ -206,8 +205,7 @@ export const PATHS: OrderPath[] = [
     description: 'an operator extends the window by 60 s, then the order is paid',
     async drive(d) {
       const orderId = await place(d);
-      const res = await request(d.app).post(`/admin/orders/${orderId}/extend`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send({ seconds: 60 });
-      expectStatus({ status: res.status, body: res.body as Record<string, unknown> }, 200);
+      expectStatus(await extendOrder(d.app, orderId, { seconds: 60 }), 200);
       expectOutcome(await pay(d, orderId, 'pay-1'), 'APPLIED');
       return closed(d, orderId);
     },
@@ -215,9 +213,9 @@ export const PATHS: OrderPath[] = [
 ];
 
 async function place(d: Driver, options: { paymentTimeoutSeconds?: number } = {}): Promise<string> {
-  const placed = await placeOverHttp(d.app, { customerId: 'costs', items: [{ sku: SKU, quantity: 1 }], ...options });
+  const placed = await placeOrder(d.app, { customerId: 'costs', items: [{ sku: SKU, quantity: 1 }], ...options });
   expectStatus(placed, 201);
-  return placed.orderId;
+  return orderIdOf(placed);
 }
 
 /** Payment ids are unique across orders (a receipt claims its id for one order): the name, then the order. */
@@ -226,11 +224,11 @@ function paymentId(orderId: string, name: string): string {
 }
 
 function pay(d: Driver, orderId: string, name: string, amountCents = PRICE_CENTS): Promise<HttpAnswer> {
-  return payOverHttp(d.app, orderId, { paymentId: paymentId(orderId, name), amountCents });
+  return payOrder(d.app, orderId, { paymentId: paymentId(orderId, name), amountCents });
 }
 
 function deliver(d: Driver, type: 'payment.processing' | 'payment.failed', orderId: string, name: string): Promise<HttpAnswer> {
-  return deliverOverHttp(d.app, type, orderId, { paymentId: paymentId(orderId, name), amountCents: PRICE_CENTS });
+  return deliverPayment(d.app, type, orderId, { paymentId: paymentId(orderId, name), amountCents: PRICE_CENTS });
 }
 
 function expectStatus(answer: HttpAnswer, status: number): void {

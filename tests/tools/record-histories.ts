@@ -17,9 +17,8 @@ import { createOrderWorker } from '../../src/worker';
 import globalSetup from '../support/global-setup';
 import '../support/quiet-runtime';
 import { addProduct, createTestDatabase, type TestDatabase } from '../support/database';
-import request from 'supertest';
-import { cancelOverHttp, deliverOverHttp, errorCode, payOverHttp, placeOverHttp, type HttpAnswer } from '../support/lifecycle';
-import { createTestApi, startDevServer, TEST_ADMIN_TOKEN, workflowBundle } from '../support/stack';
+import { cancelOrder, deliverPayment, errorCode, extendOrder, type HttpAnswer, orderIdOf, payOrder, placeOrder } from '../support/api-calls';
+import { createTestApi, startDevServer, workflowBundle } from '../support/stack';
 import { eventually, sleep } from '../support/wait';
 import {
   cancelOrderSignal,
@@ -147,12 +146,11 @@ async function main(): Promise<void> {
 const items = (quantity = 1) => [{ sku: SKU, quantity }];
 
 async function place(r: Recorder, paymentTimeoutSeconds = 900, quantity = 1): Promise<string> {
-  const placed = await placeOverHttp(r.app, { customerId: 'recorder', items: items(quantity), paymentTimeoutSeconds });
-  return placed.orderId;
+  return orderIdOf(await placeOrder(r.app, { customerId: 'recorder', items: items(quantity), paymentTimeoutSeconds }));
 }
 
 async function pay(r: Recorder, orderId: string, paymentId: string, amountCents = PRICE_CENTS): Promise<HttpAnswer> {
-  return payOverHttp(r.app, orderId, { paymentId, amountCents });
+  return payOrder(r.app, orderId, { paymentId, amountCents });
 }
 
 async function finalView(r: Recorder, workflowId: string): Promise<OrderView> {
@@ -181,13 +179,13 @@ async function recordSimplePaths(r: Recorder): Promise<void> {
   await record(r, 'expired', await place(r, 1), 'EXPIRED');
 
   const cancelled = await place(r);
-  expectAnswer('cancelled', await cancelOverHttp(r.app, cancelled), 200);
+  expectAnswer('cancelled', await cancelOrder(r.app, cancelled), 200);
   await record(r, 'cancelled', cancelled, 'CANCELLED');
 
   // The API refuses what the database shows sold out without a workflow (409 OUT_OF_STOCK); a
   // rejected workflow is one whose hold found the stock gone after the order was admitted,
   // started here as the API starts an admitted order.
-  const refused = await placeOverHttp(r.app, { customerId: 'recorder', items: [...items(), { sku: SCARCE_SKU, quantity: 2 }] });
+  const refused = await placeOrder(r.app, { customerId: 'recorder', items: [...items(), { sku: SCARCE_SKU, quantity: 2 }] });
   expectAnswer('rejected', refused, 409, 'OUT_OF_STOCK');
   const rejected: OrderWorkflowInput = {
     orderId: randomUUID(),
@@ -262,18 +260,19 @@ async function recordDeadlineRaces(r: Recorder): Promise<void> {
     if (batch > 5) throw new Error('payment-at-deadline: no race was both won and lost');
     const races = await Promise.all(
       Array.from({ length: 12 }, async (_, i) => {
-        const placed = await placeOverHttp(r.app, { customerId: 'recorder', items: items(), paymentTimeoutSeconds: 2 });
+        const placed = await placeOrder(r.app, { customerId: 'recorder', items: items(), paymentTimeoutSeconds: 2 });
+        const orderId = orderIdOf(placed);
         const expiresAt = Date.parse(placed.body.expiresAt as string);
         // From 800 ms before to 300 ms after the deadline: a payment takes a while to reach the workflow.
         await sleep(expiresAt - 800 + i * 100 - Date.now());
-        const answer = await pay(r, placed.orderId, `pay-deadline-${i}`);
-        const workflowId = orderWorkflowId(placed.orderId);
+        const answer = await pay(r, orderId, `pay-deadline-${i}`);
+        const workflowId = orderWorkflowId(orderId);
         const view = await finalView(r, workflowId);
         const history = await r.temporal.workflow.getHandle(workflowId).fetchHistory();
         const signalledAt = signalTimeMs(history);
         // A payment that missed the open workflow went to latePaymentWorkflow: no race in this history.
         const gapMs = signalledAt === undefined ? Infinity : Math.abs(signalledAt - expiresAt);
-        return { orderId: placed.orderId, status: view.status, answer, gapMs };
+        return { orderId, status: view.status, answer, gapMs };
       }),
     );
     console.log(`deadline races, batch ${batch}: ${races.filter((race) => race.status === 'PAID').length} of ${races.length} won`);
@@ -333,7 +332,7 @@ async function recordDatabaseDecisions(r: Recorder): Promise<void> {
 
   const cancelledLate = await place(r);
   await dueNow(cancelledLate);
-  expectAnswer('cancel-lost-to-deadline', await cancelOverHttp(r.app, cancelledLate), 409, 'ORDER_EXPIRED');
+  expectAnswer('cancel-lost-to-deadline', await cancelOrder(r.app, cancelledLate), 409, 'ORDER_EXPIRED');
   await record(r, 'cancel-lost-to-deadline', cancelledLate, 'EXPIRED');
 
   // The order's workflow is gone while the order still awaits payment: decided from the database.
@@ -346,11 +345,7 @@ async function recordDatabaseDecisions(r: Recorder): Promise<void> {
 /** payment.processing holds and operator extensions: the workflow's timer follows the database's deadline. */
 async function recordHoldsThatFollowPayments(r: Recorder): Promise<void> {
   const processing = (orderId: string, paymentId: string) =>
-    deliverOverHttp(r.app, 'payment.processing', orderId, { paymentId, amountCents: PRICE_CENTS });
-  const extend = async (orderId: string, seconds: number): Promise<HttpAnswer> => {
-    const res = await request(r.app).post(`/admin/orders/${orderId}/extend`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send({ seconds });
-    return { status: res.status, body: res.body as Record<string, unknown> };
-  };
+    deliverPayment(r.app, 'payment.processing', orderId, { paymentId, amountCents: PRICE_CENTS });
   // Past the deadline, so the timer fires and the database answers that the order is still held.
   const pastDeadline = () => sleep(1_500);
 
@@ -365,7 +360,7 @@ async function recordHoldsThatFollowPayments(r: Recorder): Promise<void> {
   await pastDeadline();
   expectAnswer(
     'processing-failed-then-expired',
-    await deliverOverHttp(r.app, 'payment.failed', declined, { paymentId: 'pay-declined', amountCents: PRICE_CENTS }),
+    await deliverPayment(r.app, 'payment.failed', declined, { paymentId: 'pay-declined', amountCents: PRICE_CENTS }),
     200,
     'FAILED',
   );
@@ -376,20 +371,20 @@ async function recordHoldsThatFollowPayments(r: Recorder): Promise<void> {
   await record(r, 'processing-hold-ran-out', stuck, 'EXPIRED');
 
   const transfer = await place(r, 2);
-  expectAnswer('extended-then-paid', await extend(transfer, 60), 200);
+  expectAnswer('extended-then-paid', await extendOrder(r.app, transfer, { seconds: 60 }), 200);
   await pastDeadline();
   expectAnswer('extended-then-paid', await pay(r, transfer, 'pay-transfer'), 200, 'APPLIED');
   await record(r, 'extended-then-paid', transfer, 'PAID');
 
   const extended = await place(r, 1);
-  expectAnswer('extended-then-expired', await extend(extended, 1), 200);
+  expectAnswer('extended-then-expired', await extendOrder(r.app, extended, { seconds: 1 }), 200);
   await record(r, 'extended-then-expired', extended, 'EXPIRED');
 
   // The deadline passed in the database (moved there by hand) before the timer fired: the
   // extension loses, and the workflow expires the order at once.
   const lost = await place(r);
   await r.db.prisma.$executeRaw`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ${lost}::uuid`;
-  expectAnswer('extension-lost-to-deadline', await extend(lost, 60), 409, 'ORDER_EXPIRED');
+  expectAnswer('extension-lost-to-deadline', await extendOrder(r.app, lost, { seconds: 60 }), 409, 'ORDER_EXPIRED');
   await record(r, 'extension-lost-to-deadline', lost, 'EXPIRED');
 }
 
