@@ -7,6 +7,7 @@
  */
 import { Connection, type ConnectionLike } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function setNamespaceRetention(connection: Pick<ConnectionLike, 'workflowService'>, namespace: string, retentionSeconds: number): Promise<void> {
   await connection.workflowService.updateNamespace({
@@ -38,7 +39,7 @@ export async function setNamespaceRetentionOnceServing(address: string, namespac
       }
     } catch (error) {
       if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
   }
 }

@@ -2,17 +2,13 @@
 import request from 'supertest';
 import { MAX_STOCK_COUNT, putProduct, restockProduct } from '../activities/inventory';
 import { checkInventory } from '../src/db/inventory-check';
-import { placeOrder } from './support/api-calls';
+import { placeOrder, putProductAsOperator, withStatus } from './support/api-calls';
 import { addProduct, stockOf } from './support/database';
 import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 import { eventually } from './support/wait';
 
 const stack = useStack({ checkInventoryAfterEach: false }); // one test breaks the invariants on purpose
 const auth = `Bearer ${TEST_ADMIN_TOKEN}`;
-
-/** PUT /admin/products/:sku with the operator's token. */
-const putOverHttp = (sku: string, body: { name: string; priceCents: number; available?: number }) =>
-  request(stack.app).put(`/admin/products/${sku}`).set('Authorization', auth).send(body);
 
 function ledger(sku: string) {
   return stack.db.prisma.stockMovement.findMany({ where: { sku }, orderBy: { id: 'asc' }, select: { kind: true, quantity: true } });
@@ -48,14 +44,14 @@ describe('authorization', () => {
 });
 
 test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger row, then updates it (200) with an ADJUSTMENT', async () => {
-  const created = await putOverHttp('NEW-1', { name: 'Kettle', priceCents: 4500, available: 12 }).expect(201);
+  const created = withStatus(201, await putProductAsOperator(stack.app, 'NEW-1', { name: 'Kettle', priceCents: 4500, available: 12 }));
   expect(created.body).toEqual({ sku: 'NEW-1', name: 'Kettle', priceCents: 4500, available: 12, reserved: 0, sold: 0 });
 
-  const updated = await putOverHttp('NEW-1', { name: 'Gooseneck kettle', priceCents: 4900, available: 8 }).expect(200);
+  const updated = withStatus(200, await putProductAsOperator(stack.app, 'NEW-1', { name: 'Gooseneck kettle', priceCents: 4900, available: 8 }));
   expect(updated.body).toEqual({ sku: 'NEW-1', name: 'Gooseneck kettle', priceCents: 4900, available: 8, reserved: 0, sold: 0 });
 
   // Without `available` the count on sale stays as it is and the ledger gets no row.
-  await putOverHttp('NEW-1', { name: 'Kettle', priceCents: 4900 }).expect(200);
+  withStatus(200, await putProductAsOperator(stack.app, 'NEW-1', { name: 'Kettle', priceCents: 4900 }));
   expect(await ledger('NEW-1')).toEqual([
     { kind: 'INITIAL', quantity: 12 },
     { kind: 'ADJUSTMENT', quantity: -4 },
@@ -67,7 +63,7 @@ test('PUT /admin/products/:sku creates a product (201) with an INITIAL ledger ro
 test('setting `available` below what open orders hold leaves their reservation alone', async () => {
   await addProduct(stack.db.prisma, 'ADJ-1', 10);
   expect((await placeOrder(stack.app, { customerId: 'adj', items: [{ sku: 'ADJ-1', quantity: 6 }] })).status).toBe(201);
-  const res = await putOverHttp('ADJ-1', { name: 'A', priceCents: 1, available: 0 }).expect(200);
+  const res = withStatus(200, await putProductAsOperator(stack.app, 'ADJ-1', { name: 'A', priceCents: 1, available: 0 }));
   expect(res.body).toMatchObject({ available: 0, reserved: 6, sold: 0 });
   expect(await checkInventory(stack.db.prisma)).toEqual({ ok: true, violations: [] });
 });
@@ -84,7 +80,7 @@ test('POST /admin/products/:sku/restock adds units with a RESTOCK ledger row; un
   const missing = await request(stack.app).post('/admin/products/NOPE-1/restock').set('Authorization', auth).send({ quantity: 5 }).expect(404);
   expect(missing.body.error.code).toBe('PRODUCT_NOT_FOUND');
 
-  await putOverHttp('BIG-1', { name: 'Big', priceCents: 1, available: 1_000_000_000 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'BIG-1', { name: 'Big', priceCents: 1, available: 1_000_000_000 }));
   await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(200);
   const tooMuch = await request(stack.app).post('/admin/products/BIG-1/restock').set('Authorization', auth).send({ quantity: 1_000_000_000 }).expect(422);
   expect(tooMuch.body.error).toMatchObject({ code: 'STOCK_LIMIT_EXCEEDED', details: { available: 2_000_000_000, limit: MAX_STOCK_COUNT } });
@@ -196,7 +192,7 @@ test('a put-product activity run again for the same operation reports the same o
 });
 
 test('the operator endpoints run as workflows on the task queue, visible in Temporal', async () => {
-  await putOverHttp('WF-1', { name: 'W', priceCents: 1 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'WF-1', { name: 'W', priceCents: 1 }));
   await request(stack.app).post('/admin/products/WF-1/restock').set('Authorization', auth).send({ quantity: 1 }).expect(200);
   // Visibility is eventually consistent: a workflow that has answered may still be listed as running for a moment.
   const listed = async () => {

@@ -12,30 +12,26 @@ import { createLocalPaymentProvider } from '../activities/payment-provider';
 import { FailureType } from '../activities/types';
 import { DEFAULTS } from '../src/config';
 import { addProduct, stockOf } from './support/database';
-import { cancelOrder, orderIdOf, type OrderLines, payOrder, placeOrder } from './support/api-calls';
+import { cancelOrder, orderIdOf, type OrderLines, payOrder, placeOrder, putProductAsOperator, withStatus } from './support/api-calls';
 import { TEST_ADMIN_TOKEN, useStack } from './support/stack';
 
 const MAX_OPEN_ORDERS = 5;
 const stack = useStack({ maxOpenOrdersPerCustomer: MAX_OPEN_ORDERS });
 
-function putProduct(sku: string, body: Record<string, unknown>) {
-  return request(stack.app).put(`/admin/products/${sku}`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send(body);
-}
-
 test('PUT /admin/products sets and removes maxPerCustomer, and the product shows it while set', async () => {
-  const created = await putProduct('LIM-SHOW', { name: 'Limited', priceCents: 900, available: 5, maxPerCustomer: 2 }).expect(201);
+  const created = withStatus(201, await putProductAsOperator(stack.app, 'LIM-SHOW', { name: 'Limited', priceCents: 900, available: 5, maxPerCustomer: 2 }));
   expect(created.body).toEqual({ sku: 'LIM-SHOW', name: 'Limited', priceCents: 900, available: 5, reserved: 0, sold: 0, maxPerCustomer: 2 });
   expect((await request(stack.app).get('/products/LIM-SHOW').expect(200)).body).toMatchObject({ maxPerCustomer: 2 });
   // Absent leaves it; null removes it; below 1 is refused.
-  expect((await putProduct('LIM-SHOW', { name: 'Limited', priceCents: 900 }).expect(200)).body).toMatchObject({ maxPerCustomer: 2 });
-  const removed = await putProduct('LIM-SHOW', { name: 'Limited', priceCents: 900, maxPerCustomer: null }).expect(200);
+  expect((withStatus(200, await putProductAsOperator(stack.app, 'LIM-SHOW', { name: 'Limited', priceCents: 900 }))).body).toMatchObject({ maxPerCustomer: 2 });
+  const removed = withStatus(200, await putProductAsOperator(stack.app, 'LIM-SHOW', { name: 'Limited', priceCents: 900, maxPerCustomer: null }));
   expect(removed.body).toEqual({ sku: 'LIM-SHOW', name: 'Limited', priceCents: 900, available: 5, reserved: 0, sold: 0 });
-  const invalid = await putProduct('LIM-SHOW', { name: 'Limited', priceCents: 900, maxPerCustomer: 0 }).expect(400);
+  const invalid = withStatus(400, await putProductAsOperator(stack.app, 'LIM-SHOW', { name: 'Limited', priceCents: 900, maxPerCustomer: 0 }));
   expect(invalid.body).toMatchObject({ error: { code: 'VALIDATION_FAILED', details: [{ path: 'maxPerCustomer' }] } });
 });
 
 test('30 concurrent one-unit orders of one customer under maxPerCustomer 3: exactly 3 held, the rest refused PURCHASE_LIMIT_EXCEEDED', async () => {
-  await putProduct('LIM-3', { name: 'Three each', priceCents: 1000, available: 100, maxPerCustomer: 3 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'LIM-3', { name: 'Three each', priceCents: 1000, available: 100, maxPerCustomer: 3 }));
   const answers = await Promise.all(Array.from({ length: 30 }, () => placeOrder(stack.app, { customerId: 'hoarder', items: [{ sku: 'LIM-3', quantity: 1 }] })));
 
   expect(answers.filter((a) => a.status === 201)).toHaveLength(3);
@@ -58,7 +54,7 @@ test('30 concurrent one-unit orders of one customer under maxPerCustomer 3: exac
 });
 
 test('paid units count against the limit, a replayed refusal answers the same 409, and a cancel frees room', async () => {
-  await putProduct('LIM-PAID', { name: 'Two each', priceCents: 500, available: 10, maxPerCustomer: 3 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'LIM-PAID', { name: 'Two each', priceCents: 500, available: 10, maxPerCustomer: 3 }));
   const first = await placeOrder(stack.app, { customerId: 'collector', items: [{ sku: 'LIM-PAID', quantity: 2 }] });
   expect(first.status).toBe(201);
   const firstId = orderIdOf(first);
@@ -100,7 +96,7 @@ test('30 concurrent orders of one customer under MAX_OPEN_ORDERS_PER_CUSTOMER 5:
 });
 
 test('the hold checks the limits too, in its own transaction: racing holds of orders the API never admitted pass no limit', async () => {
-  await putProduct('LIM-HOLD', { name: 'Two each', priceCents: 100, available: 50, maxPerCustomer: 2 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'LIM-HOLD', { name: 'Two each', priceCents: 100, available: 50, maxPerCustomer: 2 }));
   await addProduct(stack.db.prisma, 'LIM-HOLD-OPEN', 50, 100);
   const activities = createActivities({
     prisma: stack.db.prisma,
@@ -138,7 +134,7 @@ test('the hold checks the limits too, in its own transaction: racing holds of or
 });
 
 test('the limits count per channel and customer: the same customer id in another channel has limits of its own, at admission and at the hold', async () => {
-  await putProduct('LIM-CHAN', { name: 'Two each', priceCents: 300, available: 50, maxPerCustomer: 2 }).expect(201);
+  withStatus(201, await putProductAsOperator(stack.app, 'LIM-CHAN', { name: 'Two each', priceCents: 300, available: 50, maxPerCustomer: 2 }));
   const created = await request(stack.bareApp)
     .post('/admin/api-keys')
     .set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`)

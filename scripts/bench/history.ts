@@ -32,6 +32,7 @@ import type { BenchOptions } from './options';
 import { addBenchProducts, randomItems } from './orders';
 import type { FigureId, Results } from './report';
 import { percentile } from './stats';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface HistoryContext {
   options: BenchOptions;
@@ -217,7 +218,7 @@ class HotPath {
   /** RECLAIM_BATCH orders held for a second, then the reclaim's batch that expires them (timed). */
   private async reclaimBatch(): Promise<number> {
     for (let i = 0; i < RECLAIM_BATCH; i++) await this.hold(1);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await sleep(1_200);
     const started = performance.now();
     const batch = await reclaimDueOrders(this.prisma, 10 * RECLAIM_BATCH, [EVENT_ENDPOINT]);
     const ms = performance.now() - started;
@@ -352,7 +353,7 @@ async function pruneWhileHolding(c: HistoryContext, prisma: PrismaClient, bench:
   const stopAt = started + o.pruneSeconds * 1000;
   const watch = (async () => {
     for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
       prunedOrders = await prunedOf(metrics, 'orders');
       if (prunedOrders >= Number(due?.n ?? 0) || Date.now() >= stopAt) return;
     }
@@ -427,7 +428,7 @@ async function explainHotPath(databaseUrl: string, skus: string[]): Promise<stri
     await section('a hold (admit_order, then hold_order_in_channel)', () => bench.hold(900));
     await section('a payment (the receipt, then decide_order COMMIT)', () => bench.pay(order.orderId, order.totalCents));
     for (let i = 0; i < 5; i++) await bench.hold(1);
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await sleep(1_200);
     await section('the reclaim\'s batch (reclaim_due_orders, 5 due)', () => reclaimDueOrders(prisma, 500, [EVENT_ENDPOINT]));
     await section('the dispatcher\'s claim (claimDueDeliveries, 50)', () => prisma.$transaction((tx) => claimDueDeliveries(tx, [{ endpoint: EVENT_ENDPOINT, limit: 50 }], CLAIM_LEASE_SECONDS)));
     await section('the admin feed (GET /admin/events, a page of 100 at the tail)', async () => {

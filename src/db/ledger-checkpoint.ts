@@ -5,6 +5,7 @@
  */
 import type { PrismaClient } from '../../prisma/generated/client';
 import { PRUNE_LOCK_TIMEOUT_MS } from './retention';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Ledger ids counted per call at most: one range of the primary key, well inside a worker's
@@ -55,6 +56,6 @@ export async function catchUpLedgerCheckpoint(prisma: PrismaClient, timeoutMs = 
     const step = await advanceLedgerCheckpoint(prisma);
     if (step.throughId !== null && step.throughId >= target) return step.throughId;
     if (Date.now() >= giveUpAt) throw new Error(`the ledger checkpoint did not reach id ${target} within ${timeoutMs} ms (at ${String(step.throughId)})`);
-    if (!checkpointBehind(step)) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (!checkpointBehind(step)) await sleep(20);
   }
 }

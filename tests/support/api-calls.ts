@@ -72,6 +72,17 @@ export function cancelOrder(app: express.Express, orderId: string): Promise<Http
   return timed(() => request(app).post(`/orders/${orderId}/cancel`));
 }
 
+/** PUT /admin/products/:sku as the operator. */
+export function putProductAsOperator(app: express.Express, sku: string, body: Record<string, unknown>): Promise<HttpAnswer> {
+  return timed(() => request(app).put(`/admin/products/${sku}`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send(body));
+}
+
+/** The answer, once its status is the one expected. */
+export function withStatus(status: number, answer: HttpAnswer): HttpAnswer {
+  expect(answer.status).toBe(status);
+  return answer;
+}
+
 /** GET /orders/:orderId. */
 export function getOrder(app: express.Express, orderId: string): Promise<HttpAnswer> {
   return timed(() => request(app).get(`/orders/${orderId}`));

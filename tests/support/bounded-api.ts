@@ -27,17 +27,6 @@ export function boundedApi(deps: { prisma: PrismaClient; temporal: Client; taskQ
   return { app, close: () => services.readiness.close() };
 }
 
-/** Stock movements per order and sku, e.g. { "<orderId> SKU": ["RESERVE", "COMMIT"] }: each kind at most once. */
-export async function movementsOf(prisma: PrismaClient, orderIds: string[]): Promise<Record<string, string[]>> {
-  const rows = await prisma.stockMovement.findMany({
-    where: { orderId: { in: orderIds } },
-    orderBy: [{ orderId: 'asc' }, { sku: 'asc' }, { kind: 'asc' }],
-  });
-  const moved: Record<string, string[]> = {};
-  for (const row of rows) (moved[`${row.orderId} ${row.sku}`] ??= []).push(row.kind);
-  return moved;
-}
-
 /** A 503 SERVICE_UNAVAILABLE with Retry-After, within the bound, naming the part that is down. */
 export function expectUnavailable(answer: HttpAnswer, unavailable: 'postgres' | 'temporal'): void {
   expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);

@@ -1,28 +1,35 @@
 /** What fault tests look at after the fault: the ledger and the workflow's own history. */
 import type { Client } from '@temporalio/client';
-import type { PrismaClient } from '../../prisma/generated/client';
+import type { PrismaClient, StockMovementKind } from '../../prisma/generated/client';
 import type { OrderResponse } from '../../src/api/schemas';
 import { orderWorkflowId } from '../../workflows/messages';
 import type { LockHolder } from './lock-holder';
 import { eventually, sleep } from './wait';
 import type { WorkerProcess } from './worker-process';
 
-export type Settlement = 'RELEASE' | 'COMMIT';
+const SETTLEMENTS = ['RELEASE', 'COMMIT'] as const satisfies readonly StockMovementKind[];
+export type Settlement = (typeof SETTLEMENTS)[number];
+
+/**
+ * The ledger rows of the given orders (of `kinds` only, when given), as `orderId sku → kinds`, e.g.
+ * { "<orderId> SKU": ["RESERVE", "COMMIT"] }: each kind at most once.
+ */
+export async function movementsOf(prisma: PrismaClient, orderIds: string[], kinds?: readonly StockMovementKind[]): Promise<Record<string, string[]>> {
+  const rows = await prisma.stockMovement.findMany({
+    where: { orderId: { in: orderIds }, ...(kinds && { kind: { in: [...kinds] } }) },
+    orderBy: [{ orderId: 'asc' }, { sku: 'asc' }, { kind: 'asc' }],
+  });
+  const moved: Record<string, string[]> = {};
+  for (const row of rows) (moved[`${row.orderId} ${row.sku}`] ??= []).push(row.kind);
+  return moved;
+}
 
 /**
  * The settling ledger rows (RELEASE, COMMIT) of the given orders, as `orderId sku → kinds`.
  * Every order item of a closed, once-held order must have exactly one.
  */
 export async function settlementsOf(prisma: PrismaClient, orderIds: string[]): Promise<Record<string, Settlement[]>> {
-  const rows = await prisma.stockMovement.findMany({
-    where: { orderId: { in: orderIds }, kind: { in: ['RELEASE', 'COMMIT'] } },
-    orderBy: [{ orderId: 'asc' }, { sku: 'asc' }, { kind: 'asc' }],
-  });
-  const settlements: Record<string, Settlement[]> = {};
-  for (const row of rows) {
-    (settlements[`${row.orderId} ${row.sku}`] ??= []).push(row.kind as Settlement);
-  }
-  return settlements;
+  return (await movementsOf(prisma, orderIds, SETTLEMENTS)) as Record<string, Settlement[]>;
 }
 
 /** One settlement of `kind` for every item of every order: what `settlementsOf` must equal. */
