@@ -69,8 +69,8 @@ async function paidHistory(count: number, daysAgo: number): Promise<void> {
 
 /** The orders receipt_rechecks names, each once. */
 async function named(): Promise<string[]> {
-  const rows = await db.prisma.$queryRaw<{ order_id: string }[]>`SELECT DISTINCT order_id::text AS order_id FROM receipt_rechecks ORDER BY 1`;
-  return rows.map((r) => r.order_id);
+  const rows = await db.prisma.$queryRaw<{ order_id: string }[]>`SELECT DISTINCT order_id::text AS order_id FROM receipt_rechecks`;
+  return rows.map((r) => r.order_id).sort();
 }
 
 async function rowsWaiting(): Promise<number> {
