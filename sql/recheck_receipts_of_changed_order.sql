@@ -1,6 +1,6 @@
--- Trigger function (orders, AFTER INSERT OR UPDATE, only when the row's status enters or leaves
--- PAID, its payment_id changes or its id does: what the predicates read of an order): names the
--- order for the receipts' recheck.
+-- Trigger function of orders (AFTER INSERT of an order written PAID or with a payment; AFTER
+-- UPDATE when its status enters or leaves PAID, its payment_id changes or its id does: all the
+-- predicates read of an order): names the order for the receipts' recheck (receipt_rechecks).
 
 CREATE OR REPLACE FUNCTION public.recheck_receipts_of_changed_order()
  RETURNS trigger
