@@ -178,9 +178,9 @@ export async function checkInventory(
       violations.push({ kind: 'HOLD_PAST_DEADLINE', orderId: row.order_id, deadline: row.deadline.toISOString(), overdueSeconds: row.overdue_seconds });
     }
 
-    // Receipts against their orders: the orders receipt_rechecks names, which once it is seeded are
-    // every order that disagrees (sql/drain_receipt_rechecks.sql says why); before that, and in a
-    // full check, every receipt and every paid order.
+    // Receipts against their orders: the orders receipt_rechecks names, which, once it is seeded,
+    // include every order that disagrees (sql/drain_receipt_rechecks.sql says why); before that, and
+    // in a full check, every receipt and every paid order.
     const [rechecks] = await tx.$queryRaw<{ seeded: boolean }[]>`SELECT seeded_at IS NOT NULL AS seeded FROM receipt_recheck_seeding`;
     const receiptsRead = full || rechecks?.seeded !== true ? Prisma.sql`receipt_disagreements()` : Prisma.sql`rechecked_receipt_disagreements()`;
     const disagreeing = await tx.$queryRaw<
