@@ -9,7 +9,10 @@
 -- neither side of the checkpoint's invariant (checkpoint + rows above through_id = opening balances
 -- + all rows), where a row above through_id would leave the left side without being counted in the
 -- checkpoint. Until the checkpoint is first built only orders without ledger rows go.
--- Answers the rows deleted per table (none when there was nothing to prune).
+-- Their rows of receipt_rechecks go too, after their receipts (whose deletion writes some), skipping
+-- rows a drain holds (a row naming an order that no longer exists names nothing; the next drain
+-- deletes it). Answers the rows deleted per table (none when there was nothing to prune;
+-- receipt_rechecks, bookkeeping, is not counted).
 
 CREATE OR REPLACE FUNCTION public.prune_closed_orders(p_retention_seconds integer, p_batch_size integer)
  RETURNS TABLE(table_name text, deleted bigint)
@@ -65,6 +68,10 @@ BEGIN
   DELETE FROM payment_receipts WHERE order_id = ANY(v_ids);
   GET DIAGNOSTICS v_count = ROW_COUNT;
   table_name := 'payment_receipts'; deleted := v_count; RETURN NEXT;
+
+  -- The receipts' rechecks of these orders (those their receipts' deletion just wrote among them).
+  DELETE FROM receipt_rechecks c
+   WHERE c.id IN (SELECT k.id FROM receipt_rechecks k WHERE k.order_id = ANY(v_ids) FOR UPDATE SKIP LOCKED);
 
   DELETE FROM order_extensions WHERE order_id = ANY(v_ids);
   GET DIAGNOSTICS v_count = ROW_COUNT;

@@ -1,13 +1,15 @@
 /**
  * The retention loop each worker process runs beside the reclaim: every `intervalMs` (at once
- * again when a batch was full) it moves the ledger checkpoint forward (src/db/ledger-checkpoint.ts),
- * then prunes one batch of closed orders past RETENTION_DAYS (only those whose ledger rows the
- * checkpoint counts) and one of event deliveries finished past EVENT_RETENTION_DAYS
- * (src/db/retention.ts). Workers share the work through SKIP LOCKED (the checkpoint: one advancer
- * at a time, the others skip); a failed batch rolls back whole and is tried again on the next tick.
+ * again when a batch was full) it moves the ledger checkpoint forward (src/db/ledger-checkpoint.ts)
+ * and drains the receipts' rechecks (src/db/receipt-rechecks.ts), then prunes one batch of closed
+ * orders past RETENTION_DAYS (only those whose ledger rows the checkpoint counts) and one of event
+ * deliveries finished past EVENT_RETENTION_DAYS (src/db/retention.ts). Workers share the work
+ * through SKIP LOCKED (the checkpoint and the rechecks: one at a time, the others skip); a failed
+ * batch rolls back whole and is tried again on the next tick.
  */
 import type { Logger } from 'pino';
 import { advanceLedgerCheckpoint, checkpointBehind } from './db/ledger-checkpoint';
+import { drainReceiptRechecks, receiptRechecksBehind } from './db/receipt-rechecks';
 import { oldestRetainedAges, pruneClosedOrders, pruneFinishedDeliveries, type PrunedRows } from './db/retention';
 import type { PrismaClient } from '../prisma/generated/client';
 import type { RetentionConfig } from './config';
@@ -19,7 +21,7 @@ export type RetentionLoop = PeriodicLoop;
 export interface RetentionDependencies {
   prisma: PrismaClient;
   config: Omit<RetentionConfig, 'enabled'>;
-  /** False (RETENTION_PRUNE_ENABLED=false): nothing is pruned, the ledger checkpoint still advances. Default true. */
+  /** False (RETENTION_PRUNE_ENABLED=false): nothing is pruned; the ledger checkpoint still advances and the rechecks drain. Default true. */
   prune?: boolean;
   metrics?: WorkerMetrics;
   logger?: Pick<Logger, 'info' | 'warn'>;
@@ -37,6 +39,8 @@ export function startRetentionLoop({ prisma, config, prune = true, metrics, logg
       // Each tick, so the checkpoint trails the ledger by about one tick and the inventory check
       // reads few rows past it; counting a long ledger the first time, at once again.
       const checkpoint = await advanceLedgerCheckpoint(prisma);
+      // Likewise, so the check's receipts' part reads about one tick of changes.
+      const rechecks = await drainReceiptRechecks(prisma);
       const pruned: PrunedRows = prune ? await pruneClosedOrders(prisma, config.retentionSeconds, config.batchSize) : {};
       const deliveries = prune ? await pruneFinishedDeliveries(prisma, config.eventRetentionSeconds, config.batchSize) : 0;
       for (const [table, rows] of Object.entries(pruned)) if (rows > 0) metrics?.retentionPrunedRows.inc({ table }, rows);
@@ -51,7 +55,7 @@ export function startRetentionLoop({ prisma, config, prune = true, metrics, logg
       }
       if (failing) logger?.info('retention: batches succeed again');
       failing = false;
-      return orders >= config.batchSize || deliveries >= config.batchSize || checkpointBehind(checkpoint);
+      return orders >= config.batchSize || deliveries >= config.batchSize || checkpointBehind(checkpoint) || receiptRechecksBehind(rechecks);
     } catch (error) {
       metrics?.retentionFailures.inc();
       // One line per outage, not one per tick.

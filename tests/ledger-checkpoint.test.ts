@@ -15,7 +15,7 @@ import { advanceLedgerCheckpoint, catchUpLedgerCheckpoint } from '../src/db/ledg
 import { pruneClosedOrders } from '../src/db/retention';
 import { startRetentionLoop } from '../src/retention';
 import { addProduct, createTestDatabase, type TestDatabase } from './support/database';
-import { holdOrders, recordReceipt } from './support/due-orders';
+import { holdOrders, settleHeldOrder } from './support/due-orders';
 import { eventually } from './support/wait';
 
 const STOCK = 100_000;
@@ -42,12 +42,7 @@ async function holdOne(skus: [string, string]): Promise<string> {
   return orderId;
 }
 
-/** Closes an order the way the worker does (settle_order: status, ledger rows, counters). */
-async function settle(orderId: string, status: 'PAID' | 'CANCELLED' | 'EXPIRED'): Promise<void> {
-  const paymentId = status === 'PAID' ? `pay-${orderId}` : null;
-  if (paymentId !== null) await recordReceipt(db.prisma, { paymentId, orderId, succeededAt: new Date() });
-  await db.prisma.$executeRaw`SELECT settle_order(${orderId}::uuid, ${status}::"OrderStatus", ${paymentId}::text, ARRAY[]::text[])`;
-}
+const settle = async (orderId: string, status: 'PAID' | 'CANCELLED' | 'EXPIRED') => void (await settleHeldOrder(db.prisma, orderId, status));
 
 const fast = () => checkInventory(db.prisma);
 const full = () => checkInventory(db.prisma, DEFAULTS.reclaimBoundSeconds, { full: true });

@@ -386,7 +386,7 @@ export const FIGURES = {
   historyFeedRatio: historyRatio('the admin feed'),
   historyCheckEmpty: historyCost('the inventory check', 'empty'),
   historyCheckFull: historyCost('the inventory check', 'history'),
-  historyCheckRatio: historyRatio('the inventory check (its receipts join still reads every receipt)', false),
+  historyCheckRatio: historyRatio('the inventory check', false),
   historyPruneOrdersPerSecond: {
     scenario: 'history',
     label: (o) => `history: closed orders pruned per second (${o.pruners} pruners, holds running)`,

@@ -49,3 +49,14 @@ export async function recordReceipt(
     INSERT INTO payment_receipts (payment_id, order_id, amount_cents, currency, succeeded_at)
     VALUES (${receipt.paymentId}, ${receipt.orderId}::uuid, ${receipt.amountCents ?? 2 * DUE_ORDER_PRICE_CENTS}, 'eur', ${receipt.succeededAt})`;
 }
+
+/**
+ * Closes a held order the way the worker does (settle_order: status, ledger rows, counters); a PAID
+ * one with its receipt recorded first (`pay-<orderId>`). Answers the payment id (null unless PAID).
+ */
+export async function settleHeldOrder(prisma: PrismaClient, orderId: string, status: 'PAID' | 'CANCELLED' | 'EXPIRED'): Promise<string | null> {
+  const paymentId = status === 'PAID' ? `pay-${orderId}` : null;
+  if (paymentId !== null) await recordReceipt(prisma, { paymentId, orderId, succeededAt: new Date() });
+  await prisma.$executeRaw`SELECT settle_order(${orderId}::uuid, ${status}::"OrderStatus", ${paymentId}::text, ARRAY[]::text[])`;
+  return paymentId;
+}
