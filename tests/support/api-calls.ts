@@ -77,9 +77,9 @@ export function putProductAsOperator(app: express.Express, sku: string, body: Re
   return timed(() => request(app).put(`/admin/products/${sku}`).set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}`).send(body));
 }
 
-/** The answer, once its status is the one expected. */
+/** The answer, once its status is the one expected (a failure shows the body too). */
 export function withStatus(status: number, answer: HttpAnswer): HttpAnswer {
-  expect(answer.status).toBe(status);
+  if (answer.status !== status) throw new Error(`expected HTTP ${status}, got ${answer.status}: ${JSON.stringify(answer.body)}`);
   return answer;
 }
 

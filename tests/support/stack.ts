@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
 import express from 'express';
 import { createApp } from '../../src/api/app';
 import type { CheckoutService } from '../../src/api/checkout';
@@ -145,7 +145,13 @@ export async function startWorker(
   db: TestDatabase,
   taskQueue: string,
   reclaim: ReclaimConfig = TEST_RECLAIM,
-  options: { maxPaymentWindowSeconds?: number; orderEvents?: TestOrderEvents; maxOpenOrdersPerCustomer?: number } = {},
+  options: {
+    maxPaymentWindowSeconds?: number;
+    orderEvents?: TestOrderEvents;
+    maxOpenOrdersPerCustomer?: number;
+    /** Another build of the workflows (a change being shipped); the suite's bundle by default. */
+    workflowBundle?: WorkerOptions['workflowBundle'];
+  } = {},
 ): Promise<RunningWorker> {
   const { orderEvents, ...workerOptions } = options;
   const eventEndpoints = orderEvents?.endpoints ?? [];
@@ -154,9 +160,9 @@ export async function startWorker(
     namespace: env.namespace ?? 'default',
     taskQueue,
     prisma: db.prisma,
-    workflowBundle: workflowBundle(),
     eventEndpoints,
     ...workerOptions,
+    workflowBundle: workerOptions.workflowBundle ?? workflowBundle(),
   });
   const running = worker.run();
   // As runWorker does: /readyz counts this worker alive by its heartbeat, written on a connection of its own.
