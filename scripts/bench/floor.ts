@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createFloorActivities, type ReleaseSink } from './floor-activities';
 import { floorOrderWorkflow, heldUpdate } from './floor-workflows';
 import type { ScenarioContext } from './context';
@@ -42,11 +42,23 @@ function quietRuntime(): void {
   runtimeInstalled = true;
 }
 
+let floorBundle: Promise<WorkflowBundle> | undefined;
+
+/**
+ * The floor's workflows bundled once per bench: every floor engine (two per floor run, one beside
+ * each throughput run) would otherwise run webpack again, seconds of CPU inside the measured window.
+ */
+function floorWorkflowBundle(): Promise<WorkflowBundle> {
+  floorBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('./floor-workflows'), logger: new DefaultLogger('WARN') });
+  return floorBundle;
+}
+
 /** A worker and a client of the floor's own, on a task queue of its own; closed after `fn`. */
 async function withFloorEngine<T>(temporalAddress: string, fn: (engine: FloorEngine) => Promise<T>): Promise<T> {
   const taskQueue = `bench-floor-${randomUUID().slice(0, 8)}`;
   const sink: ReleaseSink = { lagsMs: [] };
   quietRuntime();
+  const workflowBundle = await floorWorkflowBundle();
   const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
   const connection = await Connection.connect({ address: temporalAddress });
   try {
@@ -54,7 +66,7 @@ async function withFloorEngine<T>(temporalAddress: string, fn: (engine: FloorEng
       connection: nativeConnection,
       namespace: 'default',
       taskQueue,
-      workflowsPath: require.resolve('./floor-workflows'),
+      workflowBundle,
       activities: createFloorActivities(sink),
     });
     const client = new Client({ connection, namespace: 'default' });

@@ -139,7 +139,8 @@ const HELP = `npm run bench -- [options]
   --approach-orders <n>    orders of the workload, the same for each approach (default 20000; smoke 40)
   --approach-rate <n>      orders placed per second (default 20; smoke 20)
   --time-scale <n>         real seconds per bench second: windows of 5 and 30 min, the 60 s cron and
-                           the 1 s polling period are divided by it (default 60; smoke 100)
+                           the 1 s polling period are divided by it (default 60; smoke 200: windows
+                           of 2 and 9 s, the kill after the placing, while the first orders fall due)
   --outage <s>             seconds the SIGKILLed consumer or worker stays down (default 5; smoke 1)
   --amqp-url <url>         RabbitMQ ($BENCH_AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
   --redis-url <url>        Redis ($BENCH_REDIS_URL or redis://127.0.0.1:6379)
@@ -287,7 +288,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     ],
     approachOrders: pick(values['approach-orders'], 20_000, 40),
     approachRate: pick(values['approach-rate'], 20, 20, z.coerce.number().positive()),
-    timeScale: pick(values['time-scale'], 60, 100, z.coerce.number().positive()),
+    timeScale: pick(values['time-scale'], 60, 200, z.coerce.number().positive()),
     outage: pick(values.outage, 5, 1, z.coerce.number().min(0)),
     amqpUrl: values['amqp-url'] ?? env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
     redisUrl: values['redis-url'] ?? env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',

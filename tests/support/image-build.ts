@@ -5,7 +5,7 @@
  * that context or an earlier stage and its RUN lines run with only the stage's ENV.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -118,6 +118,11 @@ export interface ImageBuildOptions {
   root: string;
   /** Scratch directory for the stages and the package cache. */
   outDir: string;
+  /**
+   * An npm cache (`npm config get cache`) to start the build's own cache from, read-only; without
+   * it the build's cache starts empty, as a fresh Docker builder's does.
+   */
+  seedNpmCache?: string;
   /** Called before each RUN, e.g. to log progress. */
   onRun?: (stage: string, command: string) => void;
 }
@@ -127,11 +132,12 @@ export interface ImageBuildOptions {
  * here can observe; any other instruction this does not know fails the build, so the Dockerfile
  * cannot outgrow what is checked.
  */
-export async function buildImage({ root, outDir, onRun }: ImageBuildOptions): Promise<ImageBuild> {
+export async function buildImage({ root, outDir, seedNpmCache, onRun }: ImageBuildOptions): Promise<ImageBuild> {
   const contextFiles = buildContextFiles(root);
   const stages: Stage[] = [];
-  // One package cache for every stage: like a fresh Docker builder, it starts empty.
+  // One package cache for every stage, the build's own: a stage may clean it (`npm cache clean`).
   const npmCache = path.join(outDir, 'npm-cache');
+  const seeded = seedNpmCache !== undefined && seedCache(seedNpmCache, npmCache);
   const home = path.join(outDir, 'home');
   mkdirSync(home, { recursive: true });
   // The image's PATH has no node_modules/.bin of the repository; `npm run` adds the stage's own.
@@ -165,7 +171,17 @@ export async function buildImage({ root, outDir, onRun }: ImageBuildOptions): Pr
         stage.commands.push(args);
         await run('/bin/sh', ['-c', args], {
           cwd: stage.dir,
-          env: { PATH, HOME: home, ...networkSettings(), npm_config_cache: npmCache, ...stage.env },
+          env: {
+            PATH,
+            HOME: home,
+            ...networkSettings(),
+            npm_config_cache: npmCache,
+            // From a seeded cache: what it holds is used without asking the registry whether it
+            // changed; `npm ci` still checks every tarball against the lockfile's integrity, and
+            // fetches what the cache lacks.
+            ...(seeded && { npm_config_prefer_offline: 'true' }),
+            ...stage.env,
+          },
           maxBuffer: 64 * 1024 * 1024,
         });
         break;
@@ -180,6 +196,36 @@ export async function buildImage({ root, outDir, onRun }: ImageBuildOptions): Pr
   const image = stages[stages.length - 1];
   if (!image) throw new Error('the Dockerfile has no stage');
   return { contextFiles, stages, image };
+}
+
+/**
+ * Starts the build's npm cache from `from` (a cache directory, holding `_cacache`): its content
+ * files, which npm never changes once written, as hard links (copies across file systems), its
+ * index as copies, since npm appends to an index file in place. Answers whether there was a cache.
+ */
+function seedCache(from: string, to: string): boolean {
+  const source = path.join(from, '_cacache');
+  if (!existsSync(path.join(source, 'index-v5'))) return false;
+  const walk = (relativeDir: string, place: (file: string, target: string) => void): void => {
+    for (const entry of readdirSync(path.join(source, relativeDir), { withFileTypes: true })) {
+      const relative = path.join(relativeDir, entry.name);
+      if (entry.isDirectory()) walk(relative, place);
+      else if (entry.isFile()) {
+        const target = path.join(to, '_cacache', relative);
+        mkdirSync(path.dirname(target), { recursive: true });
+        place(path.join(source, relative), target);
+      }
+    }
+  };
+  walk('index-v5', copyFileSync);
+  walk('content-v2', (file, target) => {
+    try {
+      linkSync(file, target);
+    } catch {
+      copyFileSync(file, target);
+    }
+  });
+  return true;
 }
 
 /** How this machine reaches the registry (a proxy, a mirror) is not the image's business, but the build needs it. */

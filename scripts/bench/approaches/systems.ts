@@ -389,8 +389,8 @@ async function stackSystem(o: SystemOptions): Promise<ApproachSystem> {
     await addBenchProducts(stack.databaseUrl, o.skus);
     const webhookSecret = stack.webhookSecret;
     const temporalAddress = stack.temporalAddress;
-    const { killWorker, restartWorker } = stack;
-    if (!webhookSecret || !temporalAddress || !killWorker || !restartWorker) throw new Error('the approaches need a stack the bench starts');
+    const { killWorker, restartWorker, stopApiAndWorkers } = stack;
+    if (!webhookSecret || !temporalAddress || !killWorker || !restartWorker || !stopApiAndWorkers) throw new Error('the approaches need a stack the bench starts');
     const post = (path: string, headers: Record<string, string>, body: string) =>
       fetch(`${stack.apiUrl}${path}`, { method: 'POST', headers, body, signal: AbortSignal.timeout(60_000) });
     const placeOrder = async (customerId: string, items: PlannedOrder['items'], windowSeconds: number) => {
@@ -475,8 +475,9 @@ async function stackSystem(o: SystemOptions): Promise<ApproachSystem> {
         );
       },
       counters: () => undefined,
-      // Backends flush their statistics at most every 10 s when idle (PGSTAT_IDLE_INTERVAL).
-      quiesce: () => new Promise((r) => setTimeout(r, 11_000)),
+      // As the consumers' quiesce: what used the database stops, so its statistics are complete
+      // (an idle backend would write them only within 10 s, PGSTAT_IDLE_INTERVAL).
+      quiesce: stopApiAndWorkers,
       died: () => died,
       async stop() {
         await connection.close().catch(() => undefined);
