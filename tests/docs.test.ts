@@ -117,4 +117,43 @@ describe('the repository stands on its own', () => {
 
     expect(broken).toEqual([]);
   });
+
+  test('every #anchor in a Markdown link names a heading of the file it points at', () => {
+    const markdown = tracked.filter((file) => file.endsWith('.md'));
+    const broken = markdown.flatMap((file) =>
+      [...(textOf(file) ?? '').matchAll(/\]\(([^)\s]*#[^)\s]+)\)/g)]
+        .map((m) => m[1] ?? '')
+        .filter((target) => !/^[a-z]+:/i.test(target))
+        .filter((target) => {
+          const [targetFile = '', anchor = ''] = target.split('#');
+          const linked = targetFile === '' ? file : path.relative(ROOT, path.resolve(ROOT, path.dirname(file), targetFile));
+          return markdown.includes(linked) && !headingAnchors(textOf(linked) ?? '').has(anchor);
+        })
+        .map((target) => `${file} → ${target}`),
+    );
+
+    expect(broken).toEqual([]);
+  });
 });
+
+/**
+ * The anchors GitHub gives a file's headings: the text without its Markdown, lowercased, every
+ * character but letters, digits, spaces, hyphens and underscores dropped, spaces made hyphens; a
+ * repeated anchor gets -1, -2, ...
+ */
+function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  let inFence = false;
+  for (const line of markdown.split('\n')) {
+    if (/^(```|~~~)/.test(line)) inFence = !inFence;
+    const heading = inFence ? null : /^#{1,6} (.+)$/.exec(line);
+    if (!heading?.[1]) continue;
+    const text = heading[1].replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*]/g, '');
+    const anchor = text.trim().toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const times = seen.get(anchor) ?? 0;
+    seen.set(anchor, times + 1);
+    anchors.add(times === 0 ? anchor : `${anchor}-${times}`);
+  }
+  return anchors;
+}
